@@ -1,0 +1,191 @@
+"""PipelineTask: runs one pipeline from StartFrame to its end, with every wait bounded."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from phonewire.events import EventEmitter
+from phonewire.frames import (
+    CancelFrame,
+    CancelTaskFrame,
+    EndFrame,
+    EndTaskFrame,
+    ErrorFrame,
+    Frame,
+    FrameDirection,
+    StartFrame,
+)
+from phonewire.pipeline.pipeline import _Edge
+from phonewire.processors.frame_processor import FrameProcessor, FrameProcessorSetup
+
+__all__ = ["PipelineParams", "PipelineTask"]
+
+logger = logging.getLogger("phonewire.pipeline")
+
+
+@dataclass(slots=True)
+class PipelineParams:
+    """Pipeline-wide settings.
+
+    Sample rates of None mean "whatever the transport's wire rate is": for an 8 kHz phone
+    call the pipeline then runs at 8 kHz with no resampling at all, the cheapest and
+    lowest-latency choice. Set 16000 when your STT wants it.
+    """
+
+    audio_in_sample_rate: int | None = None
+    audio_out_sample_rate: int | None = None
+    allow_interruptions: bool = True
+    enable_metrics: bool = False
+    #: How long a CancelFrame may take to reach the end of the pipeline.
+    cancel_timeout_secs: float = 5.0
+    #: Safety net for a graceful end: the transport bounds its own audio drain, this
+    #: bounds everything else (a processor stuck on a dead service).
+    end_timeout_secs: float = 60.0
+    #: Per-processor cleanup bound.
+    cleanup_timeout_secs: float = 5.0
+
+
+class PipelineTask(EventEmitter):
+    """Owns a pipeline run. ``queue_frame(s)`` feed it, ``end()`` finishes it gracefully
+    (queued audio plays out), ``cancel()`` stops it now. Neither waits: they return at once
+    so they are safe to call from event handlers that the pipeline's own cleanup awaits.
+
+    Events: ``on_pipeline_started(task)``, ``on_pipeline_finished(task)``,
+    ``on_pipeline_error(task, error_frame)``.
+    """
+
+    def __init__(self, pipeline: FrameProcessor, params: PipelineParams | None = None) -> None:
+        super().__init__()
+        self.pipeline = pipeline
+        self.params = params or PipelineParams()
+        self._source = _Edge(self._from_pipeline_upstream, name="PipelineTask::source")
+        self._sink = _Edge(self._from_pipeline_downstream, name="PipelineTask::sink")
+        self._source.link(pipeline)
+        pipeline.link(self._sink)
+        self._started = False
+        self._pending: list[Frame] = []
+        self._finished = asyncio.Event()
+        self._cancel_requested = asyncio.Event()
+        self._end_deadline: float | None = None
+        self._ran = False
+        self._done = False
+        for name in ("on_pipeline_started", "on_pipeline_finished", "on_pipeline_error"):
+            self._register_event_handler(name)
+
+    # --- control -----------------------------------------------------------------------
+
+    async def queue_frame(self, frame: Frame) -> None:
+        if isinstance(frame, CancelFrame):
+            await self.cancel()
+            return
+        if isinstance(frame, EndFrame):
+            self._end_deadline = time.monotonic() + self.params.end_timeout_secs
+        if not self._started:
+            self._pending.append(frame)
+            return
+        await self._source.push_frame(frame, FrameDirection.DOWNSTREAM)
+
+    async def queue_frames(self, frames: Iterable[Frame]) -> None:
+        for frame in frames:
+            await self.queue_frame(frame)
+
+    async def end(self, reason: str | None = None) -> None:
+        """Finish gracefully: an EndFrame follows everything already queued."""
+        await self.queue_frame(EndFrame(reason=reason))
+
+    stop_when_done = end
+
+    async def cancel(self, reason: str | None = None) -> None:
+        """Stop now. Returns at once; ``run()`` finishes within ``cancel_timeout_secs``."""
+        self._cancel_reason = reason
+        self._cancel_requested.set()
+
+    def has_finished(self) -> bool:
+        return self._done
+
+    # --- running -----------------------------------------------------------------------
+
+    async def run(self) -> None:
+        if self._ran:
+            raise RuntimeError("a PipelineTask runs once; build a new one per call")
+        self._ran = True
+        try:
+            await self.pipeline.setup(FrameProcessorSetup(clock=time.monotonic))
+            await self._start()
+            await self._wait_for_end()
+        finally:
+            await self._cleanup()
+
+    async def _start(self) -> None:
+        p = self.params
+        start = StartFrame(
+            audio_in_sample_rate=p.audio_in_sample_rate,
+            audio_out_sample_rate=p.audio_out_sample_rate,
+            allow_interruptions=p.allow_interruptions,
+            enable_metrics=p.enable_metrics,
+        )
+        await self._source.push_frame(start, FrameDirection.DOWNSTREAM)
+        self._started = True
+        self._call_event_handler("on_pipeline_started")
+        pending, self._pending = self._pending, []
+        for frame in pending:
+            await self._source.push_frame(frame, FrameDirection.DOWNSTREAM)
+
+    async def _wait_for_end(self) -> None:
+        finished = asyncio.ensure_future(self._finished.wait())
+        cancel = asyncio.ensure_future(self._cancel_requested.wait())
+        try:
+            while not self._finished.is_set():
+                timeout = None if self._end_deadline is None else max(0.0, self._end_deadline - time.monotonic())
+                await asyncio.wait({finished, cancel}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+                if self._finished.is_set():
+                    break
+                if not self._cancel_requested.is_set():
+                    if self._end_deadline is None or time.monotonic() < self._end_deadline:
+                        continue
+                    logger.warning("- pipeline did not end within %.1fs: cancelling", self.params.end_timeout_secs)
+                await self._send_cancel()
+                break
+        finally:
+            for f in (finished, cancel):
+                f.cancel()
+
+    async def _send_cancel(self) -> None:
+        reason = getattr(self, "_cancel_reason", None)
+        try:
+            async with asyncio.timeout(self.params.cancel_timeout_secs):
+                await self._source.push_frame(CancelFrame(reason=reason), FrameDirection.DOWNSTREAM)
+                await self._finished.wait()
+        except TimeoutError:
+            logger.error("- CancelFrame did not reach the end within %.1fs", self.params.cancel_timeout_secs)
+
+    async def _cleanup(self) -> None:
+        try:
+            async with asyncio.timeout(self.params.cleanup_timeout_secs * 2):
+                await self.pipeline.cleanup()
+        except TimeoutError:
+            logger.error("- pipeline cleanup exceeded %.1fs", self.params.cleanup_timeout_secs * 2)
+        self._done = True
+        self._call_event_handler("on_pipeline_finished")
+        await self.cleanup_event_handlers(self.params.cleanup_timeout_secs)
+
+    # --- frames leaving the pipeline ---------------------------------------------------
+
+    async def _from_pipeline_downstream(self, frame: Frame, direction: FrameDirection) -> None:
+        if isinstance(frame, EndFrame | CancelFrame):
+            self._finished.set()
+
+    async def _from_pipeline_upstream(self, frame: Frame, direction: FrameDirection) -> None:
+        if isinstance(frame, EndTaskFrame):
+            await self.end(frame.reason)
+        elif isinstance(frame, CancelTaskFrame):
+            await self.cancel(frame.reason)
+        elif isinstance(frame, ErrorFrame):
+            self._call_event_handler("on_pipeline_error", frame)
+            if frame.fatal:
+                logger.error("! fatal error, cancelling: %s", frame.error)
+                await self.cancel(frame.error)

@@ -1,0 +1,262 @@
+"""The contract every provider serializer keeps.
+
+A serializer is sans-I/O: it turns one inbound WebSocket message into frames and protocol
+events, and turns outbound audio and commands into messages. It never touches a socket,
+never sleeps, never calls a REST API (it *describes* a hang-up as a ``HangupRequest``; a
+small client in ``phonewire.telephony.hangup`` performs it), and never resamples: audio
+crosses this boundary as 16-bit PCM at the *wire* rate, and the transport resamples once
+per direction between the wire rate and the pipeline rate.
+
+Bad input raises ``RemoteProtocolError`` and nothing else; the transport logs it, counts
+it and carries on with the next message.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any, ClassVar
+
+from phonewire.exceptions import LocalProtocolError
+from phonewire.frames import (
+    CancelFrame,
+    EndFrame,
+    Frame,
+    InterruptionFrame,
+    OutputAudioRawFrame,
+    OutputDTMFFrame,
+    OutputDTMFUrgentFrame,
+    OutputTransportMessageFrame,
+    OutputTransportMessageUrgentFrame,
+)
+
+__all__ = [
+    "CallInfo",
+    "ClearAcknowledged",
+    "FrameSerializer",
+    "HangupOutcome",
+    "HangupRequest",
+    "MediaFormat",
+    "Message",
+    "PacketPolicy",
+    "PlaybackMarkReached",
+    "ProviderError",
+    "SerializerEvent",
+    "StreamStarted",
+    "StreamStopped",
+]
+
+Message = str | bytes
+
+
+@dataclass(frozen=True, slots=True)
+class MediaFormat:
+    """Audio on the wire. ``encoding`` is one of "mulaw", "alaw", "l16" (little-endian)."""
+
+    encoding: str
+    sample_rate: int
+    channels: int = 1
+
+    @property
+    def bytes_per_sample(self) -> int:
+        return 2 if self.encoding == "l16" else 1
+
+    def bytes_for_ms(self, ms: float) -> int:
+        return int(self.sample_rate * ms / 1000) * self.bytes_per_sample * self.channels
+
+
+@dataclass(frozen=True, slots=True)
+class CallInfo:
+    """What the provider's handshake told us about the call."""
+
+    provider: str
+    call_id: str | None
+    stream_id: str | None
+    media_format: MediaFormat
+    account_id: str | None = None
+    from_number: str | None = None
+    to_number: str | None = None
+    custom_parameters: dict[str, str] = field(default_factory=dict)
+    # The raw start message, kept for users who need a field we do not model.
+    start_message: dict[str, Any] | None = field(default=None, repr=False, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class PacketPolicy:
+    """How outbound audio must be cut into messages, in *encoded* bytes.
+
+    ``packet_bytes`` is the size of a normal packet. ``multiple_of`` forces every packet
+    (including the tail) to a multiple of that many bytes, padding with silence;
+    ``exact`` forces every packet to exactly ``packet_bytes`` (Vonage).
+    """
+
+    packet_bytes: int
+    multiple_of: int = 1
+    exact: bool = False
+
+
+# --- events a serializer reports besides frames ----------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class StreamStarted:
+    info: CallInfo
+
+
+@dataclass(frozen=True, slots=True)
+class StreamStopped:
+    """The provider ended the stream (Twilio/Telnyx/Exotel ``stop``)."""
+
+    reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PlaybackMarkReached:
+    """The provider says audio up to the mark called ``name`` has played (or was cleared)."""
+
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class ClearAcknowledged:
+    """The provider confirmed a clear (Plivo ``clearedAudio``, Vonage ``websocket:cleared``)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderError:
+    code: str | int | None
+    title: str
+    detail: str = ""
+
+
+SerializerEvent = StreamStarted | StreamStopped | PlaybackMarkReached | ClearAcknowledged | ProviderError
+
+
+# --- hang-up ---------------------------------------------------------------------------
+
+
+class HangupOutcome(Enum):
+    DONE = "done"
+    ALREADY_ENDED = "already_ended"  # counts as success
+    RETRY = "retry"  # 429 / 5xx / transport error: one retry is allowed
+    FAILED = "failed"  # 4xx: retrying will not help
+
+
+def _default_interpret(status: int, body: bytes) -> HangupOutcome:
+    if 200 <= status < 300:
+        return HangupOutcome.DONE
+    if status == 429 or status >= 500:
+        return HangupOutcome.RETRY
+    return HangupOutcome.FAILED
+
+
+@dataclass(frozen=True, slots=True)
+class HangupRequest:
+    """A REST request that ends the call, described, not performed."""
+
+    method: str
+    url: str
+    headers: dict[str, str] = field(default_factory=dict, repr=False)
+    form: dict[str, str] | None = None
+    json: Any = None
+    interpret: Callable[[int, bytes], HangupOutcome] = field(default=_default_interpret, repr=False)
+
+
+# --- the serializer --------------------------------------------------------------------
+
+
+class FrameSerializer(ABC):
+    """Base class of provider serializers. Subclasses set ``provider`` and implement the
+    abstract methods; the generic ``serialize`` keeps code written for the anchor working."""
+
+    provider: ClassVar[str] = "generic"
+    #: True when the provider echoes marks/checkpoints/notifies after playback.
+    supports_playback_acks: ClassVar[bool] = False
+    #: True when the provider can play DTMF digits into the call.
+    supports_dtmf_out: ClassVar[bool] = False
+
+    @property
+    @abstractmethod
+    def input_format(self) -> MediaFormat:
+        """Format of audio the provider sends us."""
+
+    @property
+    @abstractmethod
+    def output_format(self) -> MediaFormat:
+        """Format of audio we must send the provider."""
+
+    @property
+    def packet_policy(self) -> PacketPolicy:
+        """Default: 20 ms packets, the phone network's own framing."""
+        return PacketPolicy(packet_bytes=self.output_format.bytes_for_ms(20))
+
+    @property
+    def silence_byte(self) -> int:
+        enc = self.output_format.encoding
+        return 0xFF if enc == "mulaw" else 0xD5 if enc == "alaw" else 0x00
+
+    @abstractmethod
+    def deserialize(self, data: Message) -> list[Frame | SerializerEvent]:
+        """Parse one inbound message. Raises ``RemoteProtocolError`` on bad input."""
+
+    @abstractmethod
+    def encode_audio(self, pcm: bytes) -> list[Message]:
+        """Wrap one packet of 16-bit PCM at ``output_format.sample_rate`` for the wire."""
+
+    def encode_wire(self, pcm: bytes) -> bytes:
+        """PCM16 at the output rate -> bytes in the wire encoding (no envelope)."""
+        from phonewire.audio.g711 import pcm_to_alaw, pcm_to_ulaw
+
+        encoding = self.output_format.encoding
+        if encoding == "mulaw":
+            return pcm_to_ulaw(pcm)
+        if encoding == "alaw":
+            return pcm_to_alaw(pcm)
+        return pcm
+
+    def encode_raw_audio(self, payload: bytes) -> list[Message]:
+        """Wrap one packet that is already in the wire encoding (used with WAV headers)."""
+        raise LocalProtocolError(f"{self.provider} cannot send pre-encoded audio")
+
+    @abstractmethod
+    def encode_clear(self) -> list[Message]:
+        """Ask the provider to drop audio it has buffered but not yet played."""
+
+    def encode_mark(self, name: str) -> list[Message]:
+        """Ask for an acknowledgement when audio sent so far has played."""
+        return []
+
+    def encode_message(self, message: Any) -> list[Message]:
+        """A transport message from the bot (JSON-able dicts, or text)."""
+        import json
+
+        return [message if isinstance(message, str) else json.dumps(message, separators=(",", ":"))]
+
+    def encode_dtmf(self, digits: str) -> list[Message]:
+        raise LocalProtocolError(f"{self.provider} has no outbound DTMF over the media stream")
+
+    def hangup_request(self) -> HangupRequest | None:
+        """The REST request that ends this call, or None when hang-up is off or impossible."""
+        return None
+
+    @property
+    def hangup_skip_reason(self) -> str | None:
+        """Why ``hangup_request`` returns None (logged once by the transport)."""
+        return None
+
+    # Compatibility with code written against the anchor's serializer API. The transport
+    # itself uses the encode_* methods.
+    def serialize(self, frame: Frame) -> list[Message]:
+        if isinstance(frame, OutputAudioRawFrame):
+            return self.encode_audio(frame.audio)
+        if isinstance(frame, InterruptionFrame):
+            return self.encode_clear()
+        if isinstance(frame, OutputTransportMessageFrame | OutputTransportMessageUrgentFrame):
+            return self.encode_message(frame.message)
+        if isinstance(frame, OutputDTMFFrame | OutputDTMFUrgentFrame):
+            return self.encode_dtmf(frame.digits)
+        if isinstance(frame, EndFrame | CancelFrame):
+            return []
+        return []

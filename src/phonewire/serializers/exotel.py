@@ -1,0 +1,279 @@
+"""Exotel AgentStream: the Voicebot (bidirectional) and Stream (one-way) applets.
+
+Wire facts this module relies on (developer.exotel.com/docs/agentstream/websocket-protocol):
+every message is a JSON text frame in snake_case and every number in it is a *string*
+(``sequence_number``, ``chunk``, ``timestamp``, ``sample_rate``, ``duration``); audio is base64
+16-bit signed little-endian mono PCM ("audio/x-raw") at 8000 Hz by default, 16000 or 24000 Hz
+when the stream URL asks for it, and arrives about every 100 ms. The Beta extension guide also
+offers μ-law 8 kHz ("audio/x-mulaw"), accepted here when ``start.media_format`` declares it.
+Outbound ``media`` chunks must be multiples of 320 bytes, at least 3200 bytes and at most 100 KB;
+a ``mark`` we send is echoed once the audio before it has played; ``clear`` drops queued audio.
+``stop.reason`` is ``stopped`` (the applet ended) or ``callended`` (the caller hung up). There is
+no REST hang-up for a stream: the call ends when the flow moves past the applet.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any, ClassVar
+from urllib.parse import parse_qsl
+
+from phonewire.audio.g711 import pcm_to_ulaw, ulaw_to_pcm
+from phonewire.exceptions import CodecError, ConfigurationError, LocalProtocolError, RemoteProtocolError
+from phonewire.frames import Frame, InputAudioRawFrame, InputDTMFFrame
+from phonewire.serializers._json import b64decode, b64encode, field, load_object, optional_str
+from phonewire.serializers._wire_values import count, keypad, media_type, preview, text_params
+from phonewire.serializers.base import (
+    CallInfo,
+    FrameSerializer,
+    MediaFormat,
+    Message,
+    PacketPolicy,
+    PlaybackMarkReached,
+    SerializerEvent,
+    StreamStarted,
+    StreamStopped,
+)
+
+__all__ = ["ExotelFrameSerializer", "parse_exotel_start"]
+
+PROVIDER = "exotel"
+DEFAULT_FORMAT = MediaFormat("l16", 8000, 1)
+#: Rates the stream URL's ``sample-rate`` query parameter may select, per encoding.
+SUPPORTED_RATES = {"l16": (8000, 16000, 24000), "mulaw": (8000,)}
+_ENCODINGS = {"audio/x-raw": "l16", "audio/l16": "l16", "slin": "l16", "audio/x-mulaw": "mulaw"}
+_BITS = {"l16": 16, "mulaw": 8}
+
+# Exotel's outbound chunk rules, in bytes (see ``packet_policy`` for the arithmetic).
+CHUNK_MULTIPLE = 320
+CHUNK_MIN = 3200
+CHUNK_MAX = 100_000 // CHUNK_MULTIPLE * CHUNK_MULTIPLE  # 99 840 B: "100 KB" read conservatively
+_OUTBOUND_EVENTS = frozenset({"media", "mark", "clear"})
+
+
+def parse_exotel_start(msg: dict[str, Any]) -> CallInfo:
+    """Turn Exotel's ``start`` message into a CallInfo (raises RemoteProtocolError)."""
+    start = field(msg, "start", dict, PROVIDER)
+    stream_sid = optional_str(start, "stream_sid") or optional_str(msg, "stream_sid")
+    if not stream_sid:
+        raise RemoteProtocolError("exotel: start without stream_sid")
+    return CallInfo(
+        provider=PROVIDER,
+        call_id=optional_str(start, "call_sid"),
+        stream_id=stream_sid,
+        media_format=exotel_media_format(start.get("media_format")),
+        account_id=optional_str(start, "account_sid"),
+        from_number=optional_str(start, "from"),
+        to_number=optional_str(start, "to"),
+        custom_parameters=_custom_parameters(start.get("custom_parameters")),
+        start_message=msg,
+    )
+
+
+def _custom_parameters(raw: Any) -> dict[str, str]:
+    # Documented as an object; a query-string spelling ("k1=v1&k2=v2") is accepted defensively
+    # because the values come from the stream URL's query.
+    if isinstance(raw, str):
+        return dict(parse_qsl(raw, keep_blank_values=True))
+    return text_params(raw, PROVIDER)
+
+
+def exotel_media_format(fmt: Any) -> MediaFormat:
+    """``start.media_format`` -> MediaFormat; absent means the documented default (PCM 8 kHz)."""
+    if fmt is None:
+        return DEFAULT_FORMAT
+    if not isinstance(fmt, dict):
+        raise RemoteProtocolError("exotel: media_format is not an object")
+    declared = fmt.get("encoding", "audio/x-raw")
+    if not isinstance(declared, str):
+        raise RemoteProtocolError("exotel: media_format.encoding is not a string")
+    mime, type_params = media_type(declared)
+    encoding = _ENCODINGS.get(mime)
+    if encoding is None:
+        raise RemoteProtocolError(f"exotel: unsupported encoding {preview(declared, 24)}")
+    rate_field = fmt.get("sample_rate")
+    if rate_field is None:
+        rate_field = type_params.get("rate", "8000")
+    rate = count(rate_field)
+    if rate not in SUPPORTED_RATES[encoding]:
+        raise RemoteProtocolError(f"exotel: unsupported sample_rate {preview(rate_field)} for {encoding}")
+    bits = fmt.get("bit_rate")  # Exotel's name for bits per sample
+    if bits is not None and count(bits) != _BITS[encoding]:
+        raise RemoteProtocolError(f"exotel: unsupported bit_rate {preview(bits)} for {encoding}")
+    if fmt.get("channels", 1) not in (1, "1"):
+        raise RemoteProtocolError("exotel: only mono streams are supported")
+    return MediaFormat(encoding, rate, 1)
+
+
+class ExotelFrameSerializer(FrameSerializer):
+    """Serializer for one Exotel Voicebot (or Stream) applet session.
+
+    Args:
+        stream_sid: the stream's ``stream_sid`` from the ``start`` message.
+        call_sid: the call's ``call_sid`` (informational; Exotel has no hang-up API for streams).
+        params: ``ExotelFrameSerializer.InputParams``.
+        media_format: the wire format from ``CallInfo.media_format``; defaults to PCM at
+            ``params.exotel_sample_rate``. A ``start`` message seen later wins over both.
+    """
+
+    provider: ClassVar[str] = PROVIDER
+    supports_playback_acks: ClassVar[bool] = True
+    supports_dtmf_out: ClassVar[bool] = False
+
+    @dataclass(frozen=True, slots=True, kw_only=True)
+    class InputParams:
+        #: Wire rate when no media_format is given: 8000 (default), 16000 or 24000.
+        exotel_sample_rate: int = 8000
+        #: Pipeline input rate override, kept for code written against the anchor; the
+        #: transport's ``audio_in_sample_rate`` is the preferred knob.
+        sample_rate: int | None = None
+
+    def __init__(
+        self,
+        stream_sid: str,
+        call_sid: str | None = None,
+        params: InputParams | None = None,
+        *,
+        media_format: MediaFormat | None = None,
+    ) -> None:
+        self.params = params or self.InputParams()
+        fmt = media_format or MediaFormat("l16", self.params.exotel_sample_rate, 1)
+        if fmt.channels != 1 or fmt.sample_rate not in SUPPORTED_RATES.get(fmt.encoding, ()):
+            raise ConfigurationError(f"Exotel streams carry PCM at 8/16/24 kHz or μ-law at 8 kHz, not {fmt}")
+        self.stream_sid = stream_sid
+        self.call_sid = call_sid
+        self._format = fmt
+        self._prefix = '{"event":"media","stream_sid":' + json.dumps(stream_sid) + ',"media":{"payload":"'
+        self._clear = json.dumps({"event": "clear", "stream_sid": stream_sid}, separators=(",", ":"))
+        self.started = False
+
+    def __repr__(self) -> str:
+        return f"ExotelFrameSerializer(stream_sid={self.stream_sid!r}, call_sid={self.call_sid!r}, format={self._format})"
+
+    @property
+    def input_format(self) -> MediaFormat:
+        return self._format
+
+    @property
+    def output_format(self) -> MediaFormat:
+        return self._format
+
+    @property
+    def packet_policy(self) -> PacketPolicy:
+        # Exotel states its chunk rules in bytes: a multiple of 320 B, at least 3200 B ("100 ms"),
+        # at most 100 KB. 320 B is 20 ms of 16-bit PCM at 8 kHz, but 3200 B is 100 ms only at
+        # 16 kHz: at the default 8 kHz it is 200 ms. We aim for 100 ms of audio, round up to a
+        # multiple of 320 B and never go under 3200 B:
+        #   PCM  8 kHz: 1600 B -> 3200 B (200 ms)   PCM 16 kHz: 3200 B (100 ms)
+        #   PCM 24 kHz: 4800 B (100 ms)             μ-law 8 kHz: 800 B -> 3200 B (400 ms)
+        # The last chunk of an utterance is padded with silence to a multiple of 320 B only; it can
+        # be shorter than 3200 B, which matters little as nothing follows it until the next turn.
+        wanted = self._format.bytes_for_ms(100)
+        rounded = -(-wanted // CHUNK_MULTIPLE) * CHUNK_MULTIPLE
+        return PacketPolicy(packet_bytes=max(CHUNK_MIN, rounded), multiple_of=CHUNK_MULTIPLE)
+
+    # --- inbound -----------------------------------------------------------------------
+
+    def deserialize(self, data: Message) -> list[Frame | SerializerEvent]:
+        msg = load_object(data, PROVIDER)
+        event = msg.get("event")
+        handler = self._handlers.get(event) if isinstance(event, str) else None
+        if handler is None:
+            raise RemoteProtocolError(f"exotel: unknown event {preview(event, 40)}")
+        return handler(self, msg)
+
+    def _on_connected(self, msg: dict[str, Any]) -> list[Frame | SerializerEvent]:
+        return []
+
+    def _on_start(self, msg: dict[str, Any]) -> list[Frame | SerializerEvent]:
+        info = parse_exotel_start(msg)
+        if info.stream_id != self.stream_sid:
+            raise RemoteProtocolError("exotel: start for another stream_sid")
+        if self.started:
+            raise RemoteProtocolError("exotel: second start on one stream")
+        self.started = True
+        self._format = info.media_format  # the call's own declaration is the truth
+        if info.call_id and not self.call_sid:
+            self.call_sid = info.call_id
+        return [StreamStarted(info)]
+
+    def _check_stream(self, msg: dict[str, Any]) -> None:
+        sid = msg.get("stream_sid")
+        if sid is not None and sid != self.stream_sid:
+            raise RemoteProtocolError("exotel: message for another stream_sid")
+
+    def _on_media(self, msg: dict[str, Any]) -> list[Frame | SerializerEvent]:
+        self._check_stream(msg)
+        media = field(msg, "media", dict, PROVIDER)
+        if media.get("track", "inbound") not in ("inbound", "inbound_track"):
+            return []  # the Beta guide's "both" tracks mode also streams our own audio back
+        payload = b64decode(media.get("payload"), PROVIDER)
+        if not payload:
+            return []
+        rate = self._format.sample_rate
+        if self._format.encoding == "mulaw":
+            return [InputAudioRawFrame(audio=ulaw_to_pcm(payload), sample_rate=rate)]
+        if len(payload) % 2:
+            raise CodecError(f"exotel: odd-length PCM payload ({len(payload)} bytes)")
+        return [InputAudioRawFrame(audio=payload, sample_rate=rate)]
+
+    def _on_dtmf(self, msg: dict[str, Any]) -> list[Frame | SerializerEvent]:
+        self._check_stream(msg)
+        dtmf = field(msg, "dtmf", dict, PROVIDER)
+        # A digit with an unreadable duration is still a key press: keep it, drop the duration.
+        return [InputDTMFFrame(button=keypad(dtmf.get("digit"), PROVIDER), duration_ms=count(dtmf.get("duration")))]
+
+    def _on_mark(self, msg: dict[str, Any]) -> list[Frame | SerializerEvent]:
+        self._check_stream(msg)
+        name = field(msg, "mark", dict, PROVIDER).get("name")
+        if not isinstance(name, str):
+            raise RemoteProtocolError("exotel: mark without a name")
+        return [PlaybackMarkReached(name)]
+
+    def _on_stop(self, msg: dict[str, Any]) -> list[Frame | SerializerEvent]:
+        self._check_stream(msg)
+        stop = msg.get("stop")
+        reason = stop.get("reason") if isinstance(stop, dict) else None
+        return [StreamStopped(reason if isinstance(reason, str) else "stop")]
+
+    _handlers = {
+        "connected": _on_connected,
+        "start": _on_start,
+        "media": _on_media,
+        "dtmf": _on_dtmf,
+        "mark": _on_mark,
+        "stop": _on_stop,
+    }
+
+    # --- outbound ----------------------------------------------------------------------
+
+    def encode_audio(self, pcm: bytes) -> list[Message]:
+        return self.encode_raw_audio(pcm_to_ulaw(pcm) if self._format.encoding == "mulaw" else pcm)
+
+    def encode_raw_audio(self, payload: bytes) -> list[Message]:
+        # One packet from the packetizer is far below the cap; only pre-encoded blobs are split.
+        return [
+            self._prefix + b64encode(payload[i : i + CHUNK_MAX]) + '"}}' for i in range(0, len(payload), CHUNK_MAX)
+        ]
+
+    def encode_clear(self) -> list[Message]:
+        return [self._clear]
+
+    def encode_mark(self, name: str) -> list[Message]:
+        mark = {"event": "mark", "stream_sid": self.stream_sid, "mark": {"name": name}}
+        return [json.dumps(mark, separators=(",", ":"))]
+
+    def encode_message(self, message: Any) -> list[Message]:
+        if not isinstance(message, dict) or message.get("event") not in _OUTBOUND_EVENTS:
+            raise LocalProtocolError("exotel accepts only media/mark/clear messages")
+        return [json.dumps({**message, "stream_sid": self.stream_sid}, separators=(",", ":"))]
+
+    # --- hang-up -----------------------------------------------------------------------
+
+    @property
+    def hangup_skip_reason(self) -> str | None:
+        return (
+            "Exotel has no REST hang-up for a stream: the call ends when the flow moves on "
+            "(put a Hangup applet after the Voicebot applet)"
+        )

@@ -1,0 +1,63 @@
+"""Which provider is on the line, decided from its opening messages.
+
+Each provider is recognised by its *start* message, which carries the call's identity
+and media format; earlier messages (Twilio's, Telnyx's and Exotel's ``connected``) are
+consumed, later ones (media that raced ahead) are handed back as ``pending``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from phonewire.serializers.base import CallInfo, FrameSerializer, Message
+
+__all__ = ["Detection", "detect", "register_provider"]
+
+
+@dataclass(slots=True)
+class Detection:
+    info: CallInfo
+    make_serializer: Callable[..., FrameSerializer]
+    pending: list[Message] = field(default_factory=list)
+
+
+# name -> (is_start(first_messages_parsed) -> index of the start message or None, parse, factory)
+Recognizer = Callable[[list[Any]], int | None]
+_PROVIDERS: dict[str, tuple[Recognizer, Callable[[Any], CallInfo], Callable[..., FrameSerializer]]] = {}
+
+
+def register_provider(
+    name: str, recognize: Recognizer, parse: Callable[[Any], CallInfo], factory: Callable[..., FrameSerializer]
+) -> None:
+    _PROVIDERS[name] = (recognize, parse, factory)
+
+
+def _parsed(message: Message) -> Any:
+    if not isinstance(message, str):
+        return message  # binary stays bytes
+    try:
+        return json.loads(message)
+    except ValueError:
+        return None
+
+
+def detect(seen: list[Message], providers: list[str] | None = None) -> Detection | None:
+    """Return a Detection once some provider's start is among ``seen``; None to read more."""
+    parsed = [_parsed(m) for m in seen]
+    for name, (recognize, parse, factory) in _PROVIDERS.items():
+        if providers is not None and name not in providers:
+            continue
+        index = recognize(parsed)
+        if index is not None:
+            return Detection(parse(parsed[index]), factory, list(seen[index + 1 :]))
+    return None
+
+
+def _load_builtin() -> None:
+    from phonewire.telephony import providers  # noqa: F401  (registers the built-in providers)
+
+
+_load_builtin()

@@ -1,0 +1,189 @@
+"""The provider side of one call's wire protocol, as the call simulator plays it.
+
+A ``ProviderClient`` is sans-I/O, like the server-side serializers: it builds the messages a
+telephony provider would send (``opening_messages``, ``media_message``, ``dtmf_message``,
+``mark_echo``, ``stop_message``) and turns what the bot sends back into ``ServerCommand``
+values (``parse_server_message``). It never touches a socket or a clock, so the simulator
+engine is the same for every provider and each new provider is one module.
+
+``parse_server_message`` never raises: anything the real provider would reject becomes a
+``ProtocolViolation`` (counted in the report), because a simulator that crashes on bad input
+cannot tell the user what their bot did wrong.
+"""
+
+from __future__ import annotations
+
+import re
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from phonewire.serializers.base import MediaFormat
+
+__all__ = [
+    "Clear",
+    "HangupRoute",
+    "Mark",
+    "MediaFormat",
+    "Message",
+    "PlayAudio",
+    "ProtocolViolation",
+    "ProviderClient",
+    "SendDTMF",
+    "ServerCommand",
+]
+
+Message = str | bytes
+
+
+# --- what the bot asks the provider to do ------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class PlayAudio:
+    """Queue audio for playback. ``pcm`` is s16le mono at the wire sample rate."""
+
+    pcm: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Mark:
+    """Echo ``name`` back once the audio queued before it has played."""
+
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class Clear:
+    """Drop queued audio now (and, for Twilio/Telnyx, echo every pending mark)."""
+
+
+@dataclass(frozen=True, slots=True)
+class SendDTMF:
+    """Play DTMF digits into the call (Plivo ``sendDTMF``; Twilio streams cannot)."""
+
+    digits: str
+
+
+@dataclass(frozen=True, slots=True)
+class ProtocolViolation:
+    """A message the real provider would reject or warn about. ``code`` is the provider's own
+    error/warning code when it has one (Twilio 31950 for binary frames, 31924 otherwise)."""
+
+    reason: str
+    code: int | None = None
+
+
+ServerCommand = PlayAudio | Mark | Clear | SendDTMF | ProtocolViolation
+
+
+# --- the provider's REST API, as the fake API plays it -----------------------------------
+
+
+def _never(form: Mapping[str, str], body: Any) -> bool:
+    return False
+
+
+def _no_body(match: re.Match[str]) -> Mapping[str, Any] | None:
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class HangupRoute:
+    """The REST endpoint that ends a call, described for ``FakeProviderAPI``.
+
+    ``path`` must have a named group ``call_id`` (and may have ``account_id``).
+    ``is_hangup(form, json_body)`` tells a hang-up from other requests to the same path
+    (Twilio uses the call resource for redirects too). ``ok_body`` builds the success reply.
+    """
+
+    method: str
+    path: re.Pattern[str]
+    ok_status: int
+    gone_status: int
+    gone_body: Mapping[str, Any]
+    is_hangup: Callable[[Mapping[str, str], Any], bool] = _never
+    ok_body: Callable[[re.Match[str]], Mapping[str, Any] | None] = _no_body
+
+
+# --- the client ----------------------------------------------------------------------------
+
+
+class ProviderClient(ABC):
+    """One call's provider side. Subclasses set the class attributes and implement the
+    abstract methods; the simulator only ever talks to this interface.
+
+    Counters (sequence numbers, chunks, timestamps) live in the instance, so use one
+    instance per call.
+    """
+
+    #: Registry name, e.g. "twilio" (``phonewire call --provider``).
+    name: ClassVar[str] = "generic"
+    #: Audio per inbound media message: 20 ms for most providers, 100 ms for Exotel.
+    packet_ms: ClassVar[int] = 20
+    #: The provider's call-ending REST endpoint, or None if it has none.
+    hangup_route: ClassVar[HangupRoute | None] = None
+
+    @property
+    @abstractmethod
+    def wire_format(self) -> MediaFormat:
+        """Audio format on the WebSocket, both directions."""
+
+    @property
+    @abstractmethod
+    def call_id(self) -> str:
+        """The provider's call identifier (Twilio CallSid); the fake API matches hang-ups on it."""
+
+    @property
+    def stream_id(self) -> str | None:
+        """The media stream's identifier, if the provider has one."""
+        return None
+
+    @property
+    def samples_per_packet(self) -> int:
+        return self.wire_format.sample_rate * self.packet_ms // 1000
+
+    def upgrade_headers(self, url: str) -> dict[str, str]:
+        """Extra HTTP headers for the WebSocket handshake (signatures, auth tokens)."""
+        return {}
+
+    def url_warnings(self, url: str) -> list[str]:
+        """Things about ``url`` the real provider would reject or silently change."""
+        return []
+
+    @abstractmethod
+    def opening_messages(self) -> list[Message]:
+        """Messages sent right after the handshake, before any media (Twilio: connected, start)."""
+
+    @abstractmethod
+    def media_message(self, encoded: bytes) -> Message:
+        """One packet of caller audio, already in the wire encoding (see ``encode``)."""
+
+    @abstractmethod
+    def dtmf_message(self, digit: str) -> Message:
+        """One key press by the caller."""
+
+    @abstractmethod
+    def stop_message(self) -> Message | None:
+        """What the provider sends when the call ends, or None if it just closes the socket."""
+
+    @abstractmethod
+    def parse_server_message(self, message: Message) -> list[ServerCommand]:
+        """Turn one message from the bot into commands. Never raises."""
+
+    @abstractmethod
+    def mark_echo(self, name: str) -> Message:
+        """The provider's acknowledgement that audio up to mark ``name`` has played."""
+
+    def clear_ack(self) -> Message | None:
+        """The provider's answer to a clear, if it sends one (Plivo, Vonage); Twilio does not."""
+        return None
+
+    @abstractmethod
+    def encode(self, pcm: bytes) -> bytes:
+        """s16le PCM at the wire rate -> wire encoding."""
+
+    @abstractmethod
+    def decode(self, payload: bytes) -> bytes:
+        """Wire encoding -> s16le PCM at the wire rate."""

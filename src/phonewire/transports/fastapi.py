@@ -1,0 +1,254 @@
+"""FastAPIWebsocketTransport: one phone call's WebSocket, as two pipeline processors.
+
+The transport owns the socket and everything that waits on the peer; ``.input()`` reads
+the provider's messages and pushes caller audio and DTMF into the pipeline, ``.output()``
+paces the bot's audio back out. Both share this object, which holds the connection's
+lifecycle (open -> draining -> closed), the single send path (one lock, every send bounded
+by ``ws_send_timeout``), the owned background tasks (hang-up, timers) and the events:
+
+* ``on_client_connected(transport, websocket)`` - once, when the pipeline starts the input;
+* ``on_client_disconnected(transport, websocket)`` - once, when the peer goes away (socket
+  closed, provider ``stop``, a dead peer found by the no-media timeout or a failed send);
+  with no handler registered the transport cancels the pipeline itself, so nothing lingers;
+* ``on_session_timeout(transport, websocket)`` - once, ``session_timeout`` seconds after
+  the start; with no handler the transport ends the call gracefully.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from starlette.websockets import WebSocket, WebSocketState
+
+from phonewire.events import EventEmitter
+from phonewire.exceptions import ConfigurationError, ProtocolError
+from phonewire.frames import CancelTaskFrame, EndTaskFrame, FrameDirection
+from phonewire.serializers.base import CallInfo, FrameSerializer, Message
+from phonewire.telephony.hangup import perform_hangup
+from phonewire.transports.input import FastAPIWebsocketInputTransport
+from phonewire.transports.output import FastAPIWebsocketOutputTransport
+from phonewire.transports.params import FastAPIWebsocketParams
+from phonewire.transports.stats import TransportStats
+
+__all__ = ["FastAPIWebsocketTransport"]
+
+logger = logging.getLogger("phonewire.transport")
+
+EVENTS = ("on_client_connected", "on_client_disconnected", "on_session_timeout")
+#: How long cleanup waits for a running hang-up before abandoning it.
+HANGUP_SHUTDOWN_SECS = 4.0
+#: Protocol errors are logged in full this many times per call, then only counted.
+LOGGED_ERRORS_PER_CALL = 10
+
+
+class CallLog(logging.LoggerAdapter):  # type: ignore[type-arg]
+    """Prefixes every line with the provider and call id."""
+
+    def process(self, msg: Any, kwargs: Any) -> tuple[Any, Any]:
+        return f"[{self.extra['provider']} {self.extra['call_id']}] {msg}", kwargs
+
+
+class FastAPIWebsocketTransport(EventEmitter):
+    def __init__(
+        self,
+        websocket: WebSocket,
+        params: FastAPIWebsocketParams,
+        input_name: str | None = None,
+        output_name: str | None = None,
+        *,
+        call_info: CallInfo | None = None,
+        pending_messages: list[Message] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Coroutine[Any, Any, None]] = asyncio.sleep,
+    ) -> None:
+        super().__init__()
+        if not isinstance(params.serializer, FrameSerializer):
+            raise ConfigurationError("FastAPIWebsocketParams.serializer must be a phonewire FrameSerializer")
+        self._websocket = websocket
+        self._params = params
+        self.call_info = call_info
+        self.clock = clock
+        self.sleep = sleep
+        self.stats = TransportStats()
+        self.state = "open"
+        self._send_lock = asyncio.Lock()
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._timers: set[asyncio.Task[Any]] = set()
+        self._fired: set[str] = set()
+        self._hangup_started = False
+        call_id = (call_info.call_id if call_info else None) or getattr(params.serializer, "call_sid", None)
+        self.log = CallLog(logger, {"provider": params.serializer.provider, "call_id": call_id or "-"})
+        self._input = FastAPIWebsocketInputTransport(self, pending_messages or [], name=input_name)
+        self._output = FastAPIWebsocketOutputTransport(self, name=output_name)
+        for name in EVENTS:
+            self._register_event_handler(name)
+
+    # --- the public face ---------------------------------------------------------------
+
+    def input(self) -> FastAPIWebsocketInputTransport:
+        return self._input
+
+    def output(self) -> FastAPIWebsocketOutputTransport:
+        return self._output
+
+    @property
+    def websocket(self) -> WebSocket:
+        return self._websocket
+
+    @property
+    def params(self) -> FastAPIWebsocketParams:
+        return self._params
+
+    @property
+    def serializer(self) -> FrameSerializer:
+        return self._params.serializer  # type: ignore[no-any-return]
+
+    @property
+    def closed(self) -> bool:
+        return self.state == "closed"
+
+    @property
+    def bot_speaking(self) -> bool:
+        return self._output.bot_speaking
+
+    # --- sending -----------------------------------------------------------------------
+
+    async def send(self, message: Message) -> bool:
+        """Send one message; False if the peer is gone. Never raises, never waits unbounded."""
+        if self.closed:
+            return False
+        async with self._send_lock:
+            try:
+                async with asyncio.timeout(self._params.ws_send_timeout):
+                    if isinstance(message, str):
+                        await self._websocket.send_text(message)
+                    else:
+                        await self._websocket.send_bytes(message)
+            except TimeoutError:
+                self.stats.send_failures += 1
+                self.log.warning("- send timed out after %.1fs: peer is not reading", self._params.ws_send_timeout)
+                await self.peer_gone("send timeout")
+                return False
+            except Exception as exc:  # starlette raises RuntimeError/WebSocketDisconnect/OSError
+                self.stats.send_failures += 1
+                self.log.info("- send failed (%s): peer is gone", type(exc).__name__)
+                await self.peer_gone("send failed")
+                return False
+        self.stats.messages_out += 1
+        return True
+
+    async def send_all(self, messages: list[Message]) -> bool:
+        for message in messages:
+            if not await self.send(message):
+                return False
+        return True
+
+    # --- lifecycle -----------------------------------------------------------------------
+
+    def fire_once(self, event: str) -> None:
+        if event in self._fired:
+            return
+        self._fired.add(event)
+        self.log.debug("= event %s", event)
+        self._call_event_handler(event, self._websocket)
+
+    async def peer_gone(self, reason: str) -> None:
+        """The caller's side ended: fire the event once and, by default, cancel the pipeline."""
+        if self.closed:
+            return
+        self.state = "closed"
+        self.stats.close_reason = self.stats.close_reason or reason
+        self.log.info("= peer gone: %s", reason)
+        self._output.on_peer_gone()
+        had_handler = self.has_event_handlers("on_client_disconnected")
+        self.fire_once("on_client_disconnected")
+        policy = self._params.cancel_on_disconnect
+        if policy or (policy is None and not had_handler):
+            await self._input.push_frame(
+                CancelTaskFrame(reason=f"client disconnected: {reason}"), FrameDirection.UPSTREAM
+            )
+
+    async def session_timed_out(self) -> None:
+        if self.closed:
+            return
+        had_handler = self.has_event_handlers("on_session_timeout")
+        self.fire_once("on_session_timeout")
+        if not had_handler:
+            self.log.info("= session timeout with no handler: ending the call")
+            await self._input.push_frame(EndTaskFrame(reason="session timeout"), FrameDirection.UPSTREAM)
+
+    def protocol_error(self, exc: ProtocolError) -> None:
+        key = str(exc).split(":", 1)[-1].strip()[:60]
+        self.stats.protocol_errors[key] += 1
+        if self.stats.protocol_error_count <= LOGGED_ERRORS_PER_CALL:
+            self.log.warning("! protocol error (call continues): %s", exc)
+        elif self.stats.protocol_error_count == LOGGED_ERRORS_PER_CALL + 1:
+            self.log.warning("! more protocol errors: counting them silently from now on")
+
+    async def close(self, code: int = 1000, reason: str = "") -> None:
+        """Close our side, bounded by ws_close_timeout; idempotent."""
+        if self.closed:
+            return
+        self.state = "closed"
+        self.stats.close_reason = self.stats.close_reason or (reason or f"closed {code}")
+        if self._websocket.application_state != WebSocketState.CONNECTED:
+            return
+        try:
+            async with asyncio.timeout(self._params.ws_close_timeout):
+                await self._websocket.close(code=code, reason=reason[:120])
+        except TimeoutError:
+            self.log.debug("- close handshake exceeded %.1fs", self._params.ws_close_timeout)
+        except Exception as exc:
+            self.log.debug("- close failed: %s", type(exc).__name__)
+
+    def spawn(self, coro: Coroutine[Any, Any, Any], name: str, *, finish: bool = False) -> asyncio.Task[Any]:
+        """Start a task this transport owns. At cleanup, ``finish=True`` tasks (hang-up) get
+        a bounded wait to complete; the rest (timers, loops) are cancelled at once."""
+        task = asyncio.get_running_loop().create_task(coro, name=name)
+        group = self._tasks if finish else self._timers
+        group.add(task)
+        task.add_done_callback(group.discard)
+        return task
+
+    def start_hangup(self) -> None:
+        """Auto hang-up, once, in the background; only while the call may still be up."""
+        if self._hangup_started:
+            return
+        self._hangup_started = True
+        if self.stats.close_reason in ("stop", "client disconnected") or self._input.peer_closed:
+            self.stats.hangup = "skipped: call already ended"
+            return
+        request = self.serializer.hangup_request()
+        if request is None:
+            reason = self.serializer.hangup_skip_reason
+            self.stats.hangup = f"skipped: {reason}"
+            if reason and "auto_hang_up is off" not in reason:
+                self.log.warning("- auto hang-up skipped (%s); closing the stream ends the call", reason)
+            return
+        self.spawn(self._hangup(request), "hangup", finish=True)
+
+    async def _hangup(self, request: Any) -> None:
+        outcome = await perform_hangup(request, timeout=self._params.hangup_timeout_secs)
+        self.stats.hangup = outcome.value
+
+    async def cleanup(self) -> None:
+        """Called by both processors' cleanup; the second call finds nothing left to do."""
+        await self.close(1000, "pipeline finished")
+        timers = [t for t in self._timers if t is not asyncio.current_task()]
+        for task in timers:
+            task.cancel()
+        if timers:
+            await asyncio.wait(timers, timeout=1.0)
+        tasks = list(self._tasks)
+        if tasks:
+            _, pending = await asyncio.wait(tasks, timeout=HANGUP_SHUTDOWN_SECS)
+            for task in pending:
+                task.cancel()
+                self.log.warning("- abandoned background task %s at shutdown", task.get_name())
+            if pending:
+                await asyncio.wait(pending, timeout=1.0)
+        await self.cleanup_event_handlers()

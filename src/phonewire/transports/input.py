@@ -1,0 +1,269 @@
+"""The input side: reads the provider's messages and feeds the pipeline.
+
+Every inbound message is parsed on its own: a bad one is logged, counted and skipped, and
+the call goes on (the anchor's single try around the whole loop deafens the call on the
+first bad message). Reading continues until the socket closes, also while the output is
+draining at the end of a call, so a remote hang-up during the goodbye is still seen.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import time
+from typing import TYPE_CHECKING, Any
+
+from phonewire.audio.resample import RateConverter
+from phonewire.exceptions import ProtocolError
+from phonewire.frames import (
+    CancelFrame,
+    ClientConnectedFrame,
+    ErrorFrame,
+    Frame,
+    FrameDirection,
+    InputAudioRawFrame,
+    InputDTMFFrame,
+    InterruptionFrame,
+    StartFrame,
+    UserStartedSpeakingFrame,
+    UserStoppedSpeakingFrame,
+    VADUserStartedSpeakingFrame,
+    VADUserStoppedSpeakingFrame,
+)
+from phonewire.processors.frame_processor import FrameProcessor
+from phonewire.serializers.base import (
+    ClearAcknowledged,
+    Message,
+    PlaybackMarkReached,
+    ProviderError,
+    StreamStarted,
+    StreamStopped,
+)
+
+if TYPE_CHECKING:
+    from phonewire.transports.fastapi import FastAPIWebsocketTransport
+
+__all__ = ["FastAPIWebsocketInputTransport"]
+
+DOWN = FrameDirection.DOWNSTREAM
+UP = FrameDirection.UPSTREAM
+#: Silero runs at 8 or 16 kHz; other wire rates are converted for the VAD only.
+VAD_FALLBACK_RATE = 16000
+
+
+class FastAPIWebsocketInputTransport(FrameProcessor):
+    def __init__(self, transport: FastAPIWebsocketTransport, pending: list[Message], *, name: str | None) -> None:
+        super().__init__(name=name)
+        self._t = transport
+        self._pending = pending
+        self._converter: RateConverter | None = None
+        self._vad_converter: RateConverter | None = None
+        self._receiving: asyncio.Task[None] | None = None
+        self.peer_closed = False
+        self.sample_rate = 0
+        self._rate_window_start = 0.0
+        self._rate_window_count = 0
+        self._user_speaking = False
+        self._pending_interrupt_at: float | None = None
+        self._allow_interruptions = True
+        self._vad_time = 0.0
+
+    async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
+        if isinstance(frame, StartFrame):
+            await self.push_frame(frame, direction)
+            await self._start(frame)
+        elif isinstance(frame, CancelFrame):
+            await self._stop_receiving()
+            await self.push_frame(frame, direction)
+        else:
+            await self.push_frame(frame, direction)
+
+    async def _start(self, frame: StartFrame) -> None:
+        t = self._t
+        wire_rate = t.serializer.input_format.sample_rate
+        self.sample_rate = t.params.audio_in_sample_rate or frame.audio_in_sample_rate or wire_rate
+        self._converter = RateConverter(self.sample_rate)
+        self._allow_interruptions = frame.allow_interruptions
+        self._setup_vad(wire_rate)
+        if t.params.session_timeout:
+            t.spawn(self._session_timer(t.params.session_timeout), "session-timeout")
+        self._receiving = t.spawn(self._receive_loop(), "receive")
+        t.fire_once("on_client_connected")
+        await self.push_frame(ClientConnectedFrame())
+
+    def _setup_vad(self, wire_rate: int) -> None:
+        vad = self._t.params.vad_analyzer
+        if vad is None:
+            return
+        try:
+            vad.set_sample_rate(wire_rate)
+        except ValueError:
+            vad.set_sample_rate(VAD_FALLBACK_RATE)
+            self._vad_converter = RateConverter(VAD_FALLBACK_RATE)
+
+    async def _session_timer(self, seconds: float) -> None:
+        await self._t.sleep(seconds)
+        await self._t.session_timed_out()
+
+    async def _stop_receiving(self) -> None:
+        task, self._receiving = self._receiving, None
+        if task is not None and task is not asyncio.current_task():
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+
+    async def cleanup(self) -> None:
+        await self._stop_receiving()
+        await super().cleanup()
+        await self._t.cleanup()
+
+    # --- reading -----------------------------------------------------------------------
+
+    async def _receive_loop(self) -> None:
+        for message in self._pending:
+            await self._handle(message)
+        self._pending = []
+        reason = await self._read_until_closed()
+        self.peer_closed = True
+        await self._t.peer_gone(reason)
+
+    async def _read_until_closed(self) -> str:
+        ws, params = self._t.websocket, self._t.params
+        while True:
+            try:
+                async with asyncio.timeout(params.no_media_timeout_secs):
+                    message = await ws.receive()
+            except TimeoutError:
+                await self._t.close(1001, "no media")
+                return "no media"
+            except Exception as exc:  # the ASGI server reports a dead socket this way
+                return f"receive failed ({type(exc).__name__})"
+            if message["type"] == "websocket.disconnect":
+                return "client disconnected"
+            data = message.get("text")
+            if data is None:
+                data = message.get("bytes")
+            if data is None:
+                continue
+            verdict = self._check_limits(data)
+            if verdict is not None:
+                return verdict
+            await self._handle(data)
+
+    def _check_limits(self, data: Message) -> str | None:
+        """Returns a close reason when a limit trips (the close is scheduled here)."""
+        t, params = self._t, self._t.params
+        t.stats.messages_in += 1
+        t.stats.bytes_in += len(data)
+        if len(data) > params.max_message_bytes:
+            t.log.warning("! message of %d bytes exceeds max_message_bytes: closing (1009)", len(data))
+            t.spawn(t.close(1009, "message too big"), "close")
+            return "message too big"
+        limit = params.max_messages_per_second
+        if limit is None:
+            return None
+        now = time.monotonic()
+        if now - self._rate_window_start >= 1.0:
+            self._rate_window_start, self._rate_window_count = now, 0
+        self._rate_window_count += 1
+        if self._rate_window_count > limit:
+            t.log.warning("! more than %.0f messages/s: closing (1008)", limit)
+            t.spawn(t.close(1008, "message rate"), "close")
+            return "message rate"
+        return None
+
+    async def _handle(self, data: Message) -> None:
+        t = self._t
+        try:
+            items = t.serializer.deserialize(data)
+        except ProtocolError as exc:
+            t.protocol_error(exc)
+            return
+        except Exception:  # a serializer bug: still never end the call
+            t.stats.internal_errors += 1
+            t.log.exception("! serializer raised unexpectedly (bug); message skipped")
+            return
+        for item in items:
+            await self._dispatch(item)
+
+    async def _dispatch(self, item: Any) -> None:
+        t = self._t
+        if isinstance(item, InputAudioRawFrame):
+            await self._on_audio(item)
+        elif isinstance(item, InputDTMFFrame):
+            t.stats.dtmf_in += 1
+            await self.push_frame(item)
+        elif isinstance(item, Frame):
+            await self.push_frame(item)
+        elif isinstance(item, PlaybackMarkReached):
+            await t.output().on_mark(item.name)
+        elif isinstance(item, StreamStopped):
+            t.stats.close_reason = "stop"
+            await t.peer_gone("stop")
+        elif isinstance(item, StreamStarted):
+            t.call_info = t.call_info or item.info
+        elif isinstance(item, ProviderError):
+            t.log.warning("! provider error %s: %s %s", item.code, item.title, item.detail[:200])
+            await self.push_frame(ErrorFrame(error=f"{t.serializer.provider}: {item.title}"), UP)
+        elif isinstance(item, ClearAcknowledged):
+            t.log.debug("< clear acknowledged")
+
+    async def _on_audio(self, frame: InputAudioRawFrame) -> None:
+        t = self._t
+        t.stats.audio_in_ms += frame.duration * 1000
+        if not t.params.audio_in_enabled:
+            return
+        if t.params.vad_analyzer is not None:
+            vad_pcm = frame.audio
+            if self._vad_converter is not None:
+                vad_pcm = self._vad_converter.convert(vad_pcm, frame.sample_rate)
+            await self._run_vad(vad_pcm)
+        assert self._converter is not None
+        pcm = self._converter.convert(frame.audio, frame.sample_rate)
+        if t.params.audio_in_filter is not None:
+            pcm = await self._filter(pcm)
+        if pcm and t.params.audio_in_passthrough:
+            await self.push_frame(InputAudioRawFrame(audio=pcm, sample_rate=self.sample_rate))
+
+    async def _filter(self, pcm: bytes) -> bytes:
+        result = self._t.params.audio_in_filter.filter(pcm)
+        return await result if inspect.isawaitable(result) else result  # type: ignore[no-any-return]
+
+    # --- turn-taking ---------------------------------------------------------------------
+
+    async def _run_vad(self, pcm: bytes) -> None:
+        vad = self._t.params.vad_analyzer
+        self._vad_time += len(pcm) / 2 / vad.sample_rate
+        for transition in vad.analyze(pcm):
+            if transition.state.name == "SPEAKING":
+                await self._user_started(transition)
+            elif transition.state.name == "QUIET":
+                await self._user_stopped(transition)
+        await self._maybe_interrupt()
+
+    async def _user_started(self, transition: Any) -> None:
+        self._user_speaking = True
+        params = self._t.params.vad_analyzer.params
+        await self.push_frame(VADUserStartedSpeakingFrame(start_secs=params.start_secs, timestamp=time.time()))
+        await self.push_frame(UserStartedSpeakingFrame())
+        onset = transition.speech_start_time or transition.stream_time
+        self._pending_interrupt_at = onset + self._t.params.interruption_min_speech_secs
+
+    async def _user_stopped(self, transition: Any) -> None:
+        self._user_speaking = False
+        self._pending_interrupt_at = None
+        params = self._t.params.vad_analyzer.params
+        await self.push_frame(VADUserStoppedSpeakingFrame(stop_secs=params.stop_secs, timestamp=time.time()))
+        await self.push_frame(UserStoppedSpeakingFrame())
+
+    async def _maybe_interrupt(self) -> None:
+        """Interrupt once per user turn, when the caller has talked long enough over the bot."""
+        due = self._pending_interrupt_at
+        if due is None or not self._allow_interruptions:
+            return
+        if self._vad_time < due:
+            return
+        self._pending_interrupt_at = None
+        if self._t.output().has_pending_audio():
+            self._t.stats.interruptions += 1
+            self._t.log.info("= caller barged in: interrupting the bot")
+            await self.push_frame(InterruptionFrame())

@@ -1,0 +1,458 @@
+"""The output side: plays the bot's audio to the caller like a phone would.
+
+Audio frames of any rate are resampled once, straight to the wire rate, cut into the
+provider's packets (``fixed_audio_packet_size`` and the provider's packet policy apply to
+audio only) and queued; one pacer task sends them at media-time deadlines with a small
+send-ahead lead (see ``pacer.py``). Control messages (clear, urgent transport messages)
+skip the queue. The pacer task is the only sender of audio; every send goes through the
+transport's single bounded send path.
+
+Utterances end at ``TTSStoppedFrame``, at ``EndFrame`` and when the audio queue drains
+(a plain ``OutputAudioRawFrame`` producer has no TTS frames); the end flushes the
+resampler and packetizer tails and sends a playback mark, whose echo (or the send clock,
+for providers without acknowledgements) says when the bot stopped speaking.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from typing import TYPE_CHECKING, Any
+
+from phonewire.audio.packetizer import Packetizer
+from phonewire.audio.resample import RateConverter
+from phonewire.audio.wav import wav_header
+from phonewire.exceptions import LocalProtocolError
+from phonewire.frames import (
+    BotStartedSpeakingFrame,
+    BotStoppedSpeakingFrame,
+    CancelFrame,
+    EndFrame,
+    Frame,
+    FrameDirection,
+    InterruptionFrame,
+    OutputAudioRawFrame,
+    OutputDTMFFrame,
+    OutputDTMFUrgentFrame,
+    OutputTransportMessageFrame,
+    OutputTransportMessageUrgentFrame,
+    PlaybackSource,
+    StartFrame,
+    TextFrame,
+    TTSStoppedFrame,
+)
+from phonewire.processors.frame_processor import FrameProcessor
+from phonewire.transports.dtmf import dtmf_tones
+from phonewire.transports.pacer import Pacer
+from phonewire.transports.playback import HeardReport, PlaybackTracker
+
+if TYPE_CHECKING:
+    from phonewire.transports.fastapi import FastAPIWebsocketTransport
+
+__all__ = ["FastAPIWebsocketOutputTransport"]
+
+DOWN = FrameDirection.DOWNSTREAM
+UP = FrameDirection.UPSTREAM
+#: How long past the expected end of playback we wait for the provider's final mark
+#: before declaring the bot stopped by our own clock.
+ACK_GRACE_SECS = 1.5
+#: Silence after the caller's buffer runs dry that ends an utterance with no TTSStoppedFrame.
+UTTERANCE_GAP_SECS = 0.1
+_WAV_TAGS = {"l16": 1, "alaw": 6, "mulaw": 7}
+
+# queue item kinds
+AUDIO, END_UTT, MESSAGE, BARRIER = range(4)
+
+
+class FastAPIWebsocketOutputTransport(FrameProcessor):
+    def __init__(self, transport: FastAPIWebsocketTransport, *, name: str | None) -> None:
+        super().__init__(name=name)
+        self._t = transport
+        self._queue: deque[tuple[int, Any, int]] = deque()  # (kind, payload, samples)
+        self._queued_samples = 0
+        self._wakeup = asyncio.Event()
+        self._space = asyncio.Event()
+        self._pacer_task: asyncio.Task[None] | None = None
+        self._stop_timer: asyncio.Task[None] | None = None
+        self._gap_timer: asyncio.Task[None] | None = None
+        self._all_played = asyncio.Event()
+        self._all_played.set()
+        self.bot_speaking = False
+        self._started = False
+
+    # --- setup ---------------------------------------------------------------------------
+
+    def _configure(self) -> None:
+        t = self._t
+        fmt = t.serializer.output_format
+        self.rate = fmt.sample_rate
+        self._bps = fmt.bytes_per_sample
+        self._converter = RateConverter(self.rate)
+        self.pacer = Pacer(self.rate, t.params.audio_out_lead_secs, clock=t.clock)
+        self.tracker = PlaybackTracker(acks=t.serializer.supports_playback_acks)
+        policy = t.serializer.packet_policy
+        size, multiple, exact = policy.packet_bytes, policy.multiple_of, policy.exact
+        if t.params.audio_out_10ms_chunks:
+            size = fmt.bytes_for_ms(10 * t.params.audio_out_10ms_chunks)
+        if t.params.fixed_audio_packet_size:
+            size, exact = t.params.fixed_audio_packet_size, True
+        if size % self._bps:
+            raise LocalProtocolError(f"audio packet size {size} is not a whole number of {fmt.encoding} samples")
+        # The packetizer works on PCM16, so encoded sizes are scaled to PCM bytes.
+        scale = 2 // self._bps
+        self._packetizer = Packetizer(size * scale, multiple_of=max(2, multiple * scale), exact=exact)
+        self._max_buffer_samples = int(t.params.audio_out_max_buffer_secs * self.rate)
+
+    # --- frames --------------------------------------------------------------------------
+
+    async def queue_frame(self, frame: Frame, direction: FrameDirection = DOWN) -> None:
+        # Upstream frames pass through without touching the audio path.
+        if direction is UP:
+            await self.push_frame(frame, UP)
+            return
+        await super().queue_frame(frame, direction)
+
+    async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
+        if isinstance(frame, StartFrame):
+            self._configure()
+            self._pacer_task = self._t.spawn(self._pace_loop(), "pacer")
+            self._started = True
+            await self.push_frame(frame, direction)
+        elif isinstance(frame, OutputAudioRawFrame):
+            await self._on_audio(frame)
+        elif isinstance(frame, TTSStoppedFrame):
+            self._end_utterance()
+            await self.push_frame(frame, direction)
+        elif isinstance(frame, TextFrame):
+            self._on_text(frame)
+            await self.push_frame(frame, direction)
+        elif isinstance(frame, InterruptionFrame):
+            await self._interrupt()
+            await self.push_frame(frame, direction)
+        elif isinstance(frame, EndFrame):
+            await self._end(frame)
+        elif isinstance(frame, CancelFrame):
+            await self._cancel()
+            await self.push_frame(frame, direction)
+        elif isinstance(frame, OutputTransportMessageUrgentFrame):
+            await self._t.send_all(self._encode_message(frame.message))
+        elif isinstance(frame, OutputTransportMessageFrame):
+            self._enqueue(MESSAGE, self._encode_message(frame.message), 0)
+        elif isinstance(frame, OutputDTMFUrgentFrame):
+            await self._send_dtmf(frame.digits, urgent=True)
+        elif isinstance(frame, OutputDTMFFrame):
+            await self._send_dtmf(frame.digits, urgent=False)
+        else:
+            await self.push_frame(frame, direction)
+
+    def _encode_message(self, message: Any) -> list[Any]:
+        try:
+            return self._t.serializer.encode_message(message)
+        except LocalProtocolError as exc:
+            self._t.log.warning("! transport message not sent: %s", exc)
+            return []
+
+    async def _on_audio(self, frame: OutputAudioRawFrame) -> None:
+        if not self._t.params.audio_out_enabled or not self._started or self._t.closed:
+            return
+        pcm = frame.audio
+        if frame.num_channels == 2:
+            pcm = _downmix(pcm)
+        pcm = self._converter.convert(pcm, frame.sample_rate)
+        for packet in self._packetizer.push(pcm):
+            await self._wait_for_space()
+            self._enqueue(AUDIO, packet, len(packet) // 2)
+
+    def _on_text(self, frame: TextFrame) -> None:
+        self.tracker._queued_ahead_ms = self._queued_samples * 1000 / self.rate
+        self.tracker.add_text(frame.text)
+
+    def _end_utterance(self) -> None:
+        """Flush the tails of this utterance and queue its end (and final mark)."""
+        if not self._started:
+            return
+        tail = self._converter.flush()
+        packets = self._packetizer.push(tail) if tail else []
+        last = self._packetizer.flush()
+        if last:
+            packets.append(last)
+        for packet in packets:
+            self._enqueue(AUDIO, packet, len(packet) // 2)
+        self._enqueue(END_UTT, None, 0)
+
+    def _enqueue(self, kind: int, payload: Any, samples: int) -> None:
+        self._queue.append((kind, payload, samples))
+        self._queued_samples += samples
+        if samples:
+            self._all_played.clear()
+            self._cancel_gap_timer()
+        self._wakeup.set()
+
+    async def _wait_for_space(self) -> None:
+        while self._queued_samples >= self._max_buffer_samples and not self._t.closed:
+            self._space.clear()
+            await self._space.wait()
+
+    # --- the pacer task ------------------------------------------------------------------
+
+    async def _pace_loop(self) -> None:
+        while True:
+            if not self._queue:
+                self._on_queue_drained()
+                self._wakeup.clear()
+                await self._wakeup.wait()
+                continue
+            kind, payload, samples = self._queue.popleft()
+            self._queued_samples -= samples
+            self._space.set()
+            if kind == AUDIO:
+                await self._send_audio(payload, samples)
+            elif kind == END_UTT:
+                await self._send_utterance_end()
+            elif kind == MESSAGE:
+                await self._t.send_all(payload)
+            elif kind == BARRIER:
+                payload.set_result(None)
+
+    def _on_queue_drained(self) -> None:
+        """A producer with no TTS frames (an echo bot) still gets utterance ends and marks:
+        the utterance ends when no new audio has come by the time the caller's buffer runs
+        dry (plus UTTERANCE_GAP_SECS), i.e. when the caller really stops hearing the bot."""
+        utt = self.tracker.current
+        if utt is None or utt.finished or utt.final_mark is not None or self._gap_timer is not None:
+            return
+        end = self.pacer.playout_end() or self._t.clock()
+        self._gap_timer = self._t.spawn(self._gap_after(end + UTTERANCE_GAP_SECS), "utterance-gap")
+
+    async def _gap_after(self, deadline: float) -> None:
+        await self._t.sleep(max(0.0, deadline - self._t.clock()))
+        self._gap_timer = None
+        if not self._queue:
+            self._end_utterance()
+
+    def _cancel_gap_timer(self) -> None:
+        timer, self._gap_timer = self._gap_timer, None
+        if timer is not None and timer is not asyncio.current_task():
+            timer.cancel()
+
+    async def _send_audio(self, pcm: bytes, samples: int) -> None:
+        t = self._t
+        if t.closed:
+            return
+        delay = self.pacer.delay_before_send()
+        if delay > 0:
+            await t.sleep(delay)
+        now = t.clock()
+        _, began = self.tracker.begin_if_needed()
+        if began:
+            await self._bot_started()
+        try:
+            messages = self._encode_audio(pcm)
+        except LocalProtocolError as exc:
+            t.log.warning("! audio packet not sent: %s", exc)
+            return
+        if not await t.send_all(messages):
+            return
+        self.pacer.on_sent(samples)
+        duration_ms = samples * 1000 / self.rate
+        t.stats.audio_out_ms += duration_ms
+        t.stats.underruns = self.pacer.underruns
+        mark = self.tracker.on_audio_sent(duration_ms, now)
+        if mark:
+            await self._send_mark(mark)
+
+    def _encode_audio(self, pcm: bytes) -> list[Any]:
+        ser = self._t.serializer
+        if not self._t.params.add_wav_header:
+            return ser.encode_audio(pcm)
+        fmt = ser.output_format
+        encoded = pcm if fmt.encoding == "l16" else ser.encode_wire(pcm)
+        header = wav_header(len(encoded), fmt.sample_rate, 1, 8 * self._bps, _WAV_TAGS[fmt.encoding])
+        return ser.encode_raw_audio(header + encoded)
+
+    async def _send_mark(self, name: str) -> None:
+        if await self._t.send_all(self._t.serializer.encode_mark(name)):
+            self._t.stats.marks_sent += 1
+
+    async def _send_utterance_end(self) -> None:
+        self.pacer.end_of_utterance()
+        name = self.tracker.end_utterance()
+        if name:
+            await self._send_mark(name)
+        end = self.pacer.playout_end() or self._t.clock()
+        grace = ACK_GRACE_SECS if self.tracker.acks else 0.0
+        self._arm_stop_timer(end + grace)
+
+    # --- bot speaking ----------------------------------------------------------------------
+
+    async def _bot_started(self) -> None:
+        self._all_played.clear()
+        if self.bot_speaking:
+            return
+        self.bot_speaking = True
+        await self.push_frame(BotStartedSpeakingFrame(), DOWN)
+        await self.push_frame(BotStartedSpeakingFrame(), UP)
+
+    async def _bot_stopped(self, source: PlaybackSource, report: HeardReport | None, interrupted: bool) -> None:
+        self._all_played.set()
+        if not self.bot_speaking:
+            return
+        self.bot_speaking = False
+        kw: dict[str, Any] = {"source": source, "interrupted": interrupted}
+        if report is not None:
+            kw.update(heard_ms=report.heard_ms, sent_ms=report.sent_ms, heard_text=report.heard_text)
+        await self.push_frame(BotStoppedSpeakingFrame(**kw), DOWN)
+        await self.push_frame(BotStoppedSpeakingFrame(**kw), UP)
+
+    def _arm_stop_timer(self, deadline: float) -> None:
+        self._cancel_stop_timer()
+        self._stop_timer = self._t.spawn(self._stop_after(deadline), "bot-stop-timer")
+
+    def _cancel_timers(self) -> None:
+        self._cancel_stop_timer()
+        self._cancel_gap_timer()
+
+    def _cancel_stop_timer(self) -> None:
+        timer, self._stop_timer = self._stop_timer, None
+        if timer is not None and timer is not asyncio.current_task():
+            timer.cancel()
+
+    async def _stop_after(self, deadline: float) -> None:
+        await self._t.sleep(max(0.0, deadline - self._t.clock()))
+        if self.tracker.acks and self.tracker.current and self.tracker.current.final_mark:
+            self._t.log.info("- playback mark not echoed in time; using the send clock")
+        utt = self.tracker.finish_by_clock()
+        if utt is not None and not self._queue:
+            report = HeardReport(
+                utt.index, utt.sent_ms, utt.sent_ms, utt.heard_text(utt.sent_ms), PlaybackSource.SEND_CLOCK
+            )
+            await self._bot_stopped(PlaybackSource.SEND_CLOCK, report, interrupted=False)
+
+    async def on_mark(self, name: str) -> None:
+        """A playback acknowledgement arrived (called by the input side)."""
+        self._t.stats.marks_acked += 1
+        utt = self.tracker.on_mark_acked(name, self._t.clock())
+        if utt is None:
+            return
+        self._cancel_stop_timer()
+        report = HeardReport(
+            utt.index, utt.sent_ms, utt.sent_ms, utt.heard_text(utt.sent_ms), PlaybackSource.PROVIDER_ACK
+        )
+        if not any(k == AUDIO for k, _, _ in self._queue):
+            await self._bot_stopped(PlaybackSource.PROVIDER_ACK, report, interrupted=False)
+
+    def has_pending_audio(self) -> bool:
+        """True while the caller may still be hearing (or about to hear) bot audio."""
+        return self.bot_speaking or self._queued_samples > 0 or not self._all_played.is_set()
+
+    # --- interruption, end, cancel ---------------------------------------------------------
+
+    async def _interrupt(self) -> None:
+        if not self._started:
+            return
+        t = self._t
+        dropped = self._queued_samples
+        had_audio = self.has_pending_audio()
+        self._queue.clear()
+        self._queued_samples = 0
+        self._space.set()
+        self._packetizer.clear()
+        self._converter.reset()
+        self._cancel_timers()
+        if not had_audio:
+            return
+        t.stats.dropped_audio_ms += dropped * 1000 / self.rate
+        if await t.send_all(t.serializer.encode_clear()):
+            t.stats.clears_sent += 1
+        report = self.tracker.interrupt(t.clock())
+        self.pacer.reset()
+        source = report.source if report else PlaybackSource.SEND_CLOCK
+        await self._bot_stopped(source, report, interrupted=True)
+
+    async def _drain(self, deadline: float) -> bool:
+        """Wait until everything queued was sent and played; False if the deadline hit."""
+        t = self._t
+        barrier: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._queue.append((BARRIER, barrier, 0))
+        self._wakeup.set()
+        try:
+            async with asyncio.timeout(max(0.0, deadline - t.clock())):
+                await barrier
+                await self._all_played.wait()
+            return True
+        except TimeoutError:
+            return False
+
+    async def _end(self, frame: EndFrame) -> None:
+        t = self._t
+        if self._started and not t.closed:
+            self._end_utterance()
+            await self._queue_end_silence()
+            t.state = "draining"
+            if not await self._drain(t.clock() + t.params.audio_out_drain_timeout_secs):
+                t.log.warning(
+                    "- audio did not finish playing within %.1fs; ending anyway", t.params.audio_out_drain_timeout_secs
+                )
+            t.state = "open" if t.state == "draining" else t.state
+        await self._finish("pipeline ended")
+        await self.push_frame(frame, DOWN)
+
+    async def _queue_end_silence(self) -> None:
+        secs = self._t.params.audio_out_end_silence_secs
+        if secs <= 0:
+            return
+        for packet in self._packetizer.push(bytes(2 * int(self.rate * secs))):
+            self._enqueue(AUDIO, packet, len(packet) // 2)
+        last = self._packetizer.flush()
+        if last:
+            self._enqueue(AUDIO, last, len(last) // 2)
+        self._enqueue(END_UTT, None, 0)
+
+    async def _cancel(self) -> None:
+        self._queue.clear()
+        self._queued_samples = 0
+        self._space.set()
+        await self._finish("pipeline cancelled")
+
+    async def _finish(self, reason: str) -> None:
+        t = self._t
+        self._cancel_timers()
+        task, self._pacer_task = self._pacer_task, None
+        if task is not None:
+            task.cancel()
+        t.start_hangup()
+        await t.close(1000, reason)
+
+    def on_peer_gone(self) -> None:
+        """The caller is gone: nothing queued can be played; release anyone waiting."""
+        self._queue.clear()
+        self._queued_samples = 0
+        self._space.set()
+        self._all_played.set()
+        self._wakeup.set()
+
+    async def _send_dtmf(self, digits: str, *, urgent: bool) -> None:
+        ser = self._t.serializer
+        if ser.supports_dtmf_out:
+            messages = ser.encode_dtmf(digits)
+            if urgent:
+                await self._t.send_all(messages)
+            else:
+                self._enqueue(MESSAGE, messages, 0)
+            return
+        # No DTMF message in this protocol: play the tones in-band, in order with the audio.
+        for packet in self._packetizer.push(dtmf_tones(digits, self.rate)):
+            self._enqueue(AUDIO, packet, len(packet) // 2)
+        self._end_utterance()
+
+    async def cleanup(self) -> None:
+        self._cancel_timers()
+        await super().cleanup()
+        await self._t.cleanup()
+
+
+def _downmix(pcm: bytes) -> bytes:
+    import numpy as np
+
+    stereo = np.frombuffer(pcm[: len(pcm) // 4 * 4], dtype="<i2").reshape(-1, 2).astype(np.int32)
+    return ((stereo[:, 0] + stereo[:, 1]) // 2).astype("<i2").tobytes()

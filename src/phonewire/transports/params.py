@@ -1,0 +1,102 @@
+"""Transport parameters.
+
+Plain keyword-only dataclasses: an unknown or misspelt parameter is a ``TypeError`` at
+construction instead of being silently ignored (the anchor's pydantic models drop them,
+which is how a wrong Genesys parameter name went unnoticed). Names and defaults follow the
+anchor's documentation so code ports by changing imports; where our transport gives a
+field more meaning than the anchor, the comment says so.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from phonewire.exceptions import ConfigurationError
+
+__all__ = ["FastAPIWebsocketParams", "TransportParams"]
+
+#: Send-ahead lead. Chosen by benchmarks/bench_lead.py (see docs/pacing.md): 60 ms absorbs
+#: the event-loop and network hiccups seen with hundreds of calls per core, while a barge-in
+#: costs nothing extra because the provider's buffer is cleared on interruption anyway.
+DEFAULT_LEAD_SECS = 0.06
+
+
+@dataclass(kw_only=True)
+class TransportParams:
+    audio_in_enabled: bool = False
+    #: Pipeline rate for caller audio; None = the wire rate (8 kHz for μ-law calls), which
+    #: needs no resampling at all.
+    audio_in_sample_rate: int | None = None
+    audio_in_channels: int = 1
+    #: Optional filter with ``filter(pcm: bytes) -> bytes`` (sync or async) applied to caller audio.
+    audio_in_filter: Any = None
+    #: When False caller audio feeds VAD but is not pushed downstream.
+    audio_in_passthrough: bool = True
+    audio_out_enabled: bool = False
+    #: Rate the bot's TTS is asked to produce (announced in the StartFrame); any rate is
+    #: accepted on output frames and resampled once, straight to the wire rate.
+    audio_out_sample_rate: int | None = None
+    #: Stereo output is mixed down to mono for the phone line.
+    audio_out_channels: int = 1
+    #: Outbound packet length in 10 ms units; None = the provider's own framing (20 ms for
+    #: most, Exotel's size rules for Exotel).
+    audio_out_10ms_chunks: int | None = None
+    #: Silence played (and paced, so it really delays the hang-up) after the last audio on EndFrame.
+    audio_out_end_silence_secs: float = 0.0
+    #: How far ahead of real time audio is sent (see DEFAULT_LEAD_SECS).
+    audio_out_lead_secs: float = DEFAULT_LEAD_SECS
+    #: Upper bound on buffered bot audio; a TTS producing faster waits (backpressure).
+    audio_out_max_buffer_secs: float = 60.0
+    #: EndFrame waits at most this long for queued audio to play out before closing.
+    audio_out_drain_timeout_secs: float = 15.0
+    #: Voice activity detection on caller audio (``phonewire.audio.vad``): emits
+    #: UserStarted/StoppedSpeaking and, when the bot is talking, an InterruptionFrame.
+    vad_analyzer: Any = None
+    #: Caller speech needed before it interrupts the bot (on top of the VAD's start_secs).
+    interruption_min_speech_secs: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.audio_out_lead_secs < 0 or self.audio_out_lead_secs > 5:
+            raise ConfigurationError("audio_out_lead_secs must be between 0 and 5 seconds")
+        if self.audio_out_10ms_chunks is not None and self.audio_out_10ms_chunks < 1:
+            raise ConfigurationError("audio_out_10ms_chunks must be >= 1")
+        if self.audio_in_channels != 1:
+            raise ConfigurationError("phone audio is mono: audio_in_channels must be 1")
+
+
+@dataclass(kw_only=True)
+class FastAPIWebsocketParams(TransportParams):
+    #: Give each outgoing audio payload a complete WAV header for the wire encoding.
+    add_wav_header: bool = False
+    #: The provider serializer (``TwilioFrameSerializer`` ...). Required.
+    serializer: Any = None
+    #: Seconds after the call starts that ``on_session_timeout`` fires. With no handler
+    #: registered the transport ends the call itself (plays out, hangs up, closes).
+    session_timeout: float | None = None
+    #: Exact size in bytes of every outgoing *audio* payload (encoded), e.g. 640 for 20 ms
+    #: of 16 kHz PCM16. Tails are padded with silence at utterance end and on EndFrame.
+    fixed_audio_packet_size: int | None = None
+    #: Upper bound on closing the WebSocket.
+    ws_close_timeout: float = 0.5
+    #: Upper bound on any single send; a peer that stops reading cannot wedge the call.
+    ws_send_timeout: float = 2.0
+    #: Largest inbound message accepted; larger ones close the call with 1009.
+    max_message_bytes: int = 64 * 1024
+    #: Inbound messages per second before the connection is closed with 1008 (a real call
+    #: sends ~50; Exotel 10). None disables.
+    max_messages_per_second: float | None = 500.0
+    #: No inbound message for this long means a dead peer (half-open TCP): the call ends.
+    no_media_timeout_secs: float | None = 30.0
+    #: On disconnect: True cancels the pipeline, False leaves it to the app, None (default)
+    #: cancels only when no ``on_client_disconnected`` handler is registered.
+    cancel_on_disconnect: bool | None = None
+    #: Bound on the auto hang-up REST call (per attempt); one retry on 429/5xx/network errors.
+    hangup_timeout_secs: float = 3.0
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.fixed_audio_packet_size is not None and self.fixed_audio_packet_size <= 0:
+            raise ConfigurationError("fixed_audio_packet_size must be a positive number of bytes")
+        if self.session_timeout is not None and self.session_timeout <= 0:
+            raise ConfigurationError("session_timeout must be positive (or None)")

@@ -1,0 +1,39 @@
+"""Per-call counters: what a transport saw and did, for logs, tests and /metrics."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+__all__ = ["TransportStats"]
+
+
+@dataclass(slots=True)
+class TransportStats:
+    messages_in: int = 0
+    messages_out: int = 0
+    bytes_in: int = 0
+    audio_in_ms: float = 0.0
+    audio_out_ms: float = 0.0
+    protocol_errors: Counter[str] = field(default_factory=Counter)
+    internal_errors: int = 0
+    send_failures: int = 0
+    underruns: int = 0
+    interruptions: int = 0
+    clears_sent: int = 0
+    dropped_audio_ms: float = 0.0
+    marks_sent: int = 0
+    marks_acked: int = 0
+    dtmf_in: int = 0
+    hangup: str | None = None
+    close_reason: str | None = None
+
+    @property
+    def protocol_error_count(self) -> int:
+        return sum(self.protocol_errors.values())
+
+    def as_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["protocol_errors"] = dict(self.protocol_errors)
+        return d
