@@ -22,6 +22,7 @@ async def serve(app: Any) -> AsyncIterator[str]:
         lifespan="off",
         log_level="warning",
         loop="asyncio",
+        timeout_graceful_shutdown=2,
     )
     server = uvicorn.Server(config)
     server.install_signal_handlers = lambda: None  # type: ignore[method-assign]

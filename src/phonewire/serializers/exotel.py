@@ -149,7 +149,8 @@ class ExotelFrameSerializer(FrameSerializer):
         self.started = False
 
     def __repr__(self) -> str:
-        return f"ExotelFrameSerializer(stream_sid={self.stream_sid!r}, call_sid={self.call_sid!r}, format={self._format})"
+        sids = f"stream_sid={self.stream_sid!r}, call_sid={self.call_sid!r}"
+        return f"ExotelFrameSerializer({sids}, format={self._format})"
 
     @property
     def input_format(self) -> MediaFormat:
@@ -253,9 +254,7 @@ class ExotelFrameSerializer(FrameSerializer):
 
     def encode_raw_audio(self, payload: bytes) -> list[Message]:
         # One packet from the packetizer is far below the cap; only pre-encoded blobs are split.
-        return [
-            self._prefix + b64encode(payload[i : i + CHUNK_MAX]) + '"}}' for i in range(0, len(payload), CHUNK_MAX)
-        ]
+        return [self._prefix + b64encode(payload[i : i + CHUNK_MAX]) + '"}}' for i in range(0, len(payload), CHUNK_MAX)]
 
     def encode_clear(self) -> list[Message]:
         return [self._clear]

@@ -61,9 +61,7 @@ def parse_raw_pcm_start(msg: dict[str, Any] | str | None = None, *, sample_rate:
     if msg is None:
         return CallInfo(PROVIDER, None, None, MediaFormat("l16", sample_rate, 1))
     if isinstance(msg, str):
-        return CallInfo(
-            PROVIDER, None, None, MediaFormat("l16", sample_rate, 1), custom_parameters={"metadata": msg}
-        )
+        return CallInfo(PROVIDER, None, None, MediaFormat("l16", sample_rate, 1), custom_parameters={"metadata": msg})
     if msg.get("event") == "start":
         custom = text_params(msg.get("custom_parameters"), PROVIDER)
     else:  # foreign metadata: every other top-level field is a parameter, plus a nested "metadata"

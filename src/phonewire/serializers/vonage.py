@@ -22,7 +22,7 @@ from typing import Any, ClassVar
 
 from phonewire.exceptions import ConfigurationError, LocalProtocolError, RemoteProtocolError
 from phonewire.frames import Frame, InputAudioRawFrame, InputDTMFFrame, InputTransportMessageFrame
-from phonewire.serializers._json import load_object, optional_str
+from phonewire.serializers._json import load_object
 from phonewire.serializers._wire_values import count, keypad, media_type, preview, text_params
 from phonewire.serializers.base import (
     CallInfo,
@@ -271,15 +271,12 @@ class VonageFrameSerializer(FrameSerializer):
         if self.hangup_skip_reason is not None:
             return None
         assert self.call_uuid and self.application_id and self._private_key
-        # Imported here so that this module imports without the JWT code, and a JWT is
-        # minted fresh (short-lived) for each hang-up rather than at construction.
+        # Imported here so that this module imports without the JWT code, and a JWT is minted
+        # fresh (short-lived) for each hang-up rather than at construction. A key that is not an
+        # RSA PEM raises ConfigurationError.
         from phonewire.telephony.signatures import vonage_application_jwt
 
-        try:
-            key = self._private_key.decode() if isinstance(self._private_key, bytes) else self._private_key
-            token = vonage_application_jwt(self.application_id, key)
-        except (TypeError, ValueError) as exc:
-            raise ConfigurationError(f"vonage: cannot sign the hang-up JWT ({type(exc).__name__})") from None
+        token = vonage_application_jwt(self.application_id, self._private_key)
         return HangupRequest(
             method="PUT",
             url=f"{self.api_root}/v1/calls/{self.call_uuid}",

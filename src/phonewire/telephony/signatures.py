@@ -287,6 +287,7 @@ def verify_twilio(
     """Check ``X-Twilio-Signature`` on a webhook or a Media Streams WebSocket upgrade.
 
     * Form POST: pass the decoded form fields as ``params``.
+    * GET: the fields are already in the URL's query string; pass ``params=None``.
     * JSON POST: Twilio adds ``bodySHA256=<hex sha256 of the body>`` to the URL and signs the URL
       alone. Pass the raw ``body``; it must hash to that value. A ``body`` with no
       ``bodySHA256`` in the URL, or a ``bodySHA256`` with no ``body``, fails: an unsigned body

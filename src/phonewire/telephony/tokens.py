@@ -38,6 +38,7 @@ from phonewire.exceptions import ConfigurationError, PhonewireError
 
 __all__ = [
     "DEFAULT_TTL_S",
+    "MIN_SECRET_BYTES",
     "SECRET_ENV_VAR",
     "STREAM_TOKEN_PARAMETER",
     "InMemoryReplayStore",

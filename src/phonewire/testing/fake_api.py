@@ -178,9 +178,7 @@ class FakeProviderAPI:
                 return self._reply(route, match, request)
         return 404, {"message": f"no fake route for {request.method} {request.path}"}
 
-    def _reply(
-        self, route: HangupRoute, match: Any, request: RecordedRequest
-    ) -> tuple[int, Mapping[str, Any] | None]:
+    def _reply(self, route: HangupRoute, match: Any, request: RecordedRequest) -> tuple[int, Mapping[str, Any] | None]:
         if self.mode == "hang":
             return 0, None
         if self.mode == "error":

@@ -117,7 +117,7 @@ class Playout:
 
     def _fit(self, pcm: bytes, now: float) -> bytes:
         room = self.max_queued_s - max(0.0, self._busy_until - now)
-        keep = max(0, int(room * self.sample_rate)) * 2
+        keep = max(0, round(room * self.sample_rate)) * 2
         if len(pcm) > keep:
             self.dropped_s += (len(pcm) - keep) / (2 * self.sample_rate)
             return pcm[:keep]

@@ -123,9 +123,7 @@ def _rounded(value: Any) -> Any:
 # --- measurements -------------------------------------------------------------------------
 
 
-def measure_turns(
-    utterances: Sequence[CallerUtterance], bot_audible: Sequence[tuple[float, float]]
-) -> list[Turn]:
+def measure_turns(utterances: Sequence[CallerUtterance], bot_audible: Sequence[tuple[float, float]]) -> list[Turn]:
     """One ``Turn`` per caller utterance that had audible speech."""
     spoken = [u for u in utterances if u.speech_end_s > u.speech_start_s]
     turns = []
@@ -187,14 +185,15 @@ def _text_lines(r: CallReport) -> list[str]:
         f"  audio       sent {r.audio_sent_s:.2f} s   received {r.audio_received_s:.2f} s"
         f"   played {r.audio_played_s:.2f} s",
         f"  underruns   {r.underruns} ({r.underrun_gap_ms:.0f} ms of gaps)",
-        f"  marks       sent by bot {r.marks_sent_by_server}   echoed {r.marks_echoed}"
-        f"   clears {r.clears_received}",
+        f"  marks       sent by bot {r.marks_sent_by_server}   echoed {r.marks_echoed}   clears {r.clears_received}",
         f"  dtmf        sent {r.dtmf_sent}   received {r.dtmf_received or '-'}",
         f"  network     media dropped {r.media_dropped}   reordered {r.messages_reordered}",
     ]
     lines += _table("turns", ("caller end", "bot audio", "latency"), _turn_rows(r.turns))
     lines += _table("barge-ins", ("speech", "bot silent", "latency"), _barge_rows(r.barge_ins))
-    lines += _listing("violations", [f"{v.t_s:.2f} s  {v.code or ''} {v.reason}".strip() for v in r.protocol_violations])
+    lines += _listing(
+        "violations", [f"{v.t_s:.2f} s  {v.code or ''} {v.reason}".strip() for v in r.protocol_violations]
+    )
     lines += _listing("warnings", r.warnings)
     lines += _listing("errors", r.errors)
     if r.recording_path:

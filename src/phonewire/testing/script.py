@@ -51,6 +51,8 @@ DTMF_DIGITS = frozenset("0123456789*#ABCD")
 
 #: Bot audio interrupted by less than this is still the same utterance (pauses between words).
 _WORD_GAP_S = 0.3
+#: Times are sums of 20 ms steps; compare them with this much slack so 0.98 - 0.58 >= 0.4.
+_EPS = 1e-6
 
 
 # --- what the caller perceives and records --------------------------------------------------
@@ -149,9 +151,7 @@ def _to_wire(pcm: bytes, rate: int, wire_rate: int) -> bytes:
 def _speech_bounds(pcm: bytes, rate: int) -> tuple[float, float]:
     """Offsets (s) of the first and last audible 10 ms frame; (0, 0) if all silent."""
     step = rate // 100
-    voiced = [
-        i for i in range(0, len(pcm) // 2, step) if rms_dbfs(pcm[2 * i : 2 * (i + step)]) > AUDIBLE_DBFS
-    ]
+    voiced = [i for i in range(0, len(pcm) // 2, step) if rms_dbfs(pcm[2 * i : 2 * (i + step)]) > AUDIBLE_DBFS]
     if not voiced:
         return 0.0, 0.0
     return voiced[0] / rate, min(voiced[-1] + step, len(pcm) // 2) / rate
@@ -164,9 +164,7 @@ def _speak(pcm: bytes, rate: int, caller: CallerView, *, barge_in: bool, label: 
     first, last = _speech_bounds(wire, caller.sample_rate)
     sent_s = len(range(0, len(wire), size)) * caller.packet_s
     # Logged up front so an utterance cut short by the end of the call still shows.
-    caller.log.utterances.append(
-        CallerUtterance(start, start + sent_s, start + first, start + last, barge_in, label)
-    )
+    caller.log.utterances.append(CallerUtterance(start, start + sent_s, start + first, start + last, barge_in, label))
     for offset in range(0, len(wire), size):
         chunk = wire[offset : offset + size]
         yield Packet(pcm=chunk + bytes(size - len(chunk)))
@@ -238,7 +236,7 @@ class Press(Step):
 
 
 def _timed_out(caller: CallerView, started: float, timeout: float, what: str) -> bool:
-    if caller.t_s - started < timeout:
+    if caller.t_s - started < timeout - _EPS:
         return False
     caller.log.notes.append(f"{what}: gave up after {timeout:g} s at {caller.t_s:.2f} s")
     return True
@@ -271,7 +269,7 @@ class WaitForBotSilence(Step):
 
     def run(self, caller: CallerView) -> Iterator[Packet]:
         started = caller.t_s
-        while caller.bot_audible or caller.bot_silent_for_s < self.min_silence:
+        while caller.bot_audible or caller.bot_silent_for_s < self.min_silence - _EPS:
             if _timed_out(caller, started, self.timeout, "waiting for the bot to stop"):
                 return
             yield _SILENT
@@ -313,16 +311,14 @@ class BargeIn(Step):
     label: str = ""
 
     @classmethod
-    def from_wav(
-        cls, after_bot_audio_secs: float, path: str | os.PathLike[str], *, timeout: float = 10.0
-    ) -> BargeIn:
+    def from_wav(cls, after_bot_audio_secs: float, path: str | os.PathLike[str], *, timeout: float = 10.0) -> BargeIn:
         say = Say.from_wav(path)
         return cls(after_bot_audio_secs, say.pcm, say.rate, timeout=timeout, label=say.label)
 
     def run(self, caller: CallerView) -> Iterator[Packet]:
         started = caller.t_s
         barge_in = True
-        while caller.bot_audible_for_s < self.after_bot_audio_secs:
+        while caller.bot_audible_for_s < self.after_bot_audio_secs - _EPS:
             if _timed_out(caller, started, self.timeout, "barge-in: the bot never talked"):
                 barge_in = False
                 break

@@ -117,11 +117,16 @@ class FastAPIWebsocketTransport(EventEmitter):
 
     # --- sending -----------------------------------------------------------------------
 
-    async def send(self, message: Message) -> bool:
-        """Send one message; False if the peer is gone. Never raises, never waits unbounded."""
+    async def send(self, message: Message, guard: Callable[[], bool] | None = None) -> bool:
+        """Send one message; False if the peer is gone. Never raises, never waits unbounded.
+
+        ``guard`` is checked once the send lock is held: audio queued before an
+        interruption must not slip out after the clear that was sent while it waited."""
         if self.closed:
             return False
         async with self._send_lock:
+            if guard is not None and not guard():
+                return False
             try:
                 async with asyncio.timeout(self._params.ws_send_timeout):
                     if isinstance(message, str):
@@ -141,9 +146,9 @@ class FastAPIWebsocketTransport(EventEmitter):
         self.stats.messages_out += 1
         return True
 
-    async def send_all(self, messages: list[Message]) -> bool:
+    async def send_all(self, messages: list[Message], guard: Callable[[], bool] | None = None) -> bool:
         for message in messages:
-            if not await self.send(message):
+            if not await self.send(message, guard):
                 return False
         return True
 

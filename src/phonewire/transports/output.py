@@ -68,7 +68,7 @@ class FastAPIWebsocketOutputTransport(FrameProcessor):
     def __init__(self, transport: FastAPIWebsocketTransport, *, name: str | None) -> None:
         super().__init__(name=name)
         self._t = transport
-        self._queue: deque[tuple[int, Any, int]] = deque()  # (kind, payload, samples)
+        self._playq: deque[tuple[int, Any, int]] = deque()  # (kind, payload, samples)
         self._queued_samples = 0
         self._wakeup = asyncio.Event()
         self._space = asyncio.Event()
@@ -79,6 +79,7 @@ class FastAPIWebsocketOutputTransport(FrameProcessor):
         self._all_played.set()
         self.bot_speaking = False
         self._started = False
+        self._generation = 0
 
     # --- setup ---------------------------------------------------------------------------
 
@@ -181,7 +182,7 @@ class FastAPIWebsocketOutputTransport(FrameProcessor):
         self._enqueue(END_UTT, None, 0)
 
     def _enqueue(self, kind: int, payload: Any, samples: int) -> None:
-        self._queue.append((kind, payload, samples))
+        self._playq.append((kind, payload, samples))
         self._queued_samples += samples
         if samples:
             self._all_played.clear()
@@ -197,12 +198,12 @@ class FastAPIWebsocketOutputTransport(FrameProcessor):
 
     async def _pace_loop(self) -> None:
         while True:
-            if not self._queue:
+            if not self._playq:
                 self._on_queue_drained()
                 self._wakeup.clear()
                 await self._wakeup.wait()
                 continue
-            kind, payload, samples = self._queue.popleft()
+            kind, payload, samples = self._playq.popleft()
             self._queued_samples -= samples
             self._space.set()
             if kind == AUDIO:
@@ -227,7 +228,7 @@ class FastAPIWebsocketOutputTransport(FrameProcessor):
     async def _gap_after(self, deadline: float) -> None:
         await self._t.sleep(max(0.0, deadline - self._t.clock()))
         self._gap_timer = None
-        if not self._queue:
+        if not self._playq:
             self._end_utterance()
 
     def _cancel_gap_timer(self) -> None:
@@ -239,9 +240,12 @@ class FastAPIWebsocketOutputTransport(FrameProcessor):
         t = self._t
         if t.closed:
             return
+        gen = self._generation
         delay = self.pacer.delay_before_send()
         if delay > 0:
             await t.sleep(delay)
+        if gen != self._generation:
+            return  # interrupted while waiting: this packet belongs to cleared audio
         now = t.clock()
         _, began = self.tracker.begin_if_needed()
         if began:
@@ -251,7 +255,7 @@ class FastAPIWebsocketOutputTransport(FrameProcessor):
         except LocalProtocolError as exc:
             t.log.warning("! audio packet not sent: %s", exc)
             return
-        if not await t.send_all(messages):
+        if not await t.send_all(messages, guard=lambda: gen == self._generation):
             return
         self.pacer.on_sent(samples)
         duration_ms = samples * 1000 / self.rate
@@ -322,7 +326,7 @@ class FastAPIWebsocketOutputTransport(FrameProcessor):
         if self.tracker.acks and self.tracker.current and self.tracker.current.final_mark:
             self._t.log.info("- playback mark not echoed in time; using the send clock")
         utt = self.tracker.finish_by_clock()
-        if utt is not None and not self._queue:
+        if utt is not None and not self._playq:
             report = HeardReport(
                 utt.index, utt.sent_ms, utt.sent_ms, utt.heard_text(utt.sent_ms), PlaybackSource.SEND_CLOCK
             )
@@ -338,7 +342,7 @@ class FastAPIWebsocketOutputTransport(FrameProcessor):
         report = HeardReport(
             utt.index, utt.sent_ms, utt.sent_ms, utt.heard_text(utt.sent_ms), PlaybackSource.PROVIDER_ACK
         )
-        if not any(k == AUDIO for k, _, _ in self._queue):
+        if not any(k == AUDIO for k, _, _ in self._playq):
             await self._bot_stopped(PlaybackSource.PROVIDER_ACK, report, interrupted=False)
 
     def has_pending_audio(self) -> bool:
@@ -351,9 +355,10 @@ class FastAPIWebsocketOutputTransport(FrameProcessor):
         if not self._started:
             return
         t = self._t
+        self._generation += 1
         dropped = self._queued_samples
         had_audio = self.has_pending_audio()
-        self._queue.clear()
+        self._playq.clear()
         self._queued_samples = 0
         self._space.set()
         self._packetizer.clear()
@@ -373,7 +378,7 @@ class FastAPIWebsocketOutputTransport(FrameProcessor):
         """Wait until everything queued was sent and played; False if the deadline hit."""
         t = self._t
         barrier: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._queue.append((BARRIER, barrier, 0))
+        self._playq.append((BARRIER, barrier, 0))
         self._wakeup.set()
         try:
             async with asyncio.timeout(max(0.0, deadline - t.clock())):
@@ -409,7 +414,7 @@ class FastAPIWebsocketOutputTransport(FrameProcessor):
         self._enqueue(END_UTT, None, 0)
 
     async def _cancel(self) -> None:
-        self._queue.clear()
+        self._playq.clear()
         self._queued_samples = 0
         self._space.set()
         await self._finish("pipeline cancelled")
@@ -425,7 +430,7 @@ class FastAPIWebsocketOutputTransport(FrameProcessor):
 
     def on_peer_gone(self) -> None:
         """The caller is gone: nothing queued can be played; release anyone waiting."""
-        self._queue.clear()
+        self._playq.clear()
         self._queued_samples = 0
         self._space.set()
         self._all_played.set()

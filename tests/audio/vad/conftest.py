@@ -51,9 +51,7 @@ def to_pcm(*parts: np.ndarray) -> bytes:
     return np.clip(np.round(joined), -32768, 32767).astype("<i2").tobytes()
 
 
-def run_windows(
-    analyzer: VADAnalyzer, pcm: bytes
-) -> tuple[list[VADState], list[float], list[VADTransition]]:
+def run_windows(analyzer: VADAnalyzer, pcm: bytes) -> tuple[list[VADState], list[float], list[VADTransition]]:
     """Drive the analyzer window by window; return the state and confidence after each window and
     the reported transitions. This is exactly what analyze() does, but observable."""
     analyzer.feed(pcm)

@@ -90,9 +90,7 @@ def test_a_pause_longer_than_stop_secs_ends_the_turn_and_the_next_speech_starts_
 
 @pytest.mark.parametrize("name", ["hello_8k.wav", "hello_16k.wav", "yes_8k.wav"])
 @pytest.mark.parametrize("onset", [0.0, 0.05])
-def test_speech_in_the_first_100_ms_of_a_call_is_not_missed(
-    name: str, onset: float, signals: SimpleNamespace
-) -> None:
+def test_speech_in_the_first_100_ms_of_a_call_is_not_missed(name: str, onset: float, signals: SimpleNamespace) -> None:
     rate, speech = signals.load_wav(name)
     analyzer = SileroVADAnalyzer(sample_rate=rate)
     transitions = analyzer.analyze(signals.to_pcm(signals.silence(onset, rate), speech))

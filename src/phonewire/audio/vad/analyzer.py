@@ -242,10 +242,10 @@ class VADAnalyzer(ABC):
                 f"{type(self).__name__}: sample_rate must be a positive integer in Hz, got {sample_rate!r}"
             )
 
-    def _reset_model(self) -> None:
+    def _reset_model(self) -> None:  # noqa: B027 - an optional hook, empty on purpose
         """Clear whatever the confidence source remembers about the stream."""
 
-    def _on_window_done(self) -> None:
+    def _on_window_done(self) -> None:  # noqa: B027 - an optional hook, empty on purpose
         """Called after each window's decision (the Silero analyzer resets its model in long QUIET)."""
 
     @property

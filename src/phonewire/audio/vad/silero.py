@@ -91,9 +91,7 @@ class SileroModel:
     def session(self) -> onnxruntime.InferenceSession:
         return self._session
 
-    def infer(
-        self, windows: np.ndarray, states: np.ndarray, sample_rate: int
-    ) -> tuple[np.ndarray, np.ndarray]:
+    def infer(self, windows: np.ndarray, states: np.ndarray, sample_rate: int) -> tuple[np.ndarray, np.ndarray]:
         """Run one batch: N streams, one window each.
 
         Args:

@@ -1,0 +1,84 @@
+"""A FastAPI app running phonewire bots for the transport tests, recording what happened."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from fastapi import FastAPI, WebSocket
+
+from phonewire import FastAPIWebsocketParams, FastAPIWebsocketTransport, Pipeline, PipelineTask, read_handshake
+from phonewire.frames import Frame, FrameDirection
+from phonewire.pipeline import PipelineRunner
+from phonewire.processors import EchoProcessor, FrameProcessor
+
+
+class Recorder(FrameProcessor):
+    """Passes every frame on and remembers it (both directions)."""
+
+    def __init__(self, frames: list[tuple[Frame, FrameDirection]], *, name: str | None = None) -> None:
+        super().__init__(name=name)
+        self.frames = frames
+
+    async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
+        self.frames.append((frame, direction))
+        await self.push_frame(frame, direction)
+
+
+@dataclass
+class Call:
+    transport: FastAPIWebsocketTransport | None = None
+    task: PipelineTask | None = None
+    frames: list[tuple[Frame, FrameDirection]] = field(default_factory=list)
+    tail: list[tuple[Frame, FrameDirection]] = field(default_factory=list)
+    events: list[tuple[str, Any, Any]] = field(default_factory=list)
+    finished: bool = False
+    error: BaseException | None = None
+
+
+def make_app(
+    *,
+    bot: Callable[[Call], FrameProcessor] | None = None,
+    params: dict[str, Any] | None = None,
+    serializer_kwargs: dict[str, Any] | None = None,
+    handlers: tuple[str, ...] = ("on_client_connected",),
+    on_transport: Callable[[Call], None] | None = None,
+) -> tuple[FastAPI, list[Call]]:
+    app = FastAPI()
+    calls: list[Call] = []
+
+    @app.websocket("/ws")
+    async def ws_route(websocket: WebSocket) -> None:
+        call = Call()
+        calls.append(call)
+        await websocket.accept()
+        try:
+            hs = await read_handshake(websocket, providers=["twilio"], **(serializer_kwargs or {}))
+            p = FastAPIWebsocketParams(
+                audio_in_enabled=True, audio_out_enabled=True, serializer=hs.serializer, **(params or {})
+            )
+            transport = FastAPIWebsocketTransport(websocket, p, call_info=hs.info, pending_messages=hs.pending)
+            call.transport = transport
+            for name in handlers:
+                transport.add_event_handler(name, _recorder(call, name))
+            middle = bot(call) if bot else EchoProcessor()
+            pipeline = Pipeline([transport.input(), Recorder(call.frames), middle, transport.output(), Recorder(call.tail)])
+            call.task = PipelineTask(pipeline)
+            if on_transport:
+                on_transport(call)
+            await PipelineRunner(handle_sigint=False, handle_sigterm=False).run(call.task)
+        except BaseException as exc:
+            call.error = exc
+            raise
+        finally:
+            call.finished = True
+
+    return app, calls
+
+
+def _recorder(call: Call, name: str) -> Callable[..., Any]:
+    async def handler(transport: Any, websocket: Any) -> None:
+        call.events.append((name, transport, websocket))
+
+    return handler

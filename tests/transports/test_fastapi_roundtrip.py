@@ -1,0 +1,28 @@
+"""Audio goes in as Twilio μ-law and comes back out, content intact."""
+
+from __future__ import annotations
+
+import asyncio
+
+from echo_app import make_app
+from server_harness import serve
+from twilio_client import TwilioTestClient
+
+from phonewire.audio.analysis import dominant_frequency, tone
+
+
+def test_a_tone_echoed_through_a_real_server_keeps_its_frequency() -> None:
+    async def main() -> None:
+        app, calls = make_app()
+        async with serve(app) as hostport:
+            client = await TwilioTestClient.connect(hostport)
+            await client.handshake()
+            sender = asyncio.create_task(client.stream_audio(tone(440, 1.0, 8000)))
+            packets = await client.collect_media(3.0, until_silence=0.5)
+            await sender
+            await client.close()
+        audio = b"".join(p for _, p in packets)
+        assert len(audio) >= 2 * 8000 * 0.9
+        assert abs(dominant_frequency(audio, 8000) - 440) < 5
+
+    asyncio.run(main())
