@@ -254,6 +254,7 @@ def test_the_calls_media_format_overrides_the_configured_receive_encoding() -> N
         {"media_format": MediaFormat("mulaw", 8000, 2)},
         {"params": TelnyxFrameSerializer.InputParams(telnyx_sample_rate=22050)},
         {"params": TelnyxFrameSerializer.InputParams(reorder_window=-1)},
+        {"params": TelnyxFrameSerializer.InputParams(reorder_window=26)},
     ],
 )
 def test_unsupported_configuration_fails_at_construction(kwargs: dict[str, Any]) -> None:
@@ -422,6 +423,37 @@ def test_a_reorder_window_of_zero_passes_packets_through_as_they_come() -> None:
     ser = serializer(params=TelnyxFrameSerializer.InputParams(reorder_window=0))
     pkts = packets(3)
     assert push_chunks(ser, [1, 3, 2], pkts) == [pkts[0], pkts[2]]
+
+
+@given(jitter=st.lists(st.floats(0, 3.99), min_size=1, max_size=40))
+@settings(max_examples=200, deadline=None)
+def test_any_delivery_jittered_by_at_most_the_window_loses_nothing_and_comes_out_in_order(
+    jitter: list[float],
+) -> None:
+    pkts = packets(len(jitter))
+    order = [chunk for _, chunk in sorted((c + j, c) for c, j in enumerate(jitter, start=1))]
+    ser = serializer()
+    out = push_chunks(ser, order, pkts) + [pcm_to_ulaw(f.audio) for f in ser.flush_audio()]
+    assert out == pkts
+    assert ser.reorder_stats.lost == ser.reorder_stats.late == 0
+
+
+@given(order=st.lists(st.integers(1, 40), max_size=60))
+@settings(max_examples=200, deadline=None)
+def test_any_delivery_order_releases_each_chunk_at_most_once_ascending_and_holds_at_most_three(
+    order: list[int],
+) -> None:
+    pkts = packets(40)
+    ser = serializer()
+    out: list[bytes] = []
+    for chunk in order:
+        out += push_chunks(ser, [chunk], pkts)
+        assert ser._reorder.held <= 3
+    out += [pcm_to_ulaw(f.audio) for f in ser.flush_audio()]
+    numbers = [pkts.index(p) for p in out]
+    assert numbers == sorted(set(numbers))
+    stats = ser.reorder_stats
+    assert stats.received == len(order) == len(out) + stats.duplicates + stats.late
 
 
 def test_media_without_a_chunk_number_is_played_immediately() -> None:

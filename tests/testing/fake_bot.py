@@ -36,6 +36,7 @@ class BotConfig:
     greeting_s: float = 0.3
     reply_delay_s: float = 0.1
     end_of_speech_s: float = 0.3
+    max_reply_s: float = 10.0  # echo at most this much of an utterance (keeps tests short)
     clear_on_barge_in: bool = True
     dtmf_tone_s: float = 0.0
     hangup_digit: str = "#"
@@ -196,7 +197,8 @@ class FakeBot:
 
     async def _reply(self, ws: ServerConnection, call: BotCall, pcm: bytes) -> None:
         await asyncio.sleep(self.config.reply_delay_s)  # the bot "thinking": part of the behaviour
-        await self._play(ws, call, pcm, f"reply-{len(call.marks_sent) + 1}")
+        reply = pcm[: 2 * round(self.config.max_reply_s * RATE)]
+        await self._play(ws, call, reply, f"reply-{len(call.marks_sent) + 1}")
 
     async def _play(self, ws: ServerConnection, call: BotCall, pcm: bytes, mark: str) -> None:
         """Send ``pcm`` as 20 ms media messages in one burst, then a mark."""

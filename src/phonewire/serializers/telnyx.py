@@ -64,6 +64,8 @@ API_ROOT = "https://api.telnyx.com"
 DEFAULT_FORMAT = MediaFormat("mulaw", 8000, 1)
 #: Telnyx documents L16 at 16 kHz for bidirectional RTP; 8 kHz is accepted too.
 L16_RATES = (8000, 16000)
+#: Largest reorder window (25 packets = 500 ms): more is a jitter buffer, not a reorder fix.
+MAX_REORDER_WINDOW = 25
 #: Telnyx error code for "call has already ended" in a 422 response.
 ALREADY_ENDED_CODE = "90018"
 
@@ -266,8 +268,8 @@ class TelnyxFrameSerializer(FrameSerializer):
         p = self.params
         if p.l16_byte_order not in ("big", "little"):
             raise ConfigurationError("telnyx: l16_byte_order must be 'big' or 'little'")
-        if p.reorder_window < 0:
-            raise ConfigurationError("telnyx: reorder_window must be >= 0")
+        if not 0 <= p.reorder_window <= MAX_REORDER_WINDOW:
+            raise ConfigurationError(f"telnyx: reorder_window must be 0..{MAX_REORDER_WINDOW} packets")
         if p.telnyx_sample_rate is not None and p.telnyx_sample_rate not in L16_RATES:
             raise ConfigurationError("telnyx: telnyx_sample_rate must be 8000 or 16000")
         receive = _configured_encoding(

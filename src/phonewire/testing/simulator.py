@@ -354,14 +354,15 @@ class CallSimulator:
     def _on_socket_closed(self) -> None:
         assert self._ws is not None
         code = self._ws.close_code
-        rest = self.api is not None and bool(self.api.hangups(self.provider.call_id))
-        hangup: Hangup = "rest" if rest else "socket_closed"
         if code in _NORMAL_CLOSE:
-            self._finish(f"the bot closed the WebSocket (code {code})", hangup, completed=True)
+            self._finish(f"the bot closed the WebSocket (code {code})", "socket_closed", completed=True)
         else:
             reason = self._ws.close_reason or "no close frame"
             self._finish(
-                f"the WebSocket closed abnormally (code {code}: {reason})", hangup, completed=False, error=True
+                f"the WebSocket closed abnormally (code {code}: {reason})",
+                "socket_closed",
+                completed=False,
+                error=True,
             )
 
     def _on_rest_hangup(self) -> None:
@@ -382,6 +383,9 @@ class CallSimulator:
         report.turns = measure_turns(self.caller.log.utterances, heard)
         report.barge_ins = measure_barge_ins(self.caller.log.utterances, heard, self._clear_times, end)
         report.warnings += self.caller.log.notes
+        if self.api is not None and self.api.hangups(self.provider.call_id):
+            # The bot asked the provider to hang up; end_reason says what actually ended the call.
+            report.hangup = "rest"
         if playout.dropped_s:
             report.warnings.append(
                 f"{playout.dropped_s:.1f} s of bot audio dropped: more than {playout.max_queued_s:g} s was queued"

@@ -219,6 +219,7 @@ def _interleaved_batched(
     return confidences, found
 
 
+@pytest.mark.slow  # builds 50 ONNX sessions for the reference (~1.5 s)
 def test_fifty_calls_sharing_one_model_decide_exactly_like_fifty_calls_with_their_own(
     signals: SimpleNamespace,
 ) -> None:

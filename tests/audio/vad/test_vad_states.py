@@ -22,7 +22,8 @@ def test_speech_after_silence_goes_quiet_to_starting_to_speaking(
     hello_8k: np.ndarray, signals: SimpleNamespace
 ) -> None:
     analyzer = SileroVADAnalyzer(sample_rate=8000)
-    pcm = signals.to_pcm(signals.silence(0.5, 8000), hello_8k)
+    line_noise = signals.white_noise(0.5, 8000, -65.0, seed=1)
+    pcm = signals.to_pcm(line_noise, hello_8k)
     states, _, transitions = signals.run_windows(analyzer, pcm)
 
     assert signals.collapse(states)[:3] == [QUIET, STARTING, SPEAKING]
@@ -37,7 +38,8 @@ def test_silence_after_speech_goes_speaking_to_stopping_to_quiet(
     hello_8k: np.ndarray, signals: SimpleNamespace
 ) -> None:
     analyzer = SileroVADAnalyzer(sample_rate=8000)
-    pcm = signals.to_pcm(hello_8k, signals.silence(1.5, 8000))
+    line_noise = signals.white_noise(1.5, 8000, -65.0, seed=2)
+    pcm = signals.to_pcm(hello_8k, line_noise)
     states, _, transitions = signals.run_windows(analyzer, pcm)
 
     assert signals.collapse(states)[-3:] == [SPEAKING, STOPPING, QUIET]
@@ -55,7 +57,7 @@ def test_a_blip_shorter_than_start_secs_goes_starting_back_to_quiet(
 ) -> None:
     blip = hello_8k[8000 : 8000 + 640]  # 80 ms of a vowel
     analyzer = SileroVADAnalyzer(sample_rate=8000)
-    pcm = signals.to_pcm(signals.silence(0.5, 8000), blip, signals.silence(1.0, 8000))
+    pcm = signals.to_pcm(signals.silence(0.5, 8000), blip, signals.white_noise(1.0, 8000, -65.0, seed=3))
     states, _, transitions = signals.run_windows(analyzer, pcm)
 
     assert signals.collapse(states) == [QUIET, STARTING, QUIET]
