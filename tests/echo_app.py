@@ -44,6 +44,7 @@ def make_app(
     serializer_kwargs: dict[str, Any] | None = None,
     handlers: tuple[str, ...] = ("on_client_connected",),
     on_transport: Callable[[Call], None] | None = None,
+    providers: list[str] | None = None,
 ) -> tuple[FastAPI, list[Call]]:
     app = FastAPI()
     calls: list[Call] = []
@@ -54,7 +55,7 @@ def make_app(
         calls.append(call)
         await websocket.accept()
         try:
-            hs = await read_handshake(websocket, providers=["twilio"], **(serializer_kwargs or {}))
+            hs = await read_handshake(websocket, providers=providers, **(serializer_kwargs or {}))
             p = FastAPIWebsocketParams(
                 audio_in_enabled=True, audio_out_enabled=True, serializer=hs.serializer, **(params or {})
             )

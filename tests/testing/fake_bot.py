@@ -44,7 +44,7 @@ class BotConfig:
     api_base_url: str | None = None
     account_sid: str = "ACtest"
     auth_token: str = "secret-token"
-    misbehave: tuple[str, ...] = ()  # "binary", "bad_event", "wrong_stream", "no_stream"
+    misbehave: tuple[str, ...] = ()  # "binary", "bad_event", "wrong_stream", "no_stream", "crash"
 
 
 @dataclass
@@ -230,6 +230,8 @@ class FakeBot:
                 await ws.send(json.dumps({"event": "media", "streamSid": "MZwrong", "media": media}))
             elif kind == "no_stream":
                 await ws.send(json.dumps({"event": "clear"}))
+            elif kind == "crash":
+                await ws.close(1011, "bot crashed")
 
 
 def run(coroutine: Any, timeout: float = 20.0) -> Any:

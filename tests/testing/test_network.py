@@ -75,6 +75,22 @@ def test_a_stall_holds_everything_until_it_ends() -> None:
     assert 0.14 < run(scenario()) < 1.0
 
 
+def test_once_the_socket_is_gone_drain_returns_and_new_messages_are_ignored() -> None:
+    async def scenario() -> None:
+        async def broken(message: str | bytes) -> None:
+            raise ConnectionResetError
+
+        uplink = Uplink(NetworkConditions(), broken, lambda: 0.0)
+        task = asyncio.create_task(uplink.run())
+        uplink.submit("m0", media=True)
+        with pytest.raises(ConnectionResetError):
+            await task
+        uplink.submit("m1", media=True)
+        await uplink.drain()
+
+    run(scenario(), timeout=2)
+
+
 @pytest.mark.parametrize("kwargs", [{"loss": 1.5}, {"reorder": -0.1}, {"jitter_ms": -1}, {"stall_ms": 100}])
 def test_impossible_conditions_are_refused(kwargs: dict[str, float]) -> None:
     with pytest.raises(ConfigurationError):

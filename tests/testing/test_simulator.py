@@ -154,6 +154,25 @@ def test_a_bot_that_is_not_listening_gives_a_failed_report_not_an_exception() ->
     run(scenario())
 
 
+def test_a_refused_handshake_gives_a_failed_report() -> None:
+    async def scenario() -> None:
+        def refuse(connection: Any, request: Any) -> Any:
+            return connection.respond(403, "no\n")
+
+        async with serve(lambda ws: ws.wait_closed(), "127.0.0.1", 0, process_request=refuse) as server:
+            port = next(iter(server.sockets)).getsockname()[1]
+            report = await simulate_call(f"ws://127.0.0.1:{port}/", script=[Silence(1)])
+        assert not report.completed and "403" in report.errors[0]
+
+    run(scenario())
+
+
+def test_a_bot_that_closes_with_an_error_code_fails_the_call() -> None:
+    report, _ = run(call(BotConfig(greeting_s=0, misbehave=("crash",)), [Silence(2)]))
+    assert not report.completed and report.hangup == "socket_closed" and report.close_code == 1011
+    assert "1011" in report.end_reason and "bot crashed" in report.errors[0]
+
+
 def test_the_max_duration_ends_the_call_as_not_completed() -> None:
     report, bot = run(call(BotConfig(greeting_s=0), [Silence(10)], max_duration_s=0.4))
     assert not report.completed and "max duration" in report.end_reason

@@ -24,8 +24,9 @@ class Detection:
     pending: list[Message] = field(default_factory=list)
 
 
-# name -> (is_start(first_messages_parsed) -> index of the start message or None, parse, factory)
-Recognizer = Callable[[list[Any]], int | None]
+# name -> (recognize(parsed messages) -> (index of the start message, whether the serializer
+# must also see that message) or None, parse, factory)
+Recognizer = Callable[[list[Any]], tuple[int, bool] | None]
 _PROVIDERS: dict[str, tuple[Recognizer, Callable[[Any], CallInfo], Callable[..., FrameSerializer]]] = {}
 
 
@@ -50,9 +51,11 @@ def detect(seen: list[Message], providers: list[str] | None = None) -> Detection
     for name, (recognize, parse, factory) in _PROVIDERS.items():
         if providers is not None and name not in providers:
             continue
-        index = recognize(parsed)
-        if index is not None:
-            return Detection(parse(parsed[index]), factory, list(seen[index + 1 :]))
+        found = recognize(parsed)
+        if found is not None:
+            index, replay = found
+            start = index if replay else index + 1
+            return Detection(parse(parsed[index]), factory, list(seen[start:]))
     return None
 
 

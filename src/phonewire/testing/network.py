@@ -98,9 +98,12 @@ class Uplink:
         self._wakeup = asyncio.Event()
         self._idle = asyncio.Event()
         self._idle.set()
+        self._closed = False
 
     def submit(self, message: Message, *, media: bool) -> None:
         """Queue ``message``; media may be dropped, delayed or swapped with its successor."""
+        if self._closed:
+            return
         impaired = media or self.conditions.impair_control
         if impaired and self.conditions.loss and self._rng.random() < self.conditions.loss:
             if media:
@@ -142,12 +145,20 @@ class Uplink:
             self._enqueue(self._last_due, held)
 
     async def drain(self) -> None:
-        """Wait until everything submitted has been sent. Wrap in a timeout."""
+        """Wait until everything submitted has been sent (or the link is gone). Wrap in a timeout."""
         self.release_held()
         await self._idle.wait()
 
     async def run(self) -> None:
-        """Deliver queued messages when due, until cancelled or the socket closes."""
+        """Deliver queued messages when due, until cancelled or ``send`` fails (socket closed)."""
+        try:
+            await self._deliver()
+        finally:
+            self._closed = True
+            self._queue.clear()  # nothing will send them now: let drain() return
+            self._idle.set()
+
+    async def _deliver(self) -> None:
         while True:
             if not self._queue:
                 self._idle.set()

@@ -80,6 +80,11 @@ class FastAPIWebsocketTransport(EventEmitter):
         self._timers: set[asyncio.Task[Any]] = set()
         self._fired: set[str] = set()
         self._hangup_started = False
+        #: Whether the call id was verified (a stream token checked by the server).
+        self.verified = False
+        #: Auto hang-up runs only when True; ``create_app`` sets it to ``verified`` so a
+        #: forged start never makes us hang up somebody else's call with our credentials.
+        self.hangup_allowed = True
         call_id = (call_info.call_id if call_info else None) or getattr(params.serializer, "call_sid", None)
         self.log = CallLog(logger, {"provider": params.serializer.provider, "call_id": call_id or "-"})
         self._input = FastAPIWebsocketInputTransport(self, pending_messages or [], name=input_name)
@@ -226,6 +231,10 @@ class FastAPIWebsocketTransport(EventEmitter):
         self._hangup_started = True
         if self.stats.close_reason in ("stop", "client disconnected") or self._input.peer_closed:
             self.stats.hangup = "skipped: call already ended"
+            return
+        if not self.hangup_allowed:
+            self.stats.hangup = "skipped: call id not verified"
+            self.log.info("- auto hang-up skipped: the call id was not verified by a stream token")
             return
         request = self.serializer.hangup_request()
         if request is None:

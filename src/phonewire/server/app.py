@@ -1,0 +1,187 @@
+"""create_app: a FastAPI app serving any bot on one auto-detecting media-stream route.
+
+::
+
+    async def bot(transport: FastAPIWebsocketTransport, call: CallInfo) -> None:
+        task = PipelineTask(Pipeline([transport.input(), MyBot(), transport.output()]))
+        await PipelineRunner(handle_sigint=False).run(task)
+
+    app = create_app(bot)          # uvicorn module:app
+
+Each call: refuse politely beyond ``max_calls`` (close 1013), check upgrade signatures,
+read the provider's handshake under a deadline, check the stream token, build the
+transport with the call's own media format, run the bot, log a one-line summary.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from fastapi import FastAPI, WebSocket
+from fastapi.responses import JSONResponse, PlainTextResponse
+
+from phonewire.exceptions import HandshakeError
+from phonewire.serializers.base import CallInfo
+from phonewire.server.config import ServerConfig
+from phonewire.server.guard import check_stream_token, check_upgrade
+from phonewire.server.metrics import Metrics
+from phonewire.server.webhooks import webhook_router
+from phonewire.telephony.handshake import read_handshake
+from phonewire.telephony.tokens import StreamTokenSigner
+from phonewire.transports.fastapi import FastAPIWebsocketTransport
+from phonewire.transports.params import FastAPIWebsocketParams
+
+__all__ = ["Bot", "create_app"]
+
+logger = logging.getLogger("phonewire.server")
+
+Bot = Callable[[FastAPIWebsocketTransport, CallInfo], Awaitable[None]]
+
+
+def create_app(bot: Bot, config: ServerConfig | None = None) -> FastAPI:
+    config = config or ServerConfig()
+    signer = StreamTokenSigner(config.stream_secret) if config.stream_secret else None
+    if config.vad == "silero":
+        from phonewire.audio.vad import SileroModel
+
+        SileroModel.shared()  # load once, now, instead of on the first call's audio path
+    if signer is None:
+        logger.warning("= no PHONEWIRE_STREAM_SECRET: streams are not authenticated and auto hang-up is off")
+    app = FastAPI(title="phonewire")
+    metrics = Metrics()
+    app.state.metrics = metrics
+    app.state.config = config
+    app.include_router(webhook_router(config, signer))
+
+    @app.get("/healthz")
+    async def healthz() -> JSONResponse:
+        return JSONResponse({"status": "ok", "active_calls": metrics.active, "max_calls": config.max_calls})
+
+    @app.get("/metrics")
+    async def prometheus() -> PlainTextResponse:
+        return PlainTextResponse(metrics.render())
+
+    @app.websocket(config.ws_path)
+    async def media_stream(websocket: WebSocket) -> None:
+        await _serve_call(websocket, bot, config, signer, metrics)
+
+    return app
+
+
+async def _serve_call(
+    websocket: WebSocket, bot: Bot, config: ServerConfig, signer: StreamTokenSigner | None, metrics: Metrics
+) -> None:
+    if metrics.active >= config.max_calls:
+        metrics.refused += 1
+        logger.warning("! refusing a call: %d calls already (max_calls); closing with 1013", metrics.active)
+        await websocket.accept()
+        await websocket.close(1013, "server busy, try again later")
+        return
+    refusal = check_upgrade(config, websocket.scope, websocket.headers)
+    if refusal is not None:
+        metrics.rejected += 1
+        logger.warning("! refusing a stream: %s", refusal)
+        await websocket.close(1008)
+        return
+    metrics.active += 1
+    try:
+        await websocket.accept()
+        await _run_call(websocket, bot, config, signer, metrics)
+    finally:
+        metrics.active -= 1
+
+
+async def _run_call(
+    websocket: WebSocket, bot: Bot, config: ServerConfig, signer: StreamTokenSigner | None, metrics: Metrics
+) -> None:
+    try:
+        handshake = await read_handshake(
+            websocket,
+            providers=config.providers,
+            timeout=config.handshake_timeout,
+            serializer_factory=lambda info: _serializer(info, config),
+        )
+    except HandshakeError as exc:
+        metrics.rejected += 1
+        logger.warning("! stream refused: %s (close %d)", exc, exc.close_code)
+        await _close(websocket, exc.close_code, str(exc))
+        return
+    info = handshake.info
+    verified, refusal = check_stream_token(signer, info, required=config.tokens_required)
+    if refusal is not None:
+        metrics.rejected += 1
+        logger.warning("[%s %s] ! %s: closing (1008), no bot, no hang-up", info.provider, info.call_id, refusal)
+        await _close(websocket, 1008, "stream not authorised")
+        return
+    params = FastAPIWebsocketParams(
+        audio_in_enabled=True,
+        audio_out_enabled=True,
+        serializer=handshake.serializer,
+        vad_analyzer=make_vad(config.vad),
+        **config.transport_params,
+    )
+    transport = FastAPIWebsocketTransport(websocket, params, call_info=info, pending_messages=handshake.pending)
+    transport.verified = verified
+    transport.hangup_allowed = verified
+    await _run_bot(bot, transport, info, metrics)
+
+
+async def _run_bot(bot: Bot, transport: FastAPIWebsocketTransport, info: CallInfo, metrics: Metrics) -> None:
+    metrics.calls += 1
+    started = time.monotonic()
+    transport.log.info("= call started (%s %d Hz)", info.media_format.encoding, info.media_format.sample_rate)
+    try:
+        await bot(transport, info)
+    except Exception:
+        metrics.bot_errors += 1
+        transport.log.exception("! bot raised; the call is closed")
+    finally:
+        await transport.close(1000, "bot finished")
+        metrics.record(transport.stats)
+        s = transport.stats
+        transport.log.info(
+            "= call ended after %.1fs: in %.1fs out %.1fs, %d protocol errors, %d underruns, hang-up %s (%s)",
+            time.monotonic() - started,
+            s.audio_in_ms / 1000,
+            s.audio_out_ms / 1000,
+            s.protocol_error_count,
+            s.underruns,
+            s.hangup or "none",
+            s.close_reason or "-",
+        )
+
+
+def _serializer(info: CallInfo, config: ServerConfig) -> Any:
+    from phonewire.telephony.detect import _PROVIDERS
+
+    factory = _PROVIDERS[info.provider][2]
+    return factory(info, **dict(config.serializer_kwargs.get(info.provider, {})))
+
+
+async def _close(websocket: WebSocket, code: int, reason: str) -> None:
+    try:
+        await websocket.close(code, reason[:120])
+    except Exception:  # already gone
+        pass
+
+
+def make_vad(kind: str | None) -> Any:
+    """A fresh analyzer for one call (the Silero model itself is shared by the process)."""
+    if kind is None:
+        return None
+    from phonewire.audio.vad import EnergyVADAnalyzer, SileroVADAnalyzer
+
+    if kind == "silero":
+        return SileroVADAnalyzer()
+    if kind == "energy":
+        return EnergyVADAnalyzer()
+    raise ValueError(f"unknown vad {kind!r}: use 'silero', 'energy' or None")
+
+
+def new_stream_secret() -> str:
+    """A fresh random secret (the demo uses one per run)."""
+    return secrets.token_urlsafe(32)

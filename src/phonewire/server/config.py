@@ -1,0 +1,71 @@
+"""ServerConfig: everything ``create_app`` needs, with defaults that are safe to deploy.
+
+Credentials come from keyword arguments or the environment, never from code in the repo:
+``TWILIO_ACCOUNT_SID``/``TWILIO_AUTH_TOKEN``, ``TELNYX_API_KEY``/``TELNYX_PUBLIC_KEY``,
+``PLIVO_AUTH_ID``/``PLIVO_AUTH_TOKEN``, ``VONAGE_APPLICATION_ID``/``VONAGE_PRIVATE_KEY``/
+``VONAGE_SIGNATURE_SECRET``, ``PHONEWIRE_STREAM_SECRET``, ``PHONEWIRE_PUBLIC_HOST``.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["ServerConfig"]
+
+
+def _env(name: str) -> str | None:
+    return os.environ.get(name) or None
+
+
+@dataclass(kw_only=True)
+class ServerConfig:
+    #: Path of the one auto-detecting media-stream route.
+    ws_path: str = "/ws"
+    #: Prefix of the provider webhook routes (``/webhooks/twilio`` ...).
+    webhook_prefix: str = "/webhooks"
+    #: Host (and port) providers reach us on, e.g. ``bot.example.com``; None: the request's Host.
+    public_host: str | None = field(default_factory=lambda: _env("PHONEWIRE_PUBLIC_HOST"))
+    #: Scheme of the stream URL handed to providers (they require wss; the demo uses ws).
+    stream_scheme: str = "wss"
+    #: Honour X-Forwarded-Proto/Host (only behind a proxy you control; see docs/security.md).
+    trust_forwarded: bool = False
+    #: Restrict the /ws route to these providers (None: detect any).
+    providers: list[str] | None = None
+    #: Seconds a new stream has to identify itself.
+    handshake_timeout: float = 10.0
+    #: Calls served at once by this process; more are refused with close code 1013.
+    max_calls: int = 200
+    #: Secret for stream tokens; with one set, streams must carry a valid token.
+    stream_secret: str | None = field(default_factory=lambda: _env("PHONEWIRE_STREAM_SECRET"))
+    #: None: require tokens exactly when a stream secret is configured.
+    require_stream_token: bool | None = None
+    #: Provider credentials checked on webhooks and WebSocket upgrades when present.
+    twilio_auth_token: str | None = field(default_factory=lambda: _env("TWILIO_AUTH_TOKEN"))
+    telnyx_public_key: str | None = field(default_factory=lambda: _env("TELNYX_PUBLIC_KEY"))
+    telnyx_stream_token: str | None = field(default_factory=lambda: _env("TELNYX_STREAM_AUTH_TOKEN"))
+    plivo_auth_token: str | None = field(default_factory=lambda: _env("PLIVO_AUTH_TOKEN"))
+    vonage_signature_secret: str | None = field(default_factory=lambda: _env("VONAGE_SIGNATURE_SECRET"))
+    #: Extra keyword arguments per provider for its serializer (credentials, params, base_url).
+    serializer_kwargs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: Voice activity detection per call: "silero" (one model per process, state per call),
+    #: "energy" (the light fallback) or None.
+    vad: str | None = None
+    #: Overrides for FastAPIWebsocketParams of every call.
+    transport_params: dict[str, Any] = field(default_factory=dict)
+    #: Media formats offered in webhook answers.
+    plivo_content_type: str = "audio/x-mulaw;rate=8000"
+    vonage_content_type: str = "audio/l16;rate=16000"
+    telnyx_codec: str = "PCMU"
+
+    def __repr__(self) -> str:
+        # Secrets never appear in logs or reprs.
+        shown = {k: v for k, v in vars(self).items() if "secret" not in k and "token" not in k and "key" not in k}
+        return f"ServerConfig({shown})"
+
+    @property
+    def tokens_required(self) -> bool:
+        if self.require_stream_token is not None:
+            return self.require_stream_token
+        return self.stream_secret is not None

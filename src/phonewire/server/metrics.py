@@ -1,0 +1,46 @@
+"""Process-wide counters, exposed at /metrics in Prometheus text format."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+from phonewire.transports.stats import TransportStats
+
+__all__ = ["Metrics"]
+
+
+@dataclass
+class Metrics:
+    active: int = 0
+    calls: int = 0
+    refused: int = 0
+    rejected: int = 0
+    bot_errors: int = 0
+    protocol_errors: int = 0
+    underruns: int = 0
+    audio_in_seconds: float = 0.0
+    audio_out_seconds: float = 0.0
+    hangups: Counter[str] = field(default_factory=Counter)
+
+    def record(self, stats: TransportStats) -> None:
+        self.protocol_errors += stats.protocol_error_count
+        self.underruns += stats.underruns
+        self.audio_in_seconds += stats.audio_in_ms / 1000
+        self.audio_out_seconds += stats.audio_out_ms / 1000
+        self.hangups[(stats.hangup or "none").split(":")[0]] += 1
+
+    def render(self) -> str:
+        lines = [
+            f"phonewire_active_calls {self.active}",
+            f"phonewire_calls_total {self.calls}",
+            f"phonewire_calls_refused_total {self.refused}",
+            f"phonewire_streams_rejected_total {self.rejected}",
+            f"phonewire_bot_errors_total {self.bot_errors}",
+            f"phonewire_protocol_errors_total {self.protocol_errors}",
+            f"phonewire_underruns_total {self.underruns}",
+            f"phonewire_audio_in_seconds_total {self.audio_in_seconds:.3f}",
+            f"phonewire_audio_out_seconds_total {self.audio_out_seconds:.3f}",
+        ]
+        lines += [f'phonewire_hangups_total{{outcome="{k}"}} {v}' for k, v in sorted(self.hangups.items())]
+        return "\n".join(lines) + "\n"
