@@ -9,6 +9,7 @@ from typing import Any
 from fastapi import FastAPI, WebSocket
 
 from phonewire import FastAPIWebsocketParams, FastAPIWebsocketTransport, Pipeline, PipelineTask, read_handshake
+from phonewire.exceptions import HandshakeError
 from phonewire.frames import Frame, FrameDirection
 from phonewire.pipeline import PipelineRunner
 from phonewire.processors import EchoProcessor, FrameProcessor
@@ -44,7 +45,8 @@ def make_app(
     serializer_kwargs: dict[str, Any] | None = None,
     handlers: tuple[str, ...] = ("on_client_connected",),
     on_transport: Callable[[Call], None] | None = None,
-    providers: list[str] | None = None,
+    providers: list[str] | None = ["twilio"],  # noqa: B006  (never mutated)
+    handshake_timeout: float = 10.0,
 ) -> tuple[FastAPI, list[Call]]:
     app = FastAPI()
     calls: list[Call] = []
@@ -55,7 +57,14 @@ def make_app(
         calls.append(call)
         await websocket.accept()
         try:
-            hs = await read_handshake(websocket, providers=providers, **(serializer_kwargs or {}))
+            try:
+                hs = await read_handshake(
+                    websocket, providers=providers, timeout=handshake_timeout, **(serializer_kwargs or {})
+                )
+            except HandshakeError as exc:
+                call.error = exc
+                await websocket.close(exc.close_code, str(exc)[:100])
+                return
             p = FastAPIWebsocketParams(
                 audio_in_enabled=True, audio_out_enabled=True, serializer=hs.serializer, **(params or {})
             )
@@ -64,7 +73,9 @@ def make_app(
             for name in handlers:
                 transport.add_event_handler(name, _recorder(call, name))
             middle = bot(call) if bot else EchoProcessor()
-            pipeline = Pipeline([transport.input(), Recorder(call.frames), middle, transport.output(), Recorder(call.tail)])
+            pipeline = Pipeline(
+                [transport.input(), Recorder(call.frames), middle, transport.output(), Recorder(call.tail)]
+            )
             call.task = PipelineTask(pipeline)
             if on_transport:
                 on_transport(call)

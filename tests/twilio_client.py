@@ -61,7 +61,12 @@ class TwilioTestClient:
             {
                 "event": "media",
                 "sequenceNumber": self._next_seq(),
-                "media": {"track": "inbound", "chunk": str(self.chunk), "timestamp": str(20 * self.chunk), "payload": payload},
+                "media": {
+                    "track": "inbound",
+                    "chunk": str(self.chunk),
+                    "timestamp": str(20 * self.chunk),
+                    "payload": payload,
+                },
                 "streamSid": STREAM_SID,
             }
         )
@@ -75,15 +80,29 @@ class TwilioTestClient:
             await self.media(pcm[i : i + 320])
 
     async def dtmf(self, digit: str) -> None:
-        await self.send({"event": "dtmf", "streamSid": STREAM_SID, "sequenceNumber": self._next_seq(),
-                         "dtmf": {"track": "inbound_track", "digit": digit}})
+        await self.send(
+            {
+                "event": "dtmf",
+                "streamSid": STREAM_SID,
+                "sequenceNumber": self._next_seq(),
+                "dtmf": {"track": "inbound_track", "digit": digit},
+            }
+        )
 
     async def mark_echo(self, name: str) -> None:
-        await self.send({"event": "mark", "sequenceNumber": self._next_seq(), "streamSid": STREAM_SID, "mark": {"name": name}})
+        await self.send(
+            {"event": "mark", "sequenceNumber": self._next_seq(), "streamSid": STREAM_SID, "mark": {"name": name}}
+        )
 
     async def stop(self) -> None:
-        await self.send({"event": "stop", "sequenceNumber": self._next_seq(), "streamSid": STREAM_SID,
-                         "stop": {"accountSid": ACCOUNT_SID, "callSid": CALL_SID}})
+        await self.send(
+            {
+                "event": "stop",
+                "sequenceNumber": self._next_seq(),
+                "streamSid": STREAM_SID,
+                "stop": {"accountSid": ACCOUNT_SID, "callSid": CALL_SID},
+            }
+        )
 
     async def recv(self, timeout: float = 5.0) -> dict[str, Any]:
         async with asyncio.timeout(timeout):
@@ -119,3 +138,69 @@ class TwilioTestClient:
 
     async def close(self) -> None:
         await self.ws.close()
+
+
+class TwilioHandset:
+    """Plays the server's audio on a real-time clock like a phone and echoes each mark only
+    when the audio before it has played (immediately if nothing is queued); on clear it
+    drops what is queued and echoes pending marks at once, as Twilio does."""
+
+    def __init__(self, client: TwilioTestClient) -> None:
+        self.client = client
+        self.play_end = 0.0  # when the queued audio will have played (monotonic)
+        self.played_at_clear: list[float] = []  # ms of the current utterance heard when each clear came
+        self.utterance_start: float | None = None
+        self.clear_times: list[float] = []
+        self.audio_ms = 0.0
+        self._pending: list[tuple[float, str]] = []
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def stop(self) -> None:
+        if self._task:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+
+    async def _run(self) -> None:
+        while True:
+            timeout = None
+            if self._pending:
+                timeout = max(0.0, self._pending[0][0] - time.monotonic())
+            try:
+                async with asyncio.timeout(timeout):
+                    msg = await self.client.recv(timeout=3600)
+            except TimeoutError:
+                await self._due_marks()
+                continue
+            await self._on(msg)
+            await self._due_marks()
+
+    async def _on(self, msg: dict[str, Any]) -> None:
+        now = time.monotonic()
+        event = msg.get("event")
+        if event == "media":
+            pcm = ulaw_to_pcm(base64.b64decode(msg["media"]["payload"]))
+            if self.play_end < now:  # the buffer ran dry: playback (re)starts now
+                self.play_end = now
+                self.utterance_start = self.utterance_start or now
+            self.play_end += len(pcm) / 16000
+            self.audio_ms += len(pcm) / 16
+        elif event == "mark":
+            self._pending.append((max(now, self.play_end), msg["mark"]["name"]))
+        elif event == "clear":
+            self.clear_times.append(now)
+            heard_until = min(now, self.play_end)
+            if self.utterance_start is not None:
+                self.played_at_clear.append((heard_until - self.utterance_start) * 1000)
+            self.play_end = now
+            pending, self._pending = self._pending, []
+            for _, name in pending:
+                await self.client.mark_echo(name)
+
+    async def _due_marks(self) -> None:
+        now = time.monotonic()
+        while self._pending and self._pending[0][0] <= now:
+            _, name = self._pending.pop(0)
+            await self.client.mark_echo(name)

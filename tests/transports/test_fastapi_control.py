@@ -8,14 +8,14 @@ import time
 import urllib.parse
 from typing import Any
 
+from fastapi import FastAPI, Request, Response
+
 from bots import KeypadBot
 from echo_app import make_app
-from fastapi import FastAPI, Request, Response
-from server_harness import serve
-from twilio_client import ACCOUNT_SID, CALL_SID, TwilioTestClient
-
 from phonewire.audio.analysis import dominant_frequency, tone
 from phonewire.frames import BotStoppedSpeakingFrame, FrameDirection, InputDTMFFrame, PlaybackSource
+from server_harness import serve
+from twilio_client import ACCOUNT_SID, CALL_SID, TwilioTestClient
 
 
 def run(coro: Any) -> Any:
@@ -92,8 +92,9 @@ def test_a_mark_echo_becomes_bot_stopped_speaking_from_the_provider() -> None:
 
 def test_twilio_stop_ends_the_pipeline_and_fires_disconnect_once() -> None:
     async def main() -> None:
-        app, calls = make_app(handlers=("on_client_connected", "on_client_disconnected"),
-                              on_transport=_cancel_on_disconnect)
+        app, calls = make_app(
+            handlers=("on_client_connected", "on_client_disconnected"), on_transport=_cancel_on_disconnect
+        )
         async with serve(app) as hostport:
             client = await TwilioTestClient.connect(hostport)
             await client.handshake()
@@ -142,8 +143,7 @@ def test_a_disconnect_with_no_handler_cancels_the_pipeline_and_leaves_nothing_ru
 
 def test_session_timeout_fires_its_event_once_with_transport_and_websocket() -> None:
     async def main() -> None:
-        app, calls = make_app(params={"session_timeout": 0.3},
-                              handlers=("on_client_connected", "on_session_timeout"))
+        app, calls = make_app(params={"session_timeout": 0.3}, handlers=("on_client_connected", "on_session_timeout"))
         async with serve(app) as hostport:
             client = await TwilioTestClient.connect(hostport)
             await client.handshake()
@@ -182,8 +182,7 @@ def fake_twilio_api(status: int = 200, body: bytes = b'{"status":"completed"}', 
     @app.post("/2010-04-01/Accounts/{account}/Calls/{call}.json")
     async def hangup(account: str, call: str, request: Request) -> Response:
         form = dict(urllib.parse.parse_qsl((await request.body()).decode()))
-        seen.append({"account": account, "call": call, "auth": request.headers.get("authorization"),
-                     "form": form})
+        seen.append({"account": account, "call": call, "auth": request.headers.get("authorization"), "form": form})
         if delay:
             await asyncio.sleep(delay)
         return Response(body, status_code=status, media_type="application/json")
@@ -221,8 +220,9 @@ def test_a_call_already_gone_counts_as_hung_up_and_a_slow_api_never_blocks_shutd
         api, seen = fake_twilio_api(status=status, body=b'{"code":20404}', delay=delay)
         async with serve(api) as api_host:
             kwargs = {"auth_token": "t", "base_url": f"http://{api_host}"}
-            app, calls = make_app(bot=lambda call: KeypadBot(b""), serializer_kwargs=kwargs,
-                                  params={"hangup_timeout_secs": 0.5})
+            app, calls = make_app(
+                bot=lambda call: KeypadBot(b""), serializer_kwargs=kwargs, params={"hangup_timeout_secs": 0.5}
+            )
             async with serve(app) as hostport:
                 client = await TwilioTestClient.connect(hostport)
                 await client.handshake()
@@ -248,9 +248,16 @@ def test_malformed_messages_are_counted_and_the_call_keeps_working() -> None:
         async with serve(app) as hostport:
             client = await TwilioTestClient.connect(hostport)
             await client.handshake()
-            for bad in ["{not json", '{"event":"bogus"}', '{"event":"media","media":{"payload":"***"}}',
-                        b"\x00\x01binary", '{"event":"media","streamSid":"MZother","media":{"payload":"AA=="}}',
-                        '{"event":"dtmf","dtmf":{"digit":"Z"}}', "[1,2,3]", '{"event":"media"}']:
+            for bad in [
+                "{not json",
+                '{"event":"bogus"}',
+                '{"event":"media","media":{"payload":"***"}}',
+                b"\x00\x01binary",
+                '{"event":"media","streamSid":"MZother","media":{"payload":"AA=="}}',
+                '{"event":"dtmf","dtmf":{"digit":"Z"}}',
+                "[1,2,3]",
+                '{"event":"media"}',
+            ]:
                 await client.send(bad)
             sender = asyncio.create_task(client.stream_audio(tone(440, 0.5, 8000)))
             packets = await client.collect_media(3.0, until_silence=0.5)

@@ -7,11 +7,10 @@ import time
 
 from bots import KeypadBot
 from echo_app import make_app
-from server_harness import serve
-from twilio_client import TwilioTestClient
-
 from phonewire.audio.analysis import dominant_frequency, tone
 from phonewire.transports.params import DEFAULT_LEAD_SECS
+from server_harness import serve
+from twilio_client import TwilioTestClient
 
 
 def test_two_seconds_of_bot_audio_take_two_seconds_and_never_run_ahead_of_the_lead() -> None:

@@ -8,10 +8,9 @@ import struct
 
 from bots import KeypadBot
 from echo_app import make_app
+from phonewire.audio.analysis import tone
 from server_harness import serve
 from twilio_client import TwilioTestClient
-
-from phonewire.audio.analysis import tone
 
 
 async def _payloads(params: dict[str, object], seconds: float) -> list[bytes]:

@@ -5,10 +5,9 @@ from __future__ import annotations
 import asyncio
 
 from echo_app import make_app
+from phonewire.audio.analysis import dominant_frequency, tone
 from server_harness import serve
 from twilio_client import TwilioTestClient
-
-from phonewire.audio.analysis import dominant_frequency, tone
 
 
 def test_a_tone_echoed_through_a_real_server_keeps_its_frequency() -> None:

@@ -23,6 +23,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
@@ -119,7 +120,9 @@ class CallSimulator:
 
     async def run(self) -> CallReport:
         """Make the call and return its report. Never raises for call failures: they end up
-        in ``report.errors`` with ``completed`` False."""
+        in ``report.errors`` with ``completed`` False. One call per instance."""
+        if self._ws is not None:
+            raise RuntimeError("a CallSimulator makes one call; create another for the next")
         self.report.warnings += self.provider.url_warnings(self.url)
         ws = await self._connect()
         if ws is None:
@@ -147,7 +150,7 @@ class CallSimulator:
                 open_timeout=self.connect_timeout_s,
                 close_timeout=_CLOSE_TIMEOUT_S,
                 ping_interval=None,
-                proxy=None,
+                proxy=None if _is_loopback(self.url) else True,  # True: honour *_proxy variables
             )
         except (OSError, TimeoutError, InvalidHandshake, InvalidURI) as exc:
             self.report.end_reason = "could not connect"
@@ -394,8 +397,16 @@ class CallSimulator:
             report.media_dropped = self._uplink.stats.media_dropped
             report.messages_reordered = self._uplink.stats.messages_reordered
         if self.recorder is not None and self.record_path is not None:
-            self.recorder.write(self.record_path, playout.spans, end)
-            report.recording_path = str(self.record_path)
+            try:
+                self.recorder.write(self.record_path, playout.spans, end)
+                report.recording_path = str(self.record_path)
+            except OSError as exc:
+                report.errors.append(f"could not write the recording: {exc}")
+
+
+def _is_loopback(url: str) -> bool:
+    host = urlsplit(url).hostname or ""
+    return host == "localhost" or host.startswith("127.") or host == "::1"
 
 
 def _provider(provider: str | ProviderClient, custom_parameters: Mapping[str, Any] | None) -> ProviderClient:
