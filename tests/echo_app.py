@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -36,6 +37,17 @@ class Call:
     events: list[tuple[str, Any, Any]] = field(default_factory=list)
     finished: bool = False
     error: BaseException | None = None
+    changed: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def wait_until(self, predicate: Callable[[Call], bool], timeout: float = 5.0) -> None:
+        """Wait, event-driven, until ``predicate(self)`` holds (an event fired or the call ended)."""
+        async with asyncio.timeout(timeout):
+            while not predicate(self):
+                self.changed.clear()
+                await self.changed.wait()
+
+    async def wait_finished(self, timeout: float = 5.0) -> None:
+        await self.wait_until(lambda c: c.finished, timeout)
 
 
 def make_app(
@@ -85,6 +97,7 @@ def make_app(
             raise
         finally:
             call.finished = True
+            call.changed.set()
 
     return app, calls
 
@@ -92,5 +105,6 @@ def make_app(
 def _recorder(call: Call, name: str) -> Callable[..., Any]:
     async def handler(transport: Any, websocket: Any) -> None:
         call.events.append((name, transport, websocket))
+        call.changed.set()
 
     return handler

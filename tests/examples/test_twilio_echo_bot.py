@@ -7,13 +7,13 @@ import sys
 from pathlib import Path
 
 import httpx
+
+from phonewire.audio.analysis import dominant_frequency, tone
 from server_harness import serve
 from twilio_client import TwilioTestClient
 
-from phonewire.audio.analysis import dominant_frequency, tone
-
 sys.path.insert(0, str(Path(__file__).parents[2]))
-from examples.twilio_echo_bot import app  # noqa: E402
+from examples.twilio_echo_bot import app
 
 
 def test_the_example_answers_twiml_and_echoes_the_caller() -> None:
@@ -30,5 +30,5 @@ def test_the_example_answers_twiml_and_echoes_the_caller() -> None:
         return twiml, b"".join(p for _, p in packets)
 
     twiml, audio = asyncio.run(main())
-    assert "<Connect><Stream url=\"wss://127.0.0.1:" in twiml and twiml.endswith("</Response>")
+    assert '<Connect><Stream url="wss://127.0.0.1:' in twiml and twiml.endswith("</Response>")
     assert abs(dominant_frequency(audio, 8000) - 500) < 5

@@ -114,8 +114,10 @@ def test_an_exception_in_a_processor_becomes_an_error_frame_and_processing_conti
             while not sink.seen or not head.upstream:
                 sink.got.clear()
                 head.got.clear()
-                await asyncio.wait([asyncio.ensure_future(sink.got.wait()), asyncio.ensure_future(head.got.wait())],
-                                   return_when=asyncio.FIRST_COMPLETED)
+                await asyncio.wait(
+                    [asyncio.ensure_future(sink.got.wait()), asyncio.ensure_future(head.got.wait())],
+                    return_when=asyncio.FIRST_COMPLETED,
+                )
         for p in (failing, sink):
             await p.cleanup()
         return [f.text for f in sink.seen if isinstance(f, TextFrame)], head.upstream

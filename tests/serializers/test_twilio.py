@@ -39,7 +39,11 @@ def test_the_start_message_yields_the_calls_data() -> None:
     assert isinstance(event, StreamStarted)
     info = event.info
     assert (info.provider, info.stream_id, info.media_format.encoding, info.media_format.sample_rate) == (
-        "twilio", SID, "mulaw", 8000)
+        "twilio",
+        SID,
+        "mulaw",
+        8000,
+    )
     assert info.call_id.startswith("CA") and info.account_id.startswith("AC")
     assert info.from_number == "+14155550100" and info.to_number == "+14155550199"
 
@@ -68,7 +72,11 @@ def test_outbound_media_mark_and_clear_have_twilios_exact_shapes() -> None:
     s = serializer()
     pcm = tone(440, 0.02, 8000)
     media = json.loads(s.encode_audio(pcm)[0])
-    assert media == {"event": "media", "streamSid": SID, "media": {"payload": base64.b64encode(pcm_to_ulaw(pcm)).decode()}}
+    assert media == {
+        "event": "media",
+        "streamSid": SID,
+        "media": {"payload": base64.b64encode(pcm_to_ulaw(pcm)).decode()},
+    }
     assert json.loads(s.encode_mark("m1")[0]) == {"event": "mark", "streamSid": SID, "mark": {"name": "m1"}}
     assert json.loads(s.encode_clear()[0]) == {"event": "clear", "streamSid": SID}
 
@@ -120,10 +128,22 @@ def test_the_auth_token_never_appears_in_the_repr() -> None:
 
 
 BAD = [
-    "", "{", "[]", "null", '"media"', '{"event":1}', '{"event":"media"}', '{"event":"media","media":[]}',
-    '{"event":"media","media":{"payload":5}}', '{"event":"media","media":{"payload":"@@@"}}',
-    '{"event":"start","start":{}}', '{"event":"dtmf","dtmf":{"digit":"x"}}', '{"event":"mark","mark":{}}',
-    '{"event":"media","streamSid":"MZother","media":{"payload":"AA=="}}', "[" * 100000, b"\x00\xff",
+    "",
+    "{",
+    "[]",
+    "null",
+    '"media"',
+    '{"event":1}',
+    '{"event":"media"}',
+    '{"event":"media","media":[]}',
+    '{"event":"media","media":{"payload":5}}',
+    '{"event":"media","media":{"payload":"@@@"}}',
+    '{"event":"start","start":{}}',
+    '{"event":"dtmf","dtmf":{"digit":"x"}}',
+    '{"event":"mark","mark":{}}',
+    '{"event":"media","streamSid":"MZother","media":{"payload":"AA=="}}',
+    "[" * 100000,
+    b"\x00\xff",
 ]
 
 
@@ -145,10 +165,19 @@ events = st.sampled_from(["connected", "start", "media", "dtmf", "mark", "stop",
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.one_of(st.text(max_size=200), st.binary(max_size=200),
-                 st.builds(lambda e, body: json.dumps({"event": e, **body}) if isinstance(body, dict) else "{}",
-                           events, st.dictionaries(st.sampled_from(["media", "dtmf", "mark", "start", "streamSid",
-                                                                     "stop"]), json_values, max_size=3))))
+@given(
+    st.one_of(
+        st.text(max_size=200),
+        st.binary(max_size=200),
+        st.builds(
+            lambda e, body: json.dumps({"event": e, **body}) if isinstance(body, dict) else "{}",
+            events,
+            st.dictionaries(
+                st.sampled_from(["media", "dtmf", "mark", "start", "streamSid", "stop"]), json_values, max_size=3
+            ),
+        ),
+    )
+)
 def test_any_input_is_accepted_or_rejected_as_a_protocol_error(data: str | bytes) -> None:
     try:
         serializer().deserialize(data)

@@ -140,3 +140,15 @@ def test_the_default_script_can_ask_with_the_users_own_recording(tmp_path) -> No
     write_wav(path, tone(500, 0.3, 16000), 16000)
     say = default_script(path)[1]
     assert isinstance(say, Say) and say.rate == 16000 and say.label == "question"
+
+
+def test_a_stereo_wav_is_mixed_down_to_mono(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import numpy as np
+
+    from phonewire.audio.wav import write_wav
+
+    left = np.frombuffer(tone(440, 0.1, RATE), dtype="<i2")
+    stereo = np.column_stack((left, np.zeros_like(left))).astype("<i2").tobytes()
+    write_wav(tmp_path / "both.wav", stereo, RATE, channels=2)
+    say = Say.from_wav(tmp_path / "both.wav")
+    assert say.pcm == (left // 2).astype("<i2").tobytes()

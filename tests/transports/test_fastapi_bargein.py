@@ -44,9 +44,7 @@ def test_caller_turns_are_reported_and_an_onset_in_the_first_100_ms_is_not_misse
             await client.handshake()
             await client.stream_audio(silence(0.05, 8000) + speech() + silence(1.2, 8000))
             await client.close()
-            async with asyncio.timeout(5):
-                while not calls[0].finished:
-                    await asyncio.sleep(0.02)
+            await calls[0].wait_finished(5)
         return [
             type(f).__name__
             for f, _ in calls[0].frames

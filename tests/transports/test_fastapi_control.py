@@ -54,9 +54,7 @@ def test_dtmf_digits_reach_the_bot_as_input_dtmf_frames() -> None:
             await client.handshake()
             for digit in "42*#":
                 await client.dtmf(digit)
-            async with asyncio.timeout(5):
-                while not calls[0].finished:
-                    await asyncio.sleep(0.02)
+            await calls[0].wait_finished(5)
             await client.close()
         return [f.button.value for f, _ in calls[0].frames if isinstance(f, InputDTMFFrame)]
 
@@ -100,9 +98,7 @@ def test_twilio_stop_ends_the_pipeline_and_fires_disconnect_once() -> None:
             await client.handshake()
             await client.media(tone(440, 0.02, 8000))
             await client.stop()
-            async with asyncio.timeout(5):
-                while not calls[0].finished:
-                    await asyncio.sleep(0.02)
+            await calls[0].wait_finished(5)
             await client.close()
         names = [e[0] for e in calls[0].events]
         assert names.count("on_client_connected") == 1
@@ -128,9 +124,7 @@ def test_a_disconnect_with_no_handler_cancels_the_pipeline_and_leaves_nothing_ru
             await client.media(tone(440, 0.02, 8000))
             await client.recv_event("media")
             await client.close()
-            async with asyncio.timeout(5):
-                while not calls[0].finished:
-                    await asyncio.sleep(0.02)
+            await calls[0].wait_finished(5)
             transport = calls[0].transport
             assert transport.closed
             assert not transport._tasks and all(t.done() for t in transport._timers)
@@ -148,9 +142,7 @@ def test_session_timeout_fires_its_event_once_with_transport_and_websocket() -> 
             client = await TwilioTestClient.connect(hostport)
             await client.handshake()
             t0 = time.monotonic()
-            async with asyncio.timeout(3):
-                while not any(e[0] == "on_session_timeout" for e in calls[0].events):
-                    await asyncio.sleep(0.02)
+            await calls[0].wait_until(lambda c: any(e[0] == "on_session_timeout" for e in c.events), 3)
             elapsed = time.monotonic() - t0
             await asyncio.sleep(0.4)
             await client.close()
@@ -166,9 +158,7 @@ def test_session_timeout_with_no_handler_ends_the_call() -> None:
         async with serve(app) as hostport:
             client = await TwilioTestClient.connect(hostport)
             await client.handshake()
-            async with asyncio.timeout(5):
-                while not calls[0].finished:
-                    await asyncio.sleep(0.02)
+            await calls[0].wait_finished(5)
             await client.close()
         assert calls[0].task.has_finished()
 
@@ -201,9 +191,7 @@ def test_hang_up_reaches_the_rest_api_with_basic_auth_and_status_completed() -> 
                 await client.handshake()
                 await client.dtmf("1")
                 await client.dtmf("#")
-                async with asyncio.timeout(8):
-                    while not calls[0].finished:
-                        await asyncio.sleep(0.02)
+                await calls[0].wait_finished(8)
                 await client.close()
             assert calls[0].transport.stats.hangup == "done"
         return seen
@@ -228,9 +216,7 @@ def test_a_call_already_gone_counts_as_hung_up_and_a_slow_api_never_blocks_shutd
                 await client.handshake()
                 t0 = time.monotonic()
                 await client.dtmf("#")
-                async with asyncio.timeout(10):
-                    while not calls[0].finished:
-                        await asyncio.sleep(0.02)
+                await calls[0].wait_finished(10)
                 elapsed = time.monotonic() - t0
                 await client.close()
             return calls[0].transport.stats.hangup, elapsed, len(seen)
@@ -280,9 +266,7 @@ def test_frames_from_the_input_reach_the_pipeline_in_order() -> None:
             await client.media(tone(440, 0.02, 8000))
             await client.dtmf("5")
             await client.dtmf("#")
-            async with asyncio.timeout(5):
-                while not calls[0].finished:
-                    await asyncio.sleep(0.02)
+            await calls[0].wait_finished(5)
             await client.close()
         return [type(f).__name__ for f, d in calls[0].frames if d is FrameDirection.DOWNSTREAM][:5]
 

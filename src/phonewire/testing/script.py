@@ -261,8 +261,8 @@ class WaitForBotAudio(Step):
 
 @dataclass(frozen=True, slots=True)
 class WaitForBotSilence(Step):
-    """Stay silent until the bot has been quiet for ``min_silence`` seconds. Returns at
-    once-ish if the bot is not talking: use ``WaitForBotReply`` to wait for an answer."""
+    """Stay silent until the bot has been quiet for ``min_silence`` seconds. A bot that has
+    not started answering yet is quiet, so use ``WaitForBotReply`` to wait for an answer."""
 
     timeout: float = 15.0
     min_silence: float = 0.6

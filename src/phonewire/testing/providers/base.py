@@ -115,7 +115,8 @@ class ProviderClient(ABC):
     abstract methods; the simulator only ever talks to this interface.
 
     Counters (sequence numbers, chunks, timestamps) live in the instance, so use one
-    instance per call.
+    instance per call. Constructors take keyword arguments only and must accept
+    ``custom_parameters`` (``create_provider`` and the CLI's ``--param`` pass it).
     """
 
     #: Registry name, e.g. "twilio" (``phonewire call --provider``).
