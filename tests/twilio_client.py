@@ -25,8 +25,10 @@ class TwilioTestClient:
         self.received: list[tuple[float, dict[str, Any]]] = []
 
     @classmethod
-    async def connect(cls, hostport: str, path: str = "/ws") -> TwilioTestClient:
-        ws = await connect(f"ws://{hostport}{path}", compression=None, open_timeout=5, close_timeout=2)
+    async def connect(cls, hostport: str, path: str = "/ws", headers: dict[str, str] | None = None) -> TwilioTestClient:
+        ws = await connect(
+            f"ws://{hostport}{path}", compression=None, open_timeout=5, close_timeout=2, additional_headers=headers
+        )
         return cls(ws)
 
     async def send(self, obj: dict[str, Any] | str | bytes) -> None:

@@ -41,6 +41,7 @@ logger = logging.getLogger("phonewire.transport")
 EVENTS = ("on_client_connected", "on_client_disconnected", "on_session_timeout")
 #: How long cleanup waits for a running hang-up before abandoning it.
 HANGUP_SHUTDOWN_SECS = 4.0
+
 #: Protocol errors are logged in full this many times per call, then only counted.
 LOGGED_ERRORS_PER_CALL = 10
 
@@ -243,7 +244,15 @@ class FastAPIWebsocketTransport(EventEmitter):
             if reason and "auto_hang_up is off" not in reason:
                 self.log.warning("- auto hang-up skipped (%s); closing the stream ends the call", reason)
             return
-        self.spawn(self._hangup(request), "hangup", finish=True)
+        self._hangup_task = self.spawn(self._hangup(request), "hangup", finish=True)
+
+    async def wait_for_hangup(self, timeout: float) -> None:
+        """Give a running hang-up up to ``timeout`` seconds before the socket closes, so the
+        provider ends the call by its API (status completed) rather than by a dropped stream;
+        the hang-up keeps running in the background if it takes longer."""
+        task = getattr(self, "_hangup_task", None)
+        if task is not None and not task.done():
+            await asyncio.wait({task}, timeout=timeout)
 
     async def _hangup(self, request: Any) -> None:
         outcome = await perform_hangup(request, timeout=self._params.hangup_timeout_secs)

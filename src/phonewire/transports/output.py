@@ -43,6 +43,7 @@ from phonewire.frames import (
 )
 from phonewire.processors.frame_processor import FrameProcessor
 from phonewire.transports.dtmf import dtmf_tones
+from phonewire.transports.fastapi_limits import HANGUP_BEFORE_CLOSE_SECS
 from phonewire.transports.pacer import Pacer
 from phonewire.transports.playback import HeardReport, PlaybackTracker
 
@@ -426,6 +427,7 @@ class FastAPIWebsocketOutputTransport(FrameProcessor):
         if task is not None:
             task.cancel()
         t.start_hangup()
+        await t.wait_for_hangup(HANGUP_BEFORE_CLOSE_SECS)
         await t.close(1000, reason)
 
     def on_peer_gone(self) -> None:
