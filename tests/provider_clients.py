@@ -32,7 +32,9 @@ from fastapi import FastAPI, Request, Response
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
+from phonewire.audio.analysis import dominant_frequency, rms_dbfs, tone
 from phonewire.audio.g711 import alaw_to_pcm, pcm_to_alaw, pcm_to_ulaw, ulaw_to_pcm
+from phonewire.frames import BotStoppedSpeakingFrame, InputDTMFFrame
 
 Msg = dict[str, Any] | bytes
 
@@ -449,17 +451,19 @@ class PlivoTestClient(ProviderTestClient):
     def _stamp(self) -> str:
         return str(_PLIVO_BASE_MS + self.packet_ms * self.chunk)
 
-    async def handshake(self) -> None:
+    async def handshake(self, *, numeric: bool = True) -> None:
+        """``numeric=False`` spells sequenceNumber and sampleRate as strings."""
+        seq = self._next_seq()
         await self.send(
             {
                 "event": "start",
-                "sequenceNumber": self._next_seq(),
+                "sequenceNumber": seq if numeric else str(seq),
                 "start": {
                     "callId": PLIVO_CALL_ID,
                     "streamId": PLIVO_STREAM_ID,
                     "accountId": PLIVO_ACCOUNT_ID,
                     "tracks": ["inbound"],
-                    "mediaFormat": {"encoding": self.encoding, "sampleRate": self.rate},
+                    "mediaFormat": {"encoding": self.encoding, "sampleRate": self.rate if numeric else str(self.rate)},
                 },
                 "extra_headers": PLIVO_EXTRA_HEADERS,
             }
@@ -812,7 +816,7 @@ class RawPCMTestClient(ProviderTestClient):
 
 
 def fake_rest_api(status: int = 200, body: bytes = b"{}") -> tuple[FastAPI, list[dict[str, Any]]]:
-    """A provider REST API stand-in that records every request (method, path, headers, body)."""
+    """A provider REST API stand-in that records every request (arrival time, method, path, auth, body)."""
     app = FastAPI()
     seen: list[dict[str, Any]] = []
 
@@ -820,6 +824,7 @@ def fake_rest_api(status: int = 200, body: bytes = b"{}") -> tuple[FastAPI, list
     async def anything(path: str, request: Request) -> Response:
         seen.append(
             {
+                "at": time.monotonic(),
                 "method": request.method,
                 "path": request.url.path,
                 "authorization": request.headers.get("authorization"),
@@ -830,3 +835,32 @@ def fake_rest_api(status: int = 200, body: bytes = b"{}") -> tuple[FastAPI, list
         return Response(b"" if status == 204 else body, status_code=status, media_type="application/json")
 
     return app, seen
+
+
+# ------------------------------------------------------------------------ assertions, hooks
+
+
+def bot_stopped(call: Any) -> list[BotStoppedSpeakingFrame]:
+    """The BotStoppedSpeakingFrames the output pushed downstream."""
+    return [f for f, _ in call.tail if isinstance(f, BotStoppedSpeakingFrame)]
+
+
+def dtmf_frames(call: Any) -> list[InputDTMFFrame]:
+    """The DTMF frames the input pushed into the pipeline."""
+    return [f for f, _ in call.frames if isinstance(f, InputDTMFFrame)]
+
+
+def cancel_on_disconnect(call: Any) -> None:
+    """An ``on_transport`` hook: registers an ``on_client_disconnected`` handler that ends the call."""
+
+    @call.transport.event_handler("on_client_disconnected")
+    async def _(transport: Any, websocket: Any) -> None:
+        await call.task.cancel()
+
+
+def assert_tone(pcm: bytes, rate: int, freq: float, seconds: float) -> None:
+    """``pcm`` is (nearly) all of a ``seconds`` long sine at ``freq`` and amplitude 0.3."""
+    assert len(pcm) >= 2 * rate * seconds * 0.9, f"only {len(pcm) / 2 / rate:.3f}s of audio came back"
+    assert abs(dominant_frequency(pcm, rate) - freq) < max(5.0, freq * 0.005), dominant_frequency(pcm, rate)
+    middle = pcm[len(pcm) // 4 // 2 * 2 : len(pcm) * 3 // 4 // 2 * 2]
+    assert abs(rms_dbfs(middle) - rms_dbfs(tone(freq, seconds, rate))) < 1.0, rms_dbfs(middle)

@@ -21,7 +21,6 @@ import re
 import secrets
 import signal
 import socket
-import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator
@@ -73,19 +72,19 @@ async def demo_server(port: int, api_base_url: str, log_level: str) -> AsyncIter
         "--log-level",
         log_level,
     ]
-    proc = subprocess.Popen(cmd, env=env)
+    proc = await asyncio.create_subprocess_exec(*cmd, env=env)
     try:
         await _wait_healthy(hostport, proc)
         yield hostport
     finally:
-        _stop(proc)
+        await _stop(proc)
 
 
-async def _wait_healthy(hostport: str, proc: subprocess.Popen[bytes]) -> None:
+async def _wait_healthy(hostport: str, proc: asyncio.subprocess.Process) -> None:
     deadline = time.monotonic() + STARTUP_TIMEOUT_SECS
     async with httpx.AsyncClient() as http:
         while time.monotonic() < deadline:
-            if proc.poll() is not None:
+            if proc.returncode is not None:
                 raise RuntimeError(f"the demo server exited with code {proc.returncode}")
             try:
                 if (await http.get(f"http://{hostport}/healthz", timeout=1.0)).status_code == 200:
@@ -96,14 +95,15 @@ async def _wait_healthy(hostport: str, proc: subprocess.Popen[bytes]) -> None:
     raise RuntimeError(f"the demo server did not come up within {STARTUP_TIMEOUT_SECS:.0f}s")
 
 
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)
+async def _stop(proc: asyncio.subprocess.Process) -> None:
+    if proc.returncode is not None:
+        return
+    proc.send_signal(signal.SIGTERM)
+    try:
+        await asyncio.wait_for(proc.wait(), 10)
+    except TimeoutError:
+        proc.kill()
+        await asyncio.wait_for(proc.wait(), 5)
 
 
 async def answer_call(hostport: str, client: TwilioClient) -> tuple[str, dict[str, str]]:

@@ -110,6 +110,11 @@ async def _run_call(
         logger.warning("! stream refused: %s (close %d)", exc, exc.close_code)
         await _close(websocket, exc.close_code, str(exc))
         return
+    except Exception:
+        metrics.internal_errors += 1
+        logger.exception("! handshake failed unexpectedly (bug); closing (1011)")
+        await _close(websocket, 1011, "internal error")
+        return
     info = handshake.info
     verified, refusal = check_stream_token(signer, info, required=config.tokens_required)
     if refusal is not None:

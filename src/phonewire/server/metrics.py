@@ -17,6 +17,7 @@ class Metrics:
     refused: int = 0
     rejected: int = 0
     bot_errors: int = 0
+    internal_errors: int = 0
     protocol_errors: int = 0
     underruns: int = 0
     audio_in_seconds: float = 0.0
@@ -24,6 +25,7 @@ class Metrics:
     hangups: Counter[str] = field(default_factory=Counter)
 
     def record(self, stats: TransportStats) -> None:
+        self.internal_errors += stats.internal_errors
         self.protocol_errors += stats.protocol_error_count
         self.underruns += stats.underruns
         self.audio_in_seconds += stats.audio_in_ms / 1000
@@ -37,6 +39,7 @@ class Metrics:
             f"phonewire_calls_refused_total {self.refused}",
             f"phonewire_streams_rejected_total {self.rejected}",
             f"phonewire_bot_errors_total {self.bot_errors}",
+            f"phonewire_internal_errors_total {self.internal_errors}",
             f"phonewire_protocol_errors_total {self.protocol_errors}",
             f"phonewire_underruns_total {self.underruns}",
             f"phonewire_audio_in_seconds_total {self.audio_in_seconds:.3f}",

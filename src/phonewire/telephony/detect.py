@@ -41,7 +41,7 @@ def _parsed(message: Message) -> Any:
         return message  # binary stays bytes
     try:
         return json.loads(message)
-    except ValueError:
+    except (ValueError, RecursionError):
         return None
 
 

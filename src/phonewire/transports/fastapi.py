@@ -81,6 +81,7 @@ class FastAPIWebsocketTransport(EventEmitter):
         self._timers: set[asyncio.Task[Any]] = set()
         self._fired: set[str] = set()
         self._hangup_started = False
+        self._aborting = False
         #: Whether the call id was verified (a stream token checked by the server).
         self.verified = False
         #: Auto hang-up runs only when True; ``create_app`` sets it to ``verified`` so a
@@ -168,9 +169,12 @@ class FastAPIWebsocketTransport(EventEmitter):
         self._call_event_handler(event, self._websocket)
 
     async def peer_gone(self, reason: str) -> None:
-        """The caller's side ended: fire the event once and, by default, cancel the pipeline."""
-        if self.closed:
+        """The caller's side ended: fire the event once and, by default, cancel the pipeline.
+
+        Not called when our own pipeline ended the call (a close we started is no disconnect)."""
+        if self.closed and not self._aborting:
             return
+        self._aborting = False
         self.state = "closed"
         self.stats.close_reason = self.stats.close_reason or reason
         self.log.info("= peer gone: %s", reason)
@@ -199,6 +203,14 @@ class FastAPIWebsocketTransport(EventEmitter):
             self.log.warning("! protocol error (call continues): %s", exc)
         elif self.stats.protocol_error_count == LOGGED_ERRORS_PER_CALL + 1:
             self.log.warning("! more protocol errors: counting them silently from now on")
+
+    async def abort(self, code: int, reason: str) -> None:
+        """End the connection because of the peer (a limit tripped, no media): close with
+        ``code``, then treat it like the peer leaving."""
+        self.stats.close_reason = reason
+        await self.close(code, reason)
+        self._aborting = True
+        await self.peer_gone(reason)
 
     async def close(self, code: int = 1000, reason: str = "") -> None:
         """Close our side, bounded by ws_close_timeout; idempotent."""

@@ -124,7 +124,8 @@ class FastAPIWebsocketInputTransport(FrameProcessor):
         self._pending = []
         reason = await self._read_until_closed()
         self.peer_closed = True
-        await self._t.peer_gone(reason)
+        if not self._t.closed:
+            await self._t.peer_gone(reason)
 
     async def _read_until_closed(self) -> str:
         ws, params = self._t.websocket, self._t.params
@@ -133,7 +134,7 @@ class FastAPIWebsocketInputTransport(FrameProcessor):
                 async with asyncio.timeout(params.no_media_timeout_secs):
                     message = await ws.receive()
             except TimeoutError:
-                await self._t.close(1001, "no media")
+                await self._t.abort(1001, "no media")
                 return "no media"
             except Exception as exc:  # the ASGI server reports a dead socket this way
                 return f"receive failed ({type(exc).__name__})"
@@ -146,18 +147,18 @@ class FastAPIWebsocketInputTransport(FrameProcessor):
                 continue
             verdict = self._check_limits(data)
             if verdict is not None:
-                return verdict
+                await self._t.abort(*verdict)
+                return verdict[1]
             await self._handle(data)
 
-    def _check_limits(self, data: Message) -> str | None:
-        """Returns a close reason when a limit trips (the close is scheduled here)."""
+    def _check_limits(self, data: Message) -> tuple[int, str] | None:
+        """Returns (close code, reason) when a limit trips."""
         t, params = self._t, self._t.params
         t.stats.messages_in += 1
         t.stats.bytes_in += len(data)
         if len(data) > params.max_message_bytes:
             t.log.warning("! message of %d bytes exceeds max_message_bytes: closing (1009)", len(data))
-            t.spawn(t.close(1009, "message too big"), "close")
-            return "message too big"
+            return 1009, "message too big"
         limit = params.max_messages_per_second
         if limit is None:
             return None
@@ -167,8 +168,7 @@ class FastAPIWebsocketInputTransport(FrameProcessor):
         self._rate_window_count += 1
         if self._rate_window_count > limit:
             t.log.warning("! more than %.0f messages/s: closing (1008)", limit)
-            t.spawn(t.close(1008, "message rate"), "close")
-            return "message rate"
+            return 1008, "message rate"
         return None
 
     async def _handle(self, data: Message) -> None:

@@ -1,0 +1,188 @@
+"""Exotel end to end through a real server: the call, every sample rate, DTMF, marks, clear,
+the missing hang-up API, and Exotel's outbound chunk rules."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from bots import KeypadBot
+from echo_app import make_app
+from phonewire.audio.analysis import tone
+from phonewire.frames import PlaybackSource
+from phonewire.serializers.base import MediaFormat
+from provider_clients import (
+    EXOTEL_ACCOUNT_SID,
+    EXOTEL_CALL_SID,
+    EXOTEL_FROM,
+    EXOTEL_STREAM_SID,
+    EXOTEL_TO,
+    ExotelTestClient,
+    assert_tone,
+    bot_stopped,
+    cancel_on_disconnect,
+    dtmf_frames,
+    wait_until,
+)
+from server_harness import serve
+
+EXOTEL = ["exotel"]
+
+
+def test_an_exotel_call_runs_from_connected_and_start_to_stop() -> None:
+    async def main() -> None:
+        app, calls = make_app(
+            providers=EXOTEL,
+            handlers=("on_client_connected", "on_client_disconnected"),
+            on_transport=cancel_on_disconnect,
+        )
+        async with serve(app) as hostport:
+            client = await ExotelTestClient.connect(hostport)
+            await client.handshake(custom={"lang": "hi-IN", "campaign": "renewals"})
+            await client.stream_audio(tone(440, 0.4, 8000))
+            await client.expect_audio()
+            await client.stop("callended")
+            await wait_until(lambda: calls[0].finished, what="the call to finish")
+            await client.close()
+        call = calls[0]
+        info = call.transport.call_info
+        assert (info.provider, info.call_id, info.stream_id) == ("exotel", EXOTEL_CALL_SID, EXOTEL_STREAM_SID)
+        assert (info.account_id, info.from_number, info.to_number) == (EXOTEL_ACCOUNT_SID, EXOTEL_FROM, EXOTEL_TO)
+        assert info.custom_parameters == {"lang": "hi-IN", "campaign": "renewals"}
+        assert info.media_format == MediaFormat("l16", 8000, 1)
+        assert [e[0] for e in call.events] == ["on_client_connected", "on_client_disconnected"]
+        stats = call.transport.stats
+        assert stats.close_reason == "stop"
+        assert stats.protocol_error_count == 0 and stats.internal_errors == 0
+        assert stats.audio_in_ms == pytest.approx(400)
+        assert client.violations == []
+
+    asyncio.run(main())
+
+
+@pytest.mark.parametrize(("rate", "freq"), [(8000, 1000), (16000, 5000), (24000, 9000)])
+def test_audio_round_trips_with_its_content_at_each_exotel_sample_rate(rate: int, freq: int) -> None:
+    async def main() -> tuple[ExotelTestClient, MediaFormat]:
+        app, calls = make_app(providers=EXOTEL)
+        async with serve(app) as hostport:
+            client = await ExotelTestClient.connect(hostport, rate=rate)
+            await client.handshake()
+            sender = asyncio.create_task(client.stream_audio(tone(freq, 0.4, rate)))  # 100 ms media messages
+            await client.pump(3.0, idle=0.3)
+            await sender
+            await client.close()
+        return client, calls[0].transport.serializer.output_format
+
+    client, output_format = asyncio.run(main())
+    assert output_format == MediaFormat("l16", rate, 1)
+    assert_tone(client.pcm(), rate, freq, 0.4)
+    assert client.violations == []
+
+
+def test_dtmf_from_exotel_reaches_the_bot_in_order_with_its_duration() -> None:
+    async def main() -> None:
+        app, calls = make_app(bot=lambda call: KeypadBot(b""), providers=EXOTEL)
+        async with serve(app) as hostport:
+            client = await ExotelTestClient.connect(hostport)
+            await client.handshake()
+            for digit, duration in zip("42*0", (80, 120, 160, 200), strict=True):
+                await client.dtmf(digit, duration_ms=duration)
+            await wait_until(lambda: len(dtmf_frames(calls[0])) == 4, what="four digits")
+            await client.stop()
+            await wait_until(lambda: calls[0].finished, what="the call to finish")
+            await client.close()
+        frames = dtmf_frames(calls[0])
+        assert [(f.button.value, f.duration_ms) for f in frames] == [("4", 80), ("2", 120), ("*", 160), ("0", 200)]
+
+    asyncio.run(main())
+
+
+def test_exotel_mark_echoes_tell_the_bot_when_its_utterance_was_heard() -> None:
+    async def main() -> None:
+        app, calls = make_app(bot=lambda call: KeypadBot(tone(300, 0.4, 24000)), providers=EXOTEL)
+        async with serve(app) as hostport:
+            client = await ExotelTestClient.connect(hostport)
+            await client.handshake()
+            await client.dtmf("1")
+            await client.pump(3.0, idle=0.3)
+            await wait_until(lambda: bool(bot_stopped(calls[0])), what="BotStoppedSpeakingFrame")
+            await client.close()
+        marks = [m for _, m in client.received if isinstance(m, dict) and m.get("event") == "mark"]
+        assert marks and all(m["stream_sid"] == EXOTEL_STREAM_SID for m in marks)
+        stopped = bot_stopped(calls[0])
+        assert len(stopped) == 1
+        assert stopped[0].source is PlaybackSource.PROVIDER_ACK
+        assert not stopped[0].interrupted
+        assert stopped[0].sent_ms == pytest.approx(400, abs=25)
+        assert client.acks_sent == client.marks_received
+        assert client.violations == []
+
+    asyncio.run(main())
+
+
+def test_an_interruption_sends_exotel_clear_and_no_audio_after_it() -> None:
+    async def main() -> None:
+        app, calls = make_app(bot=lambda call: KeypadBot(tone(300, 3.0, 24000)), providers=EXOTEL)
+        async with serve(app) as hostport:
+            client = await ExotelTestClient.connect(hostport)
+            await client.handshake()
+            await client.dtmf("1")
+            await client.expect_audio()
+            await client.pump(0.3)
+            await client.dtmf("*")
+            clear = await client.expect_clear(timeout=2.0)
+            after = await client.pump(0.4)
+            await client.close()
+        assert clear == {"event": "clear", "stream_sid": EXOTEL_STREAM_SID}
+        assert [m for m in after if client.audio_payload(m) is not None] == []
+        stats = calls[0].transport.stats
+        assert stats.clears_sent == 1
+        stopped = bot_stopped(calls[0])
+        assert len(stopped) == 1 and stopped[0].interrupted
+        assert 200 < stopped[0].heard_ms < 1400  # Exotel chunks are 200 ms at 8 kHz
+        assert client.violations == []
+
+    asyncio.run(main())
+
+
+def test_ending_an_exotel_call_skips_the_rest_hang_up_and_closes_the_stream() -> None:
+    async def main() -> None:
+        app, calls = make_app(bot=lambda call: KeypadBot(tone(300, 0.3, 24000)), providers=EXOTEL)
+        async with serve(app) as hostport:
+            client = await ExotelTestClient.connect(hostport)
+            await client.handshake()
+            await client.dtmf("1")
+            await client.dtmf("#")
+            code = await client.wait_closed(timeout=5.0)
+            await wait_until(lambda: calls[0].finished, what="the call to finish")
+        assert code == 1000  # closing the socket is how the flow moves on to its Hangup applet
+        hangup = calls[0].transport.stats.hangup
+        assert hangup is not None and hangup.startswith("skipped:") and "no REST hang-up" in hangup
+        assert client.pcm(), "the goodbye was played before closing"
+
+    asyncio.run(main())
+
+
+@pytest.mark.parametrize(("rate", "chunk"), [(8000, 3200), (16000, 3200), (24000, 4800)])
+def test_exotel_outbound_chunks_are_multiples_of_320_bytes_and_at_least_3200_but_the_last(
+    rate: int, chunk: int
+) -> None:
+    async def main() -> ExotelTestClient:
+        app, _ = make_app(bot=lambda call: KeypadBot(tone(300, 0.45, 24000)), providers=EXOTEL)
+        async with serve(app) as hostport:
+            client = await ExotelTestClient.connect(hostport, rate=rate)
+            await client.handshake()
+            await client.dtmf("1")
+            await client.pump(3.0, idle=0.3)
+            await client.close()
+        return client
+
+    client = asyncio.run(main())
+    sizes = [len(p) for p in client.payloads]
+    assert sizes and all(size % 320 == 0 for size in sizes), sizes
+    assert all(size == chunk for size in sizes[:-1]), sizes  # 100 ms, never under Exotel's 3.2 KB minimum
+    assert 0 < sizes[-1] <= chunk
+    assert sum(sizes) == pytest.approx(0.45 * rate * 2, abs=320)
+    last_media = max(i for i, (_, m) in enumerate(client.received) if client.audio_payload(m) is not None)
+    assert any(client.mark_of(m) for _, m in client.received[last_media + 1 :]), "the short chunk ends the utterance"

@@ -1,0 +1,233 @@
+"""Plivo end to end through a real server: the call, every content type, DTMF, checkpoints,
+clearAudio, hang-up, and Plivo's numeric counters."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+
+import pytest
+
+from bots import KeypadBot
+from echo_app import make_app
+from phonewire.audio.analysis import tone
+from phonewire.frames import PlaybackSource
+from phonewire.serializers.base import MediaFormat
+from phonewire.serializers.plivo import PlivoFrameSerializer
+from provider_clients import (
+    PLIVO_ACCOUNT_ID,
+    PLIVO_CALL_ID,
+    PLIVO_STREAM_ID,
+    PlivoTestClient,
+    assert_tone,
+    bot_stopped,
+    cancel_on_disconnect,
+    dtmf_frames,
+    fake_rest_api,
+    wait_until,
+)
+from server_harness import serve
+
+PLIVO = ["plivo"]
+
+
+def test_a_plivo_call_runs_from_start_until_plivo_closes_the_socket() -> None:
+    async def main() -> None:
+        app, calls = make_app(
+            providers=PLIVO,
+            handlers=("on_client_connected", "on_client_disconnected"),
+            on_transport=cancel_on_disconnect,
+        )
+        async with serve(app) as hostport:
+            client = await PlivoTestClient.connect(hostport)
+            await client.handshake()
+            await client.stream_audio(tone(440, 0.2, 8000))
+            await client.expect_audio()
+            await client.close()  # Plivo has no stop message: the socket just closes
+            await wait_until(lambda: calls[0].finished, what="the call to finish")
+        call = calls[0]
+        info = call.transport.call_info
+        assert (info.provider, info.call_id, info.stream_id) == ("plivo", PLIVO_CALL_ID, PLIVO_STREAM_ID)
+        assert info.account_id == PLIVO_ACCOUNT_ID
+        assert info.custom_parameters == {"userId": "42", "sessionId": "pw-e2e"}
+        assert info.media_format == MediaFormat("mulaw", 8000, 1)
+        assert [e[0] for e in call.events] == ["on_client_connected", "on_client_disconnected"]
+        stats = call.transport.stats
+        assert stats.close_reason == "client disconnected"
+        assert stats.hangup == "skipped: call already ended"
+        assert stats.protocol_error_count == 0 and stats.internal_errors == 0
+        assert stats.audio_in_ms == pytest.approx(200)
+        assert client.violations == []
+
+    asyncio.run(main())
+
+
+@pytest.mark.parametrize(
+    ("encoding", "rate", "freq"),
+    [("audio/x-mulaw", 8000, 1000), ("audio/x-l16", 8000, 1000), ("audio/x-l16", 16000, 5000)],
+)
+def test_audio_round_trips_with_its_content_at_each_plivo_content_type(encoding: str, rate: int, freq: int) -> None:
+    async def main() -> tuple[PlivoTestClient, PlivoFrameSerializer]:
+        app, calls = make_app(providers=PLIVO)
+        async with serve(app) as hostport:
+            client = await PlivoTestClient.connect(hostport, encoding=encoding, rate=rate)
+            await client.handshake()
+            sender = asyncio.create_task(client.stream_audio(tone(freq, 0.3, rate)))
+            await client.pump(3.0, idle=0.25)
+            await sender
+            await client.close()
+        return client, calls[0].transport.serializer
+
+    client, serializer = asyncio.run(main())
+    wire = MediaFormat("mulaw" if encoding == "audio/x-mulaw" else "l16", rate, 1)
+    assert serializer.input_format == serializer.output_format == wire
+    assert_tone(client.pcm(), rate, freq, 0.3)
+    # playAudio carries the stream's own contentType and an integer sampleRate (checked per message)
+    assert client.violations == []
+
+
+def test_dtmf_from_plivo_reaches_the_bot_in_order_with_its_timestamp() -> None:
+    async def main() -> None:
+        app, calls = make_app(bot=lambda call: KeypadBot(b""), providers=PLIVO)
+        async with serve(app) as hostport:
+            client = await PlivoTestClient.connect(hostport)
+            await client.handshake()
+            for digit in "42*0":
+                await client.dtmf(digit)
+            await wait_until(lambda: len(dtmf_frames(calls[0])) == 4, what="four digits")
+            await client.close()
+            await wait_until(lambda: calls[0].finished, what="the call to finish")
+        frames = dtmf_frames(calls[0])
+        assert [f.button.value for f in frames] == ["4", "2", "*", "0"]
+        assert all(f.metadata == {"timestamp": "1772446500000"} for f in frames)
+        assert calls[0].transport.stats.protocol_error_count == 0
+
+    asyncio.run(main())
+
+
+def test_plivo_played_stream_replies_tell_the_bot_when_its_utterance_was_heard() -> None:
+    async def main() -> None:
+        app, calls = make_app(bot=lambda call: KeypadBot(tone(300, 0.4, 24000)), providers=PLIVO)
+        async with serve(app) as hostport:
+            client = await PlivoTestClient.connect(hostport)
+            await client.handshake()
+            await client.dtmf("1")
+            await client.pump(3.0, idle=0.3)  # plays the audio, answering each checkpoint when reached
+            await wait_until(lambda: bool(bot_stopped(calls[0])), what="BotStoppedSpeakingFrame")
+            await client.close()
+        checkpoints = [m for _, m in client.received if isinstance(m, dict) and m.get("event") == "checkpoint"]
+        assert checkpoints and all(m["streamId"] == PLIVO_STREAM_ID for m in checkpoints)
+        stopped = bot_stopped(calls[0])
+        assert len(stopped) == 1
+        assert stopped[0].source is PlaybackSource.PROVIDER_ACK
+        assert not stopped[0].interrupted
+        assert stopped[0].sent_ms == pytest.approx(400, abs=25)
+        assert client.acks_sent == client.marks_received
+        assert calls[0].transport.stats.marks_acked == calls[0].transport.stats.marks_sent
+        assert client.violations == []
+
+    asyncio.run(main())
+
+
+def test_an_interruption_sends_plivo_clear_audio_and_no_audio_after_it() -> None:
+    async def main() -> None:
+        app, calls = make_app(bot=lambda call: KeypadBot(tone(300, 3.0, 24000)), providers=PLIVO)
+        async with serve(app) as hostport:
+            client = await PlivoTestClient.connect(hostport)
+            await client.handshake()
+            await client.dtmf("1")
+            await client.expect_audio()
+            await client.pump(0.3)
+            await client.dtmf("*")
+            clear = await client.expect_clear(timeout=2.0)  # answered with clearedAudio by the client
+            after = await client.pump(0.4)
+            await client.close()
+        assert clear == {"event": "clearAudio", "streamId": PLIVO_STREAM_ID}
+        assert [m for m in after if client.audio_payload(m) is not None] == []
+        stats = calls[0].transport.stats
+        assert stats.clears_sent == 1
+        assert stats.protocol_error_count == 0  # clearedAudio is understood
+        stopped = bot_stopped(calls[0])
+        assert len(stopped) == 1 and stopped[0].interrupted
+        assert 200 < stopped[0].heard_ms < 1200
+        assert client.violations == []
+
+    asyncio.run(main())
+
+
+def test_hang_up_deletes_the_plivo_call_with_basic_auth() -> None:
+    async def main() -> None:
+        api, seen = fake_rest_api(204)
+        async with serve(api) as api_host:
+            kwargs = {
+                "auth_id": "MAPWE2EAUTHID0000001",
+                "auth_token": "plivo-e2e-token",
+                "params": PlivoFrameSerializer.InputParams(base_url=f"http://{api_host}"),
+            }
+            app, calls = make_app(
+                bot=lambda call: KeypadBot(tone(300, 0.3, 24000)), providers=PLIVO, serializer_kwargs=kwargs
+            )
+            async with serve(app) as hostport:
+                client = await PlivoTestClient.connect(hostport)
+                await client.handshake()
+                await client.dtmf("1")
+                await client.dtmf("#")
+                code = await client.wait_closed(timeout=5.0)
+                await wait_until(lambda: calls[0].finished, what="the call to finish")
+        assert code == 1000
+        assert len(seen) == 1
+        assert seen[0]["method"] == "DELETE"
+        assert seen[0]["path"] == f"/v1/Account/MAPWE2EAUTHID0000001/Call/{PLIVO_CALL_ID}/"
+        assert seen[0]["authorization"] == "Basic " + base64.b64encode(b"MAPWE2EAUTHID0000001:plivo-e2e-token").decode()
+        assert seen[0]["body"] == b""
+        assert seen[0]["at"] >= client.audio[-1][0]
+        assert calls[0].transport.stats.hangup == "done"
+
+    asyncio.run(main())
+
+
+def test_plivo_numeric_sequence_numbers_and_chunks_are_read_as_numbers() -> None:
+    async def main() -> tuple[PlivoTestClient, PlivoFrameSerializer, int]:
+        app, calls = make_app(providers=PLIVO)
+        async with serve(app) as hostport:
+            client = await PlivoTestClient.connect(hostport)
+            await client.handshake()
+            sender = asyncio.create_task(client.stream_audio(tone(440, 0.2, 8000)))
+            await client.dtmf("5")
+            await client.pump(3.0, idle=0.25)
+            await sender
+            await client.close()
+            await wait_until(lambda: calls[0].finished, what="the call to finish")
+        return client, calls[0].transport.serializer, calls[0].transport.stats.protocol_error_count
+
+    client, serializer, errors = asyncio.run(main())
+    assert errors == 0
+    assert serializer.last_sequence_number == client.seq  # the highest number the client sent, as an int
+    assert isinstance(serializer.last_sequence_number, int)
+    assert_tone(client.pcm(), 8000, 440, 0.2)
+
+
+def test_plivo_counters_spelt_as_strings_are_tolerated_like_its_string_sample_rate() -> None:
+    # protocols.md: sequenceNumber and chunk are numbers, but one Plivo page shows sampleRate
+    # as a string; a lenient reader takes digit strings for all of them and loses no audio.
+    async def main() -> tuple[PlivoTestClient, PlivoFrameSerializer, int, float]:
+        app, calls = make_app(providers=PLIVO)
+        async with serve(app) as hostport:
+            client = await PlivoTestClient.connect(hostport, encoding="audio/x-l16", rate=16000)
+            await client.handshake(numeric=False)
+            audio = tone(5000, 0.2, 16000)
+            for i in range(0, len(audio), 640):
+                await client.send(client.media_message(audio[i : i + 640], numeric=False))
+            await client.pump(3.0, idle=0.25)
+            await client.close()
+            await wait_until(lambda: calls[0].finished, what="the call to finish")
+        stats = calls[0].transport.stats
+        return client, calls[0].transport.serializer, stats.protocol_error_count, stats.audio_in_ms
+
+    client, serializer, errors, audio_in_ms = asyncio.run(main())
+    assert errors == 0
+    assert audio_in_ms == pytest.approx(200)
+    assert serializer.input_format == MediaFormat("l16", 16000, 1)
+    assert serializer.last_sequence_number == client.seq
+    assert_tone(client.pcm(), 16000, 5000, 0.2)
+    assert client.violations == []

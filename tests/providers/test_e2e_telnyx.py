@@ -1,0 +1,220 @@
+"""Telnyx end to end through a real server: the call, every codec, DTMF, marks, clear, hang-up,
+and media that arrives out of order."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+
+import pytest
+
+from bots import KeypadBot
+from echo_app import make_app
+from phonewire.audio.analysis import dominant_frequency, tone
+from phonewire.frames import PlaybackSource
+from phonewire.serializers.base import MediaFormat
+from phonewire.serializers.telnyx import TelnyxFrameSerializer
+from provider_clients import (
+    TELNYX_CALL_CONTROL_ID,
+    TELNYX_FROM,
+    TELNYX_STREAM_ID,
+    TELNYX_TO,
+    TELNYX_USER_ID,
+    TelnyxTestClient,
+    assert_tone,
+    bot_stopped,
+    cancel_on_disconnect,
+    dtmf_frames,
+    fake_rest_api,
+    wait_until,
+)
+from server_harness import serve
+
+TELNYX = ["telnyx"]
+
+
+def test_a_telnyx_call_runs_from_connected_and_start_to_stop() -> None:
+    async def main() -> None:
+        app, calls = make_app(
+            providers=TELNYX,
+            handlers=("on_client_connected", "on_client_disconnected"),
+            on_transport=cancel_on_disconnect,
+        )
+        async with serve(app) as hostport:
+            client = await TelnyxTestClient.connect(hostport)
+            await client.handshake(custom={"customer_id": "cust_1001", "language": "en-US"})
+            await client.stream_audio(tone(440, 0.2, 8000))
+            await client.expect_audio()
+            await client.stop()
+            await wait_until(lambda: calls[0].finished, what="the call to finish")
+            await client.close()
+        call = calls[0]
+        info = call.transport.call_info
+        assert (info.provider, info.call_id, info.stream_id) == ("telnyx", TELNYX_CALL_CONTROL_ID, TELNYX_STREAM_ID)
+        assert (info.account_id, info.from_number, info.to_number) == (TELNYX_USER_ID, TELNYX_FROM, TELNYX_TO)
+        assert info.custom_parameters == {"customer_id": "cust_1001", "language": "en-US"}
+        assert info.media_format == MediaFormat("mulaw", 8000, 1)
+        assert [e[0] for e in call.events] == ["on_client_connected", "on_client_disconnected"]
+        stats = call.transport.stats
+        assert stats.close_reason == "stop"
+        assert stats.hangup == "skipped: call already ended"  # Telnyx said stop: never hang up a gone call
+        assert stats.protocol_error_count == 0 and stats.internal_errors == 0
+        assert stats.audio_in_ms == pytest.approx(200)
+        assert client.violations == []
+
+    asyncio.run(main())
+
+
+@pytest.mark.parametrize(
+    ("encoding", "rate", "freq"),
+    [("PCMU", 8000, 1000), ("PCMA", 8000, 1000), ("L16", 8000, 1000), ("L16", 16000, 5000)],
+)
+def test_audio_round_trips_with_its_content_at_each_telnyx_codec_and_rate(encoding: str, rate: int, freq: int) -> None:
+    async def main() -> tuple[TelnyxTestClient, TelnyxFrameSerializer]:
+        # The bidirectional codec is configured separately on Telnyx (stream_bidirectional_codec).
+        app, calls = make_app(providers=TELNYX, serializer_kwargs={"send_encoding": encoding})
+        async with serve(app) as hostport:
+            client = await TelnyxTestClient.connect(hostport, encoding=encoding, rate=rate)
+            await client.handshake()
+            sender = asyncio.create_task(client.stream_audio(tone(freq, 0.3, rate)))
+            await client.pump(3.0, idle=0.25)
+            await sender
+            await client.close()
+        return client, calls[0].transport.serializer
+
+    client, serializer = asyncio.run(main())
+    wire = {"PCMU": "mulaw", "PCMA": "alaw", "L16": "l16"}[encoding]
+    assert serializer.input_format == serializer.output_format == MediaFormat(wire, rate, 1)
+    assert_tone(client.pcm(), rate, freq, 0.3)
+    assert client.violations == []
+
+
+def test_dtmf_from_telnyx_reaches_the_bot_in_order_and_a_redelivered_digit_once() -> None:
+    async def main() -> None:
+        app, calls = make_app(bot=lambda call: KeypadBot(b""), providers=TELNYX)
+        async with serve(app) as hostport:
+            client = await TelnyxTestClient.connect(hostport)
+            await client.handshake()
+            for digit in "4270":
+                await client.dtmf(digit)
+            await client.dtmf("0", occurred_at="2026-03-02T10:15:04.004000Z")  # the same press, delivered twice
+            await client.dtmf("9")
+            await wait_until(lambda: len(dtmf_frames(calls[0])) == 5, what="five digits")
+            await client.stop()
+            await wait_until(lambda: calls[0].finished, what="the call to finish")
+            await client.close()
+        frames = dtmf_frames(calls[0])
+        assert [f.button.value for f in frames] == ["4", "2", "7", "0", "9"]
+        assert frames[3].metadata == {"occurred_at": "2026-03-02T10:15:04.004000Z"}
+        assert calls[0].transport.serializer.duplicate_dtmf == 1
+        assert calls[0].transport.stats.dtmf_in == 5
+
+    asyncio.run(main())
+
+
+def test_telnyx_mark_echoes_tell_the_bot_when_its_utterance_was_heard() -> None:
+    async def main() -> None:
+        app, calls = make_app(bot=lambda call: KeypadBot(tone(300, 0.4, 24000)), providers=TELNYX)
+        async with serve(app) as hostport:
+            client = await TelnyxTestClient.connect(hostport)
+            await client.handshake()
+            await client.dtmf("1")
+            await client.pump(3.0, idle=0.3)  # plays the audio, echoing each mark when reached
+            await wait_until(lambda: bool(bot_stopped(calls[0])), what="BotStoppedSpeakingFrame")
+            await client.close()
+        stopped = bot_stopped(calls[0])
+        assert len(stopped) == 1
+        assert stopped[0].source is PlaybackSource.PROVIDER_ACK
+        assert not stopped[0].interrupted
+        assert stopped[0].sent_ms == pytest.approx(400, abs=25)
+        assert client.marks_received and client.acks_sent == client.marks_received
+        assert calls[0].transport.stats.marks_acked == calls[0].transport.stats.marks_sent
+        assert client.violations == []
+
+    asyncio.run(main())
+
+
+def test_an_interruption_sends_telnyx_clear_and_no_audio_after_it() -> None:
+    async def main() -> None:
+        app, calls = make_app(bot=lambda call: KeypadBot(tone(300, 3.0, 24000)), providers=TELNYX)
+        async with serve(app) as hostport:
+            client = await TelnyxTestClient.connect(hostport)
+            await client.handshake()
+            await client.dtmf("1")
+            await client.expect_audio()
+            await client.pump(0.3)  # let the bot talk: the thing under test is the clear
+            await client.dtmf("*")
+            clear = await client.expect_clear(timeout=2.0)
+            after = await client.pump(0.4)
+            await client.close()
+        assert clear == {"event": "clear"}
+        assert [m for m in after if client.audio_payload(m) is not None] == []
+        stats = calls[0].transport.stats
+        assert stats.clears_sent == 1
+        assert stats.dropped_audio_ms > 1500
+        stopped = bot_stopped(calls[0])
+        assert len(stopped) == 1 and stopped[0].interrupted  # the flushed marks echoed on clear change nothing
+        assert 200 < stopped[0].heard_ms < 1200
+        assert client.violations == []
+
+    asyncio.run(main())
+
+
+def test_hang_up_posts_to_the_telnyx_call_control_api_with_the_bearer_key() -> None:
+    async def main() -> None:
+        api, seen = fake_rest_api(200, b'{"data":{"result":"ok"}}')
+        async with serve(api) as api_host:
+            kwargs = {
+                "api_key": "KEYpw-e2e-secret",
+                "params": TelnyxFrameSerializer.InputParams(base_url=f"http://{api_host}"),
+            }
+            app, calls = make_app(
+                bot=lambda call: KeypadBot(tone(300, 0.3, 24000)), providers=TELNYX, serializer_kwargs=kwargs
+            )
+            async with serve(app) as hostport:
+                client = await TelnyxTestClient.connect(hostport)
+                await client.handshake()
+                await client.dtmf("1")
+                await client.dtmf("#")
+                code = await client.wait_closed(timeout=5.0)
+                await wait_until(lambda: calls[0].finished, what="the call to finish")
+        assert code == 1000
+        assert len(seen) == 1
+        assert seen[0]["method"] == "POST"
+        assert seen[0]["path"] == f"/v2/calls/{TELNYX_CALL_CONTROL_ID}/actions/hangup"
+        assert seen[0]["authorization"] == "Bearer KEYpw-e2e-secret"
+        assert json.loads(seen[0]["body"]) == {}
+        assert seen[0]["at"] >= client.audio[-1][0]  # the goodbye was played before hanging up
+        assert calls[0].transport.stats.hangup == "done"
+
+    asyncio.run(main())
+
+
+def test_telnyx_media_delivered_out_of_order_is_echoed_in_order() -> None:
+    # Fifteen 20 ms packets, each a different pitch (a rising staircase), sent in reversed
+    # groups of three (3 2 1 6 5 4 ...), as Telnyx allows: the echo must climb step by step.
+    steps = [400 + 100 * i for i in range(15)]
+
+    async def main() -> tuple[TelnyxTestClient, TelnyxFrameSerializer]:
+        app, calls = make_app(providers=TELNYX)
+        async with serve(app) as hostport:
+            client = await TelnyxTestClient.connect(hostport)
+            await client.handshake()
+            messages = [client.media_message(tone(f, 0.02, 8000)) for f in steps]
+            t0 = time.monotonic()
+            for group in range(0, len(messages), 3):
+                await asyncio.sleep(max(0.0, t0 + group * 0.02 - time.monotonic()))
+                for message in reversed(messages[group : group + 3]):
+                    await client.send(message)
+            await client.pump(3.0, idle=0.4)
+            await client.close()
+        return client, calls[0].transport.serializer
+
+    client, serializer = asyncio.run(main())
+    echoed = client.pcm()
+    assert len(echoed) == 320 * len(steps)
+    pitches = [dominant_frequency(echoed[i : i + 320], 8000) for i in range(0, len(echoed), 320)]
+    assert [round(p, -1) for p in pitches] == steps
+    assert serializer.reorder_stats.reordered == 5
+    assert serializer.reorder_stats.lost == serializer.reorder_stats.late == 0
