@@ -26,7 +26,7 @@ import json
 import time
 from collections import deque
 from collections.abc import Callable
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Self
 
 from fastapi import FastAPI, Request, Response
 from websockets.asyncio.client import ClientConnection, connect
@@ -117,7 +117,7 @@ class ProviderTestClient:
         self.playout = Playout()
 
     @classmethod
-    async def connect(cls, hostport: str, path: str = "/ws", **kwargs: Any) -> Any:
+    async def connect(cls, hostport: str, path: str = "/ws", **kwargs: Any) -> Self:
         ws = await connect(f"ws://{hostport}{path}", compression=None, open_timeout=5, close_timeout=2)
         return cls(ws, **kwargs)
 

@@ -1,0 +1,129 @@
+"""The phonewire echo server under test (benchmark only; started by ``run_load.py``).
+
+``create_app`` with the stock ``EchoProcessor`` (subclassed only to call the latency probe),
+one uvicorn worker with the recommended stack: websockets-sansio, uvloop, httptools, no
+permessage-deflate. Extra routes for the harness: ``GET /bench/stats`` (probe latencies and
+summed transport counters since the last ``?reset=1``).
+
+VAD modes: ``none``; ``silero`` (as shipped: one shared model, one inference per 32 ms window
+per call); ``silero-batched`` (the cross-call batching prototype in ``vad_batcher.py``, not
+yet in src/).
+
+    python benchmarks/load/server_phonewire.py --port 8765 --vad silero
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import probe  # noqa: E402  (benchmark-local modules, importable from this directory)
+
+
+def build_app(vad: str, *, probe_on: bool = True) -> Any:
+    from fastapi.responses import JSONResponse
+
+    from phonewire.frames import Frame, FrameDirection, InputAudioRawFrame
+    from phonewire.pipeline import Pipeline, PipelineRunner, PipelineTask
+    from phonewire.processors import EchoProcessor
+    import phonewire.server.app as server_app
+    from phonewire.server import ServerConfig, create_app
+
+    probe.install(probe_on)
+    active: set[Any] = set()
+    finished: list[Any] = []
+
+    class ProbedEcho(EchoProcessor):
+        def __init__(self, conn: Any) -> None:
+            super().__init__()
+            self._conn = conn
+
+        async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
+            if isinstance(frame, InputAudioRawFrame):
+                probe.on_echo(self._conn, frame.audio)
+            await super().process_frame(frame, direction)
+
+    async def bot(transport: Any, call: Any) -> None:
+        conn = transport.websocket.scope.get("pw.conn") if probe_on else None
+        echo = ProbedEcho(conn) if conn is not None else EchoProcessor()
+        task = PipelineTask(Pipeline([transport.input(), echo, transport.output()]))
+        active.add(transport)
+        try:
+            await PipelineRunner(handle_sigint=False).run(task)
+        finally:
+            active.discard(transport)
+            finished.append(transport.stats)
+
+    config_vad: str | None = None if vad == "none" else vad
+    if vad == "silero-batched":
+        import vad_batcher
+
+        vad_batcher.install(server_app)
+        config_vad = "silero-batched"
+    app = create_app(bot, ServerConfig(vad=config_vad, max_calls=4000, stream_secret=None))
+    if vad == "silero-batched":
+        from phonewire.audio.vad import SileroModel
+
+        SileroModel.shared()
+
+    baseline: dict[str, float] = {}
+
+    def counters() -> dict[str, float]:
+        stats = [t.stats for t in active] + finished
+        keys = ("underruns", "interruptions", "clears_sent", "dropped_audio_ms", "internal_errors", "send_failures")
+        out = {k: float(sum(getattr(s, k) for s in stats)) for k in keys}
+        out["protocol_errors"] = float(sum(s.protocol_error_count for s in stats))
+        return out
+
+    @app.get("/bench/stats")
+    async def bench_stats(reset: int = 0) -> JSONResponse:
+        now = counters()
+        result: dict[str, Any] = probe.PROBE.summary()
+        result["transport"] = {k: v - baseline.get(k, 0.0) for k, v in now.items()}
+        result["active_calls"] = len(active)
+        result["framework"] = "phonewire"
+        if reset:
+            probe.PROBE.reset()
+            baseline.clear()
+            baseline.update(now)
+        return JSONResponse(result)
+
+    return app
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--vad", choices=["none", "silero", "silero-batched"], default="none")
+    parser.add_argument("--no-probe", action="store_true", help="no latency probes (pure CPU numbers)")
+    parser.add_argument("--cpu", type=int, default=None, help="pin this process to one CPU")
+    args = parser.parse_args()
+    if args.cpu is not None and hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, {args.cpu})
+    logging.basicConfig(level=logging.WARNING)
+    logging.getLogger("phonewire").setLevel(logging.ERROR)  # "no stream secret" and per-call lines
+
+    import uvicorn
+
+    app = build_app(args.vad, probe_on=not args.no_probe)
+    uvicorn.run(
+        app,
+        host="127.0.0.1",
+        port=args.port,
+        ws="websockets-sansio",
+        loop="uvloop",
+        http="httptools",
+        ws_per_message_deflate=False,
+        log_level="warning",
+        access_log=False,
+    )
+
+
+if __name__ == "__main__":
+    main()

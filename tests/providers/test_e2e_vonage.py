@@ -1,0 +1,234 @@
+"""Vonage end to end through a real server: the call, both sample rates, DTMF, notify, clear,
+the JWT-signed hang-up, and Vonage's exact 20 ms binary frames."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import time
+from typing import Any
+
+import pytest
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
+
+from bots import KeypadBot
+from echo_app import make_app
+from phonewire.audio.analysis import tone
+from phonewire.frames import PlaybackSource
+from phonewire.serializers.base import MediaFormat
+from phonewire.serializers.vonage import VonageFrameSerializer
+from provider_clients import (
+    VONAGE_CALL_UUID,
+    VonageTestClient,
+    assert_tone,
+    bot_stopped,
+    cancel_on_disconnect,
+    dtmf_frames,
+    fake_rest_api,
+    wait_until,
+)
+from server_harness import serve
+
+VONAGE = ["vonage"]
+APPLICATION_ID = "aaaaaaaa-bbbb-4ccc-8ddd-eeeeeeeeeeee"
+
+
+def test_a_vonage_call_runs_from_websocket_connected_until_vonage_closes_the_socket() -> None:
+    async def main() -> None:
+        app, calls = make_app(
+            providers=VONAGE,
+            handlers=("on_client_connected", "on_client_disconnected"),
+            on_transport=cancel_on_disconnect,
+        )
+        async with serve(app) as hostport:
+            client = await VonageTestClient.connect(hostport)
+            await client.handshake(
+                headers={"call_uuid": VONAGE_CALL_UUID, "language": "en-GB", "callerID": "447700900123"}
+            )
+            await client.stream_audio(tone(440, 0.2, 16000))
+            await client.expect_audio()
+            await client.close()  # no stop message: the socket closes when the leg ends
+            await wait_until(lambda: calls[0].finished, what="the call to finish")
+        call = calls[0]
+        info = call.transport.call_info
+        assert (info.provider, info.call_id, info.from_number) == ("vonage", VONAGE_CALL_UUID, "447700900123")
+        assert info.custom_parameters == {
+            "call_uuid": VONAGE_CALL_UUID,
+            "language": "en-GB",
+            "callerID": "447700900123",
+        }
+        assert info.media_format == MediaFormat("l16", 16000, 1)
+        assert [e[0] for e in call.events] == ["on_client_connected", "on_client_disconnected"]
+        stats = call.transport.stats
+        assert stats.close_reason == "client disconnected"
+        assert stats.hangup == "skipped: call already ended"
+        assert stats.protocol_error_count == 0 and stats.internal_errors == 0
+        assert stats.audio_in_ms == pytest.approx(200)
+        assert call.transport.serializer.irregular_frames == 0
+        assert client.violations == []
+
+    asyncio.run(main())
+
+
+@pytest.mark.parametrize(("rate", "freq"), [(8000, 1000), (16000, 5000)])
+def test_audio_round_trips_with_its_content_at_each_vonage_sample_rate(rate: int, freq: int) -> None:
+    async def main() -> tuple[VonageTestClient, MediaFormat]:
+        app, calls = make_app(providers=VONAGE)
+        async with serve(app) as hostport:
+            client = await VonageTestClient.connect(hostport, rate=rate)
+            await client.handshake()
+            sender = asyncio.create_task(client.stream_audio(tone(freq, 0.3, rate)))
+            await client.pump(3.0, idle=0.25)
+            await sender
+            await client.close()
+        return client, calls[0].transport.serializer.output_format
+
+    client, output_format = asyncio.run(main())
+    assert output_format == MediaFormat("l16", rate, 1)
+    assert_tone(client.pcm(), rate, freq, 0.3)
+    assert client.violations == []
+
+
+def test_dtmf_from_vonage_reaches_the_bot_in_order_with_its_duration() -> None:
+    async def main() -> None:
+        app, calls = make_app(bot=lambda call: KeypadBot(b""), providers=VONAGE)
+        async with serve(app) as hostport:
+            client = await VonageTestClient.connect(hostport)
+            await client.handshake()
+            for digit, duration in zip("42*0", (100, 260, 120, 90), strict=True):
+                await client.dtmf(digit, duration_ms=duration)
+            await wait_until(lambda: len(dtmf_frames(calls[0])) == 4, what="four digits")
+            await client.close()
+            await wait_until(lambda: calls[0].finished, what="the call to finish")
+        frames = dtmf_frames(calls[0])
+        assert [(f.button.value, f.duration_ms) for f in frames] == [("4", 100), ("2", 260), ("*", 120), ("0", 90)]
+
+    asyncio.run(main())
+
+
+def test_vonage_notify_echoes_tell_the_bot_when_its_utterance_was_heard() -> None:
+    async def main() -> None:
+        app, calls = make_app(bot=lambda call: KeypadBot(tone(300, 0.4, 24000)), providers=VONAGE)
+        async with serve(app) as hostport:
+            client = await VonageTestClient.connect(hostport)
+            await client.handshake()
+            await client.dtmf("1")
+            await client.pump(3.0, idle=0.3)
+            await wait_until(lambda: bool(bot_stopped(calls[0])), what="BotStoppedSpeakingFrame")
+            await client.close()
+        notifies = [m for _, m in client.received if isinstance(m, dict) and m.get("action") == "notify"]
+        assert notifies and all(set(m) == {"action", "payload"} for m in notifies)
+        stopped = bot_stopped(calls[0])
+        assert len(stopped) == 1
+        assert stopped[0].source is PlaybackSource.PROVIDER_ACK
+        assert not stopped[0].interrupted
+        assert stopped[0].sent_ms == pytest.approx(400, abs=25)
+        assert client.acks_sent == client.marks_received
+        assert client.violations == []
+
+    asyncio.run(main())
+
+
+def test_an_interruption_sends_vonage_clear_and_no_audio_after_it() -> None:
+    async def main() -> None:
+        app, calls = make_app(bot=lambda call: KeypadBot(tone(300, 3.0, 24000)), providers=VONAGE)
+        async with serve(app) as hostport:
+            client = await VonageTestClient.connect(hostport)
+            await client.handshake()
+            await client.dtmf("1")
+            await client.expect_audio()
+            await client.pump(0.3)
+            await client.dtmf("*")
+            clear = await client.expect_clear(timeout=2.0)  # answered with websocket:cleared by the client
+            after = await client.pump(0.4)
+            await client.close()
+        assert clear == {"action": "clear"}
+        assert [m for m in after if isinstance(m, bytes)] == []
+        stats = calls[0].transport.stats
+        assert stats.clears_sent == 1
+        assert stats.protocol_error_count == 0  # websocket:cleared is understood
+        stopped = bot_stopped(calls[0])
+        assert len(stopped) == 1 and stopped[0].interrupted
+        assert 200 < stopped[0].heard_ms < 1200
+        assert client.violations == []
+
+    asyncio.run(main())
+
+
+def _jwt_parts(token: str, public_key: RSAPublicKey) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Verify an RS256 JWT's signature; return its header and claims."""
+
+    def unb64(segment: str) -> bytes:
+        return base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
+
+    header, claims, signature = token.split(".")
+    public_key.verify(unb64(signature), f"{header}.{claims}".encode(), padding.PKCS1v15(), hashes.SHA256())
+    return json.loads(unb64(header)), json.loads(unb64(claims))
+
+
+def test_hang_up_puts_hangup_to_the_vonage_call_with_an_rs256_application_jwt() -> None:
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+
+    async def main() -> tuple[list[dict[str, Any]], VonageTestClient, str | None, int | None]:
+        api, seen = fake_rest_api(204)
+        async with serve(api) as api_host:
+            kwargs = {
+                "application_id": APPLICATION_ID,
+                "private_key": pem,
+                "params": VonageFrameSerializer.InputParams(base_url=f"http://{api_host}"),
+            }
+            app, calls = make_app(
+                bot=lambda call: KeypadBot(tone(300, 0.3, 24000)), providers=VONAGE, serializer_kwargs=kwargs
+            )
+            async with serve(app) as hostport:
+                client = await VonageTestClient.connect(hostport)
+                await client.handshake()
+                await client.dtmf("1")
+                await client.dtmf("#")
+                code = await client.wait_closed(timeout=5.0)
+                await wait_until(lambda: calls[0].finished, what="the call to finish")
+        return seen, client, calls[0].transport.stats.hangup, code
+
+    t0 = int(time.time())
+    seen, client, outcome, code = asyncio.run(main())
+    assert code == 1000
+    assert outcome == "done"
+    assert len(seen) == 1
+    assert (seen[0]["method"], seen[0]["path"]) == ("PUT", f"/v1/calls/{VONAGE_CALL_UUID}")
+    assert json.loads(seen[0]["body"]) == {"action": "hangup"}
+    assert seen[0]["content_type"] == "application/json"
+    assert seen[0]["at"] >= client.audio[-1][0]
+    scheme, _, token = seen[0]["authorization"].partition(" ")
+    assert scheme == "Bearer"
+    header, claims = _jwt_parts(token, key.public_key())
+    assert header == {"alg": "RS256", "typ": "JWT"}
+    assert claims["application_id"] == APPLICATION_ID
+    assert t0 - 1 <= claims["iat"] <= time.time() + 1
+    assert claims["iat"] < claims["exp"] <= claims["iat"] + 3600
+    assert isinstance(claims["jti"], str) and claims["jti"]
+
+
+@pytest.mark.parametrize(("rate", "frame"), [(8000, 320), (16000, 640)])
+def test_every_vonage_outbound_binary_frame_is_exactly_20_ms(rate: int, frame: int) -> None:
+    async def main() -> VonageTestClient:
+        # 0.33 s of 24 kHz speech: the tail does not fill a frame and must be padded, not cut short
+        app, _ = make_app(bot=lambda call: KeypadBot(tone(300, 0.33, 24000)), providers=VONAGE)
+        async with serve(app) as hostport:
+            client = await VonageTestClient.connect(hostport, rate=rate)
+            await client.handshake()
+            await client.dtmf("1")
+            await client.pump(3.0, idle=0.3)
+            await client.close()
+        return client
+
+    client = asyncio.run(main())
+    sizes = [len(m) for _, m in client.received if isinstance(m, bytes)]
+    assert len(sizes) == 17  # 16.5 frames of speech, the last one padded with silence
+    assert set(sizes) == {frame}
+    assert client.violations == []
