@@ -27,7 +27,10 @@ Measured, over a window after ramp-up and warm-up:
 * underruns: a simulated handset plays the echoed audio; a packet arriving more than 10 ms
   after the audio before it ran out is an audible gap (the same tolerance as phonewire's
   pacer; re-anchored after a ``clear``);
-* outbound pacing jitter: |inter-arrival time - 20 ms| of echoed packets per call;
+* outbound pacing jitter: |inter-arrival time - 20 ms| between consecutive echoed packets
+  of a call (RFC 3550's transit-time difference);
+* both on the handset's clock: each arrival is moved back by how late the generator itself
+  sent that packet (its timer lag), as a real provider sends on time;
 * server CPU (user+system of the server process and its threads, psutil) per call, server
   RSS growth per call over the idle baseline (taken after one warm-up call), sampled each
   second; the server's own probe latencies (``/bench/stats``);
@@ -159,13 +162,15 @@ class Call(asyncio.Protocol):
         self.sending = False
         self.close_code: int | None = None
         self.k = 0
-        self.sent = array("d")
+        self.sent = array("d")  # when each packet was written
+        self.late = array("f")  # how late that was against its slot's clock (the generator's own lag)
         self.seen = bytearray()
         self.lat = array("d")
         self.lat_at = array("f")
         self.inter = array("f")
         self.play_end = 0.0
         self.last_arrival = 0.0
+        self.last_seq = -2
         self.underruns = 0
         self.gap_secs = 0.0
         self.dups = 0
@@ -244,11 +249,13 @@ class Call(asyncio.Protocol):
             self.send_text(message)  # type: ignore[arg-type]
         self.sending = True
 
-    def send_media(self) -> None:
+    def send_media(self, scheduled: float) -> None:
         k = self.k
         self.k = k + 1
         self.transport.write(ws_frame(media_text(self.tw, k, self.offset).encode()))  # type: ignore[union-attr]
-        self.sent.append(_perf())
+        now = _perf()
+        self.sent.append(now)
+        self.late.append(now - scheduled)
 
     def hang_up(self) -> None:
         """Twilio's stop, then a close frame (1000)."""
@@ -325,20 +332,23 @@ class Call(asyncio.Protocol):
                 self.untagged += 1
         gen = self.gen
         counting = gen.w0 <= now < gen.w1
+        known = 0 <= seq < len(self.sent)
+        # The handset's clock: as if the generator had sent on time (its own lag is not the bot's).
+        t = now - self.late[seq] if known else now
         duration = samples / 8000
         if self.play_end == 0.0:
-            self.play_end = now + duration
-        elif now > self.play_end + UNDERRUN_TOLERANCE:
+            self.play_end = t + duration
+        elif t > self.play_end + UNDERRUN_TOLERANCE:
             if counting:
                 self.underruns += 1
-                self.gap_secs += now - self.play_end
-            self.play_end = now + duration
+                self.gap_secs += t - self.play_end
+            self.play_end = t + duration
         else:
-            self.play_end = max(self.play_end, now) + duration
-        if counting and self.last_arrival:
-            self.inter.append(now - self.last_arrival)
-        self.last_arrival = now
-        if 0 <= seq < len(self.sent):
+            self.play_end = max(self.play_end, t) + duration
+        if counting and seq == self.last_seq + 1:
+            self.inter.append(t - self.last_arrival)
+        self.last_arrival, self.last_seq = t, seq
+        if known:
             seen = self.seen
             if seq >= len(seen):
                 seen.extend(bytes(seq + 1000 - len(seen)))
@@ -412,7 +422,7 @@ class LoadGenerator:
                 self.lags.append(now - target)
             for call in calls:
                 if call.sending:
-                    call.send_media()
+                    call.send_media(target)
             k += 1
 
     async def warm_up_call(self) -> None:

@@ -159,13 +159,6 @@ def test_ending_a_raw_pcm_call_closes_the_socket_as_its_only_hang_up() -> None:
     asyncio.run(main())
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: docs/raw-pcm.md accepts these first messages (binary audio, a control message other "
-    "than start, FreeSWITCH mod_audio_stream metadata), but the raw_pcm recogniser in "
-    "telephony/providers.py (_raw_start) only knows a JSON start or a jambonz frame, so "
-    "read_handshake refuses the call with 1008 after handshake_timeout",
-)
 @pytest.mark.parametrize(
     "first",
     [

@@ -27,6 +27,8 @@ class Detection:
 # name -> (recognize(parsed messages) -> (index of the start message, whether the serializer
 # must also see that message) or None, parse, factory)
 Recognizer = Callable[[list[Any]], tuple[int, bool] | None]
+#: The provider a route can be pinned to that accepts any opening (binary audio, metadata).
+CATCH_ALL = "raw_pcm"
 _PROVIDERS: dict[str, tuple[Recognizer, Callable[[Any], CallInfo], Callable[..., FrameSerializer]]] = {}
 
 
@@ -42,7 +44,7 @@ def _parsed(message: Message) -> Any:
     try:
         return json.loads(message)
     except (ValueError, RecursionError):
-        return None
+        return message  # not JSON: plain-text metadata (FreeSWITCH), or garbage
 
 
 def detect(seen: list[Message], providers: list[str] | None = None) -> Detection | None:
@@ -56,6 +58,11 @@ def detect(seen: list[Message], providers: list[str] | None = None) -> Detection
             index, replay = found
             start = index if replay else index + 1
             return Detection(parse(parsed[index]), factory, list(seen[start:]))
+    if providers == [CATCH_ALL] and parsed:
+        # A route pinned to raw PCM serves any client: the serializer reads its first message.
+        recognize, parse, factory = _PROVIDERS[CATCH_ALL]
+        first = parsed[0] if isinstance(parsed[0], dict | str) else None
+        return Detection(parse(first), factory, list(seen))
     return None
 
 

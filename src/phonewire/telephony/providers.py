@@ -10,7 +10,8 @@ telnyx    ``event: start`` with top-level ``stream_id`` and ``start.call_control
 plivo     ``event: start`` with camelCase ``start.streamId`` and ``start.callId``
 exotel    ``event: start`` with ``start.stream_sid`` and ``start.call_sid``
 vonage    ``event: websocket:connected``, or a binary first frame (Vonage's audio-first flow)
-raw_pcm   ``event: start`` with none of the above, or a jambonz metadata frame
+raw_pcm   ``event: start`` with none of the above, a jambonz metadata frame, or - on a route
+          pinned to ``providers=["raw_pcm"]`` - any first message (binary audio, FreeSWITCH metadata)
 ========  =====================================================================
 """
 

@@ -14,6 +14,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from phonewire.audio.resample import RateConverter
+from phonewire.audio.vad.silero import SileroVADAnalyzer
 from phonewire.exceptions import ProtocolError
 from phonewire.frames import (
     CancelFrame,
@@ -39,6 +40,7 @@ from phonewire.serializers.base import (
     StreamStarted,
     StreamStopped,
 )
+from phonewire.transports.vad_batcher import VADBatcher
 
 if TYPE_CHECKING:
     from phonewire.transports.fastapi import FastAPIWebsocketTransport
@@ -66,7 +68,7 @@ class FastAPIWebsocketInputTransport(FrameProcessor):
         self._user_speaking = False
         self._pending_interrupt_at: float | None = None
         self._allow_interruptions = True
-        self._vad_time = 0.0
+        self._batcher: VADBatcher | None = None
 
     async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
         if isinstance(frame, StartFrame):
@@ -95,6 +97,8 @@ class FastAPIWebsocketInputTransport(FrameProcessor):
         vad = self._t.params.vad_analyzer
         if vad is None:
             return
+        if self._t.params.vad_batching and isinstance(vad, SileroVADAnalyzer):
+            self._batcher = VADBatcher.for_loop()
         try:
             vad.set_sample_rate(wire_rate)
         except ValueError:
@@ -112,6 +116,8 @@ class FastAPIWebsocketInputTransport(FrameProcessor):
             await asyncio.gather(task, return_exceptions=True)
 
     async def cleanup(self) -> None:
+        if self._batcher is not None:
+            self._batcher.forget(self._t.params.vad_analyzer)
         await self._stop_receiving()
         await super().cleanup()
         await self._t.cleanup()
@@ -232,8 +238,15 @@ class FastAPIWebsocketInputTransport(FrameProcessor):
 
     async def _run_vad(self, pcm: bytes) -> None:
         vad = self._t.params.vad_analyzer
-        self._vad_time += len(pcm) / 2 / vad.sample_rate
-        for transition in vad.analyze(pcm):
+        if self._batcher is not None:
+            self._batcher.submit(vad, pcm, self._on_transitions)
+            return
+        await self._on_transitions(vad.analyze(pcm))
+
+    async def _on_transitions(self, transitions: list[Any]) -> None:
+        if self._t.closed:
+            return
+        for transition in transitions:
             if transition.state.name == "SPEAKING":
                 await self._user_started(transition)
             elif transition.state.name == "QUIET":
@@ -260,7 +273,7 @@ class FastAPIWebsocketInputTransport(FrameProcessor):
         due = self._pending_interrupt_at
         if due is None or not self._allow_interruptions:
             return
-        if self._vad_time < due:
+        if self._t.params.vad_analyzer.stream_time < due:
             return
         self._pending_interrupt_at = None
         if self._t.output().has_pending_audio():

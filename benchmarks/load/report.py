@@ -1,0 +1,138 @@
+"""Markdown tables from load results (the tables in docs/benchmarks.md come from here)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["render"]
+
+
+def _f(value: Any, fmt: str = "{:.1f}", none: str = "–") -> str:
+    if value is None:
+        return none
+    try:
+        return fmt.format(value)
+    except (TypeError, ValueError):
+        return str(value)
+
+
+def _get(r: dict[str, Any], *path: str) -> Any:
+    for key in path:
+        if not isinstance(r, dict):
+            return None
+        r = r.get(key)  # type: ignore[assignment]
+    return r
+
+
+def _verdict(r: dict[str, Any]) -> str:
+    v = r.get("verdict", {})
+    if v.get("keeps_up"):
+        return "**yes**"
+    reasons = v.get("reasons") or ["?"]
+    return "no: " + "; ".join(reasons[:2])
+
+
+def level_table(results: list[dict[str, Any]]) -> str:
+    head = (
+        "| system | VAD | N | keeps up | server CPU | CPU/call | RSS/call | echo p50 / p99 | growth "
+        "| in p50 / p99 | out p50 / p99 | jitter p99 | underruns | lost | gen. CPU |\n"
+        "|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n"
+    )
+    rows = []
+    for r in results:
+        lv = r["level"]
+        rows.append(
+            "| {sys} | {vad} | {n} | {ok} | {cpu}% | {cpc}% | {rss} MB | {e50} / {e99} ms | {gr} ms "
+            "| {i50} / {i99} ms | {o50} / {o99} ms | {jit} ms | {und} | {lost}% | {gen}% |".format(
+                sys=lv["system"],
+                vad=lv["vad"],
+                n=lv["calls"],
+                ok=_verdict(r),
+                cpu=_f(_get(r, "server", "cpu_pct"), "{:.0f}"),
+                cpc=_f(_get(r, "server", "cpu_pct_per_call"), "{:.2f}"),
+                rss=_f(_get(r, "server", "rss_per_call_mb"), "{:.2f}"),
+                e50=_f(_get(r, "echo_ms", "p50")),
+                e99=_f(_get(r, "echo_ms", "p99")),
+                gr=_f(r.get("echo_growth_ms"), "{:.0f}"),
+                i50=_f(_get(r, "probe", "inbound_ms", "p50"), "{:.2f}"),
+                i99=_f(_get(r, "probe", "inbound_ms", "p99"), "{:.1f}"),
+                o50=_f(_get(r, "probe", "outbound_ms", "p50"), "{:.2f}"),
+                o99=_f(_get(r, "probe", "outbound_ms", "p99"), "{:.1f}"),
+                jit=_f(_get(r, "jitter_ms", "p99")),
+                und=_f(r.get("underruns"), "{:.0f}"),
+                lost=_f(r.get("lost_pct"), "{:.2f}"),
+                gen=_f(_get(r, "client", "cpu_pct"), "{:.0f}"),
+            )
+        )
+    return head + "\n".join(rows) + "\n"
+
+
+def comparison_table(results: list[dict[str, Any]]) -> str:
+    """phonewire vs anchor at the levels both ran, as anchor/phonewire ratios."""
+    by_key = {(r["level"]["system"], r["level"]["vad"], r["level"]["calls"]): r for r in results}
+    rows = []
+    for (system, vad, n), anchor in sorted(by_key.items(), key=lambda kv: (kv[0][1], kv[0][2])):
+        if system != "anchor":
+            continue
+        pw = by_key.get(("phonewire", vad, n))
+        if pw is None:
+            continue
+
+        def ratio(*path: str, r_a: dict[str, Any] = anchor, r_p: dict[str, Any] = pw) -> str:
+            a, p = _get(r_a, *path), _get(r_p, *path)
+            if not a or not p:
+                return "–"
+            return f"{a / p:.1f}x"
+
+        rows.append(
+            f"| {vad} | {n} | {_f(_get(pw, 'server', 'cpu_pct_per_call'), '{:.2f}')}% "
+            f"| {_f(_get(anchor, 'server', 'cpu_pct_per_call'), '{:.2f}')}% | {ratio('server', 'cpu_pct_per_call')} "
+            f"| {_f(_get(pw, 'server', 'rss_per_call_mb'), '{:.2f}')} / "
+            f"{_f(_get(anchor, 'server', 'rss_per_call_mb'), '{:.2f}')} MB "
+            f"| {_f(_get(pw, 'echo_ms', 'p99'))} / {_f(_get(anchor, 'echo_ms', 'p99'))} ms "
+            f"| {ratio('echo_ms', 'p99')} "
+            f"| {_f(_get(pw, 'probe', 'inbound_ms', 'p99'))} + {_f(_get(pw, 'probe', 'outbound_ms', 'p99'))} / "
+            f"{_f(_get(anchor, 'probe', 'inbound_ms', 'p99'))} + {_f(_get(anchor, 'probe', 'outbound_ms', 'p99'))} ms "
+            f"| {_verdict(pw)} / {_verdict(anchor)} |"
+        )
+    if not rows:
+        return ""
+    head = (
+        "| VAD | N | phonewire CPU/call | anchor CPU/call | anchor ÷ phonewire | RSS/call pw / anchor "
+        "| echo p99 pw / anchor | ratio | transport in+out p99 pw / anchor | keeps up pw / anchor |\n"
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|\n"
+    )
+    return head + "\n".join(rows) + "\n"
+
+
+def capacity_lines(results: list[dict[str, Any]]) -> str:
+    best: dict[tuple[str, str], tuple[int, int | None]] = {}
+    for r in results:
+        lv = r["level"]
+        key = (lv["system"], lv["vad"])
+        kept, first_fail = best.get(key, (0, None))
+        if r.get("verdict", {}).get("keeps_up"):
+            kept = max(kept, lv["calls"])
+        elif first_fail is None or lv["calls"] < first_fail:
+            first_fail = lv["calls"]
+        best[key] = (kept, first_fail)
+    lines = []
+    for (system, vad), (kept, fail) in sorted(best.items()):
+        tail = f", falls behind at {fail}" if fail else ", every level run kept up"
+        lines.append(f"- {system}, VAD {vad}: keeps up with {kept} calls on one core{tail}")
+    return "\n".join(lines) + "\n"
+
+
+def render(results: list[dict[str, Any]], machine: dict[str, Any], title: str = "Load results") -> str:
+    versions = ", ".join(f"{k} {v}" for k, v in machine.get("versions", {}).items() if v)
+    parts = [
+        f"## {title}\n",
+        f"Machine: {machine.get('cpus')} × {machine.get('cpu_model')}, {machine.get('mem_gb')} GB, "
+        f"Linux {machine.get('kernel')}, Python {machine.get('python')}; {versions}.\n",
+        capacity_lines(results),
+        level_table(results),
+    ]
+    comparison = comparison_table(results)
+    if comparison:
+        parts += ["\nphonewire vs the anchor, same run:\n\n", comparison]
+    return "\n".join(parts)
