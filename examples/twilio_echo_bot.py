@@ -49,8 +49,7 @@ async def media_stream(websocket: WebSocket) -> None:
     transport = FastAPIWebsocketTransport(
         websocket,
         FastAPIWebsocketParams(audio_in_enabled=True, audio_out_enabled=True, serializer=serializer),
-        call_info=handshake.info,
-        pending_messages=handshake.pending,
+        handshake=handshake,
     )
     task = PipelineTask(Pipeline([transport.input(), EchoProcessor(), transport.output()]))
 

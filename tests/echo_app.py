@@ -80,7 +80,7 @@ def make_app(
             p = FastAPIWebsocketParams(
                 audio_in_enabled=True, audio_out_enabled=True, serializer=hs.serializer, **(params or {})
             )
-            transport = FastAPIWebsocketTransport(websocket, p, call_info=hs.info, pending_messages=hs.pending)
+            transport = FastAPIWebsocketTransport(websocket, p, handshake=hs)
             call.transport = transport
             for name in handlers:
                 transport.add_event_handler(name, _recorder(call, name))

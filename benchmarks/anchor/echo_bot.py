@@ -6,9 +6,10 @@ Run with the anchor's own virtual environment (``run_load.py`` creates it under
     .bench-cache/anchor-venv/bin/python benchmarks/anchor/echo_bot.py --port 8766 --vad silero
 
 Written the way pipecat's Twilio examples are: ``parse_telephony_websocket`` reads the
-handshake, a ``TwilioFrameSerializer`` per call, a ``PipelineTask`` (``PipelineWorker``) per
-call with default settings, run by a ``PipelineRunner``. Differences, all in the anchor's
-favour or needed for a like-for-like workload:
+handshake, then per call a ``TwilioFrameSerializer`` and a pipeline task with default settings
+(``PipelineWorker``, 1.3's name for ``PipelineTask``) run by a ``WorkerRunner`` (formerly
+``PipelineRunner``). Differences, all in the anchor's favour or needed for a like-for-like
+workload:
 
 * pipeline rates 8 kHz in and out (the anchor's defaults, 16/24 kHz, add ~250 ms of echo
   latency through bursty resampling; see /work/shared/reference/anchor-measured.md);
@@ -24,7 +25,8 @@ processor turns ``VADUserStartedSpeakingFrame`` into ``broadcast_interruption()`
 bot's audio as in a real bot.
 """
 
-from __future__ import annotations
+# No ``from __future__ import annotations``: FastAPI must resolve the route's WebSocket
+# annotation, which is imported inside build_app.
 
 import argparse
 import os
@@ -47,12 +49,12 @@ def build_app(vad: str, *, probe_on: bool = True) -> Any:
         VADUserStartedSpeakingFrame,
     )
     from pipecat.pipeline.pipeline import Pipeline
-    from pipecat.pipeline.runner import PipelineRunner
-    from pipecat.pipeline.task import PipelineParams, PipelineTask
+    from pipecat.pipeline.worker import PipelineParams, PipelineWorker
     from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
     from pipecat.runner.utils import parse_telephony_websocket
     from pipecat.serializers.twilio import TwilioFrameSerializer
     from pipecat.transports.websocket.fastapi import FastAPIWebsocketParams, FastAPIWebsocketTransport
+    from pipecat.workers.runner import WorkerRunner
 
     probe.install(probe_on)
     state = {"active": 0}
@@ -89,11 +91,13 @@ def build_app(vad: str, *, probe_on: bool = True) -> Any:
 
     @app.get("/bench/stats")
     async def bench_stats(reset: int = 0) -> JSONResponse:
+        probe.ensure_loop_watch()
+        if reset:
+            probe.PROBE.reset()
+            return JSONResponse({"reset": True, "active_calls": state["active"]})
         result: dict[str, Any] = probe.PROBE.summary()
         result["active_calls"] = state["active"]
         result["framework"] = "pipecat"
-        if reset:
-            probe.PROBE.reset()
         return JSONResponse(result)
 
     @app.websocket("/ws")
@@ -114,6 +118,7 @@ def build_app(vad: str, *, probe_on: bool = True) -> Any:
                 serializer=serializer,
             ),
         )
+        probe.ensure_loop_watch()
         conn = websocket.scope.get("pw.conn") if probe_on else None
         processors: list[Any] = [transport.input()]
         if vad == "silero":
@@ -122,7 +127,7 @@ def build_app(vad: str, *, probe_on: bool = True) -> Any:
 
             processors += [VADProcessor(vad_analyzer=SileroVADAnalyzer()), InterruptOnSpeech()]
         processors += [Echo(conn), transport.output()]
-        task = PipelineTask(
+        task = PipelineWorker(
             Pipeline(processors),
             params=PipelineParams(audio_in_sample_rate=8000, audio_out_sample_rate=8000),
         )
@@ -133,7 +138,9 @@ def build_app(vad: str, *, probe_on: bool = True) -> Any:
 
         state["active"] += 1
         try:
-            await PipelineRunner(handle_sigint=False).run(task)
+            runner = WorkerRunner(handle_sigint=False)
+            await runner.add_workers(task)
+            await runner.run()
         finally:
             state["active"] -= 1
 

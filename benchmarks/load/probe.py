@@ -32,7 +32,7 @@ try:
 except ImportError:  # run as a script from this directory
     import tags  # type: ignore[no-redef]
 
-__all__ = ["PROBE", "Probe", "install", "on_echo", "percentiles"]
+__all__ = ["PROBE", "Probe", "ensure_loop_watch", "install", "on_echo", "percentiles", "watch_loop"]
 
 _perf = time.perf_counter
 _MAX_PENDING = 4096  # stamps kept per connection (a lost packet's stamp is dropped eventually)
@@ -61,22 +61,33 @@ def percentiles(values: Any) -> dict[str, float]:
 
 
 class Probe:
+    """Latency samples, plus the event loop's stalls and the garbage collector's pauses."""
+
     def __init__(self) -> None:
         self.enabled = True
-        self.inbound = array("d")
-        self.outbound = array("d")
-        self.unmatched_in = 0
+        self.reset()
 
     def reset(self) -> None:
         self.inbound = array("d")
         self.outbound = array("d")
         self.unmatched_in = 0
+        self.loop_lag = array("d")
+        self.gc_pauses: list[tuple[int, float]] = []
 
     def summary(self) -> dict[str, Any]:
+        gen2 = [d for g, d in self.gc_pauses if g == 2]
         return {
             "inbound_ms": percentiles(self.inbound),
             "outbound_ms": percentiles(self.outbound),
             "unmatched_in": self.unmatched_in,
+            "loop_lag_ms": percentiles(self.loop_lag),
+            "gc": {
+                "collections": len(self.gc_pauses),
+                "total_ms": 1000 * sum(d for _, d in self.gc_pauses),
+                "max_ms": 1000 * max((d for _, d in self.gc_pauses), default=0.0),
+                "gen2": len(gen2),
+                "gen2_max_ms": 1000 * max(gen2, default=0.0),
+            },
         }
 
 
@@ -133,6 +144,41 @@ def _stamp_out(conn: Any, data: bytes) -> None:
         PROBE.outbound.append(_perf() - t_out)
 
 
+def _watch_gc() -> None:
+    import gc
+
+    started = [0.0]
+
+    def callback(phase: str, info: dict[str, Any]) -> None:
+        if phase == "start":
+            started[0] = _perf()
+        elif started[0]:
+            PROBE.gc_pauses.append((info.get("generation", -1), _perf() - started[0]))
+
+    gc.callbacks.append(callback)
+
+
+async def watch_loop(period: float = 0.01) -> None:
+    """Record how late a 10 ms timer fires: the event loop's stalls, as every call sees them."""
+    import asyncio
+
+    while True:
+        target = _perf() + period
+        await asyncio.sleep(period)
+        PROBE.loop_lag.append(max(0.0, _perf() - target))
+
+
+_watcher: list[Any] = []
+
+
+def ensure_loop_watch() -> None:
+    """Start :func:`watch_loop` once, from inside the running loop."""
+    if not _watcher:
+        import asyncio
+
+        _watcher.append(asyncio.get_running_loop().create_task(watch_loop()))
+
+
 def install(enabled: bool = True) -> None:
     """Patch uvicorn's websockets-sansio protocol and websockets' ServerProtocol (idempotent).
 
@@ -146,6 +192,7 @@ def install(enabled: bool = True) -> None:
     if getattr(P, "_pw_probed", False):
         return
     P._pw_probed = True
+    _watch_gc()
     handle_connect = P.handle_connect
 
     def patched_connect(self: Any, event: Any) -> None:

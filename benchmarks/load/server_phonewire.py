@@ -50,6 +50,7 @@ def build_app(vad: str, *, probe_on: bool = True) -> Any:
             await super().process_frame(frame, direction)
 
     async def bot(transport: Any, call: Any) -> None:
+        probe.ensure_loop_watch()
         conn = transport.websocket.scope.get("pw.conn") if probe_on else None
         echo = ProbedEcho(conn) if conn is not None else EchoProcessor()
         task = PipelineTask(Pipeline([transport.input(), echo, transport.output()]))
@@ -83,15 +84,18 @@ def build_app(vad: str, *, probe_on: bool = True) -> Any:
 
     @app.get("/bench/stats")
     async def bench_stats(reset: int = 0) -> JSONResponse:
+        """Since the last reset: probe latencies, loop stalls, GC pauses, transport counters."""
+        probe.ensure_loop_watch()
         now = counters()
-        result: dict[str, Any] = probe.PROBE.summary()
-        result["transport"] = {k: v - baseline.get(k, 0.0) for k, v in now.items()}
-        result["active_calls"] = len(active)
-        result["framework"] = "phonewire"
         if reset:
             probe.PROBE.reset()
             baseline.clear()
             baseline.update(now)
+            return JSONResponse({"reset": True, "active_calls": len(active)})
+        result: dict[str, Any] = probe.PROBE.summary()
+        result["transport"] = {k: v - baseline.get(k, 0.0) for k, v in now.items()}
+        result["active_calls"] = len(active)
+        result["framework"] = "phonewire"
         return JSONResponse(result)
 
     return app
@@ -103,6 +107,7 @@ def main() -> None:
     parser.add_argument("--vad", choices=["none", "silero", "silero-batched"], default="none")
     parser.add_argument("--no-probe", action="store_true", help="no latency probes (pure CPU numbers)")
     parser.add_argument("--cpu", type=int, default=None, help="pin this process to one CPU")
+    parser.add_argument("--gc-freeze", action="store_true", help="gc.freeze() after start-up (see docs)")
     args = parser.parse_args()
     if args.cpu is not None and hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {args.cpu})
@@ -112,6 +117,14 @@ def main() -> None:
     import uvicorn
 
     app = build_app(args.vad, probe_on=not args.no_probe)
+    if args.gc_freeze:
+        import gc
+
+        import uvicorn.protocols.http.httptools_impl  # noqa: F401  (loaded before the freeze)
+        import uvicorn.protocols.websockets.websockets_sansio_impl  # noqa: F401
+
+        gc.collect()
+        gc.freeze()
     uvicorn.run(
         app,
         host="127.0.0.1",

@@ -125,3 +125,22 @@ def test_a_cancel_frame_queued_by_the_user_cancels() -> None:
         return type(collector.seen[-1]).__name__
 
     assert asyncio.run(main()) == "CancelFrame"
+
+
+def test_the_runner_turns_sigterm_into_a_cancel_and_removes_its_handlers() -> None:
+    import os
+    import signal
+
+    async def main() -> tuple[str, bool]:
+        collector = Collector()
+        task = PipelineTask(Pipeline([collector]))
+
+        @task.event_handler("on_pipeline_started")
+        def started(t: PipelineTask) -> None:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+        await asyncio.wait_for(PipelineRunner(handle_sigint=False, handle_sigterm=True).run(task), 5)
+        still_installed = asyncio.get_running_loop().remove_signal_handler(signal.SIGTERM)
+        return type(collector.seen[-1]).__name__, still_installed
+
+    assert asyncio.run(main()) == ("CancelFrame", False)

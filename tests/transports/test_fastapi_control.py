@@ -257,6 +257,25 @@ def test_malformed_messages_are_counted_and_the_call_keeps_working() -> None:
     run(main())
 
 
+def test_media_before_start_is_counted_as_a_protocol_error_and_the_call_still_works() -> None:
+    async def main() -> tuple[int, bytes]:
+        app, calls = make_app()
+        async with serve(app) as hostport:
+            client = await TwilioTestClient.connect(hostport)
+            await client.send({"event": "connected", "protocol": "Call", "version": "1.0.0"})
+            await client.media(tone(440, 0.02, 8000))  # before start: Twilio never does this
+            await client.handshake()
+            sender = asyncio.create_task(client.stream_audio(tone(440, 0.4, 8000)))
+            packets = await client.collect_media(3.0, until_silence=0.5)
+            await sender
+            await client.close()
+        return calls[0].transport.stats.protocol_errors["message before start"], b"".join(p for _, p in packets)
+
+    errors, audio = run(main())
+    assert errors == 1
+    assert abs(dominant_frequency(audio, 8000) - 440) < 5
+
+
 def test_frames_from_the_input_reach_the_pipeline_in_order() -> None:
     async def main() -> list[str]:
         app, calls = make_app(bot=lambda call: KeypadBot(b""))

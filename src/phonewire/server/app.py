@@ -129,7 +129,7 @@ async def _run_call(
         vad_analyzer=make_vad(config.vad),
         **config.transport_params,
     )
-    transport = FastAPIWebsocketTransport(websocket, params, call_info=info, pending_messages=handshake.pending)
+    transport = FastAPIWebsocketTransport(websocket, params, handshake=handshake)
     transport.verified = verified
     transport.hangup_allowed = verified
     await _run_bot(bot, transport, info, metrics)

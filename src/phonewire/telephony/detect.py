@@ -22,6 +22,17 @@ class Detection:
     info: CallInfo
     make_serializer: Callable[..., FrameSerializer]
     pending: list[Message] = field(default_factory=list)
+    #: Messages that came before the start and are not the provider's preamble (e.g. media
+    #: before start): a protocol error each, counted by the transport.
+    early: int = 0
+
+
+#: Messages a provider legitimately sends before its start.
+_PREAMBLE = {"connected"}
+
+
+def _early(parsed: list[Any]) -> int:
+    return sum(1 for m in parsed if not (isinstance(m, dict) and m.get("event") in _PREAMBLE))
 
 
 # name -> (recognize(parsed messages) -> (index of the start message, whether the serializer
@@ -57,7 +68,7 @@ def detect(seen: list[Message], providers: list[str] | None = None) -> Detection
         if found is not None:
             index, replay = found
             start = index if replay else index + 1
-            return Detection(parse(parsed[index]), factory, list(seen[start:]))
+            return Detection(parse(parsed[index]), factory, list(seen[start:]), _early(parsed[:index]))
     if providers == [CATCH_ALL] and parsed:
         # A route pinned to raw PCM serves any client: the serializer reads its first message.
         recognize, parse, factory = _PROVIDERS[CATCH_ALL]

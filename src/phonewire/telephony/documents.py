@@ -28,13 +28,14 @@ def twiml_connect_stream(ws_url: str, parameters: dict[str, str] | None = None) 
     )
 
 
-def telnyx_texml(ws_url: str, parameters: dict[str, str] | None = None, *, codec: str = "PCMU",
-                 sampling_rate: int = 8000) -> str:
+def telnyx_texml(
+    ws_url: str, parameters: dict[str, str] | None = None, *, codec: str = "PCMU", sampling_rate: int = 8000
+) -> str:
     """Telnyx TeXML ``<Connect><Stream>`` in RTP mode (the default MP3 mode cannot carry
     streamed μ-law: audio would be silently dropped)."""
     attrs = (
-        f"url={quoteattr(ws_url)} bidirectionalMode=\"rtp\" bidirectionalCodec={quoteattr(codec)} "
-        f"bidirectionalSamplingRate=\"{int(sampling_rate)}\""
+        f'url={quoteattr(ws_url)} bidirectionalMode="rtp" bidirectionalCodec={quoteattr(codec)} '
+        f'bidirectionalSamplingRate="{int(sampling_rate)}"'
     )
     return (
         '<?xml version="1.0" encoding="UTF-8"?>'
@@ -42,8 +43,9 @@ def telnyx_texml(ws_url: str, parameters: dict[str, str] | None = None, *, codec
     )
 
 
-def plivo_stream_xml(ws_url: str, parameters: dict[str, str] | None = None, *,
-                     content_type: str = "audio/x-mulaw;rate=8000") -> str:
+def plivo_stream_xml(
+    ws_url: str, parameters: dict[str, str] | None = None, *, content_type: str = "audio/x-mulaw;rate=8000"
+) -> str:
     """Plivo XML ``<Stream bidirectional keepCallAlive>``: without keepCallAlive the call
     drops as soon as the XML runs out. Parameters travel in ``extraHeaders``."""
     extra = ";".join(f"{k}={v}" for k, v in (parameters or {}).items())
@@ -55,8 +57,9 @@ def plivo_stream_xml(ws_url: str, parameters: dict[str, str] | None = None, *,
     )
 
 
-def vonage_ncco(ws_url: str, headers: dict[str, str] | None = None, *,
-                content_type: str = "audio/l16;rate=16000") -> str:
+def vonage_ncco(
+    ws_url: str, headers: dict[str, str] | None = None, *, content_type: str = "audio/l16;rate=16000"
+) -> str:
     """Vonage NCCO ``connect`` to a websocket endpoint; ``headers`` come back flattened in
     the ``websocket:connected`` message."""
     endpoint = {"type": "websocket", "uri": ws_url, "content-type": content_type, "headers": headers or {}}

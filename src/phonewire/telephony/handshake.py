@@ -37,6 +37,8 @@ class Handshake:
     info: CallInfo
     serializer: FrameSerializer
     pending: list[Message] = field(default_factory=list)
+    #: Messages before the start that are not the provider's preamble (media before start).
+    early_messages: int = 0
 
 
 SerializerFactory = Callable[[CallInfo], FrameSerializer]
@@ -73,7 +75,14 @@ async def read_handshake(
     else:
         serializer = detection.make_serializer(detection.info, **serializer_kwargs)
     logger.info("[%s %s] = handshake done", detection.info.provider, detection.info.call_id or "-")
-    return Handshake(detection.info, serializer, detection.pending)
+    if detection.early:
+        logger.warning(
+            "[%s %s] ! %d message(s) before the start message ignored (protocol error)",
+            detection.info.provider,
+            detection.info.call_id or "-",
+            detection.early,
+        )
+    return Handshake(detection.info, serializer, detection.pending, detection.early)
 
 
 async def _read_until_start(websocket: WebSocket, seen: list[Message], providers: list[str] | None) -> Detection:

@@ -28,6 +28,7 @@ from phonewire.events import EventEmitter
 from phonewire.exceptions import ConfigurationError, ProtocolError
 from phonewire.frames import CancelTaskFrame, EndTaskFrame, FrameDirection
 from phonewire.serializers.base import CallInfo, FrameSerializer, Message
+from phonewire.telephony.handshake import Handshake
 from phonewire.telephony.hangup import perform_hangup
 from phonewire.transports.input import FastAPIWebsocketInputTransport
 from phonewire.transports.output import FastAPIWebsocketOutputTransport
@@ -63,10 +64,14 @@ class FastAPIWebsocketTransport(EventEmitter):
         *,
         call_info: CallInfo | None = None,
         pending_messages: list[Message] | None = None,
+        handshake: Handshake | None = None,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Coroutine[Any, Any, None]] = asyncio.sleep,
     ) -> None:
         super().__init__()
+        if handshake is not None:
+            call_info = call_info or handshake.info
+            pending_messages = pending_messages if pending_messages is not None else handshake.pending
         if not isinstance(params.serializer, FrameSerializer):
             raise ConfigurationError("FastAPIWebsocketParams.serializer must be a phonewire FrameSerializer")
         self._websocket = websocket
@@ -93,6 +98,8 @@ class FastAPIWebsocketTransport(EventEmitter):
         self._output = FastAPIWebsocketOutputTransport(self, name=output_name)
         for name in EVENTS:
             self._register_event_handler(name)
+        if handshake is not None and handshake.early_messages:
+            self.stats.protocol_errors["message before start"] += handshake.early_messages
 
     # --- the public face ---------------------------------------------------------------
 
