@@ -28,12 +28,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "tests"))
 
-from bots import KeypadBot  # noqa: E402
-from echo_app import make_app  # noqa: E402
-from server_harness import serve  # noqa: E402
-from twilio_client import TwilioTestClient  # noqa: E402
-
-from phonewire.audio.analysis import tone  # noqa: E402
+from bots import KeypadBot
+from echo_app import make_app
+from phonewire.audio.analysis import tone
+from server_harness import serve
+from twilio_client import TwilioTestClient
 
 GAP_TOLERANCE_S = 0.002
 
@@ -101,6 +100,10 @@ async def main(quick: bool) -> None:
             results.append({"stall_ms": stall, "jitter_ms": jitter, "lead_ms": lead * 1000, "gaps": gaps,
                             "gap_ms": round(gap_ms, 1), "ratio_vs_lead0": round(ratio, 3)})
             print(f"{stall:8.0f} {jitter:9.0f} {lead * 1000:7.0f} {gaps:5d} {gap_ms:7.1f} {ratio:17.3f}")
+    save(results)
+
+
+def save(results: list[dict[str, float]]) -> None:
     Path("benchmarks/results").mkdir(parents=True, exist_ok=True)
     Path("benchmarks/results/lead.json").write_text(json.dumps(results, indent=1))
 
