@@ -19,12 +19,21 @@ from phonewire.processors import EchoProcessor, FrameProcessor
 class Recorder(FrameProcessor):
     """Passes every frame on and remembers it (both directions)."""
 
-    def __init__(self, frames: list[tuple[Frame, FrameDirection]], *, name: str | None = None) -> None:
+    def __init__(
+        self,
+        frames: list[tuple[Frame, FrameDirection]],
+        changed: asyncio.Event | None = None,
+        *,
+        name: str | None = None,
+    ) -> None:
         super().__init__(name=name)
         self.frames = frames
+        self.changed = changed
 
     async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
         self.frames.append((frame, direction))
+        if self.changed is not None:
+            self.changed.set()
         await self.push_frame(frame, direction)
 
 
@@ -86,7 +95,13 @@ def make_app(
                 transport.add_event_handler(name, _recorder(call, name))
             middle = bot(call) if bot else EchoProcessor()
             pipeline = Pipeline(
-                [transport.input(), Recorder(call.frames), middle, transport.output(), Recorder(call.tail)]
+                [
+                    transport.input(),
+                    Recorder(call.frames, call.changed),
+                    middle,
+                    transport.output(),
+                    Recorder(call.tail, call.changed),
+                ]
             )
             call.task = PipelineTask(pipeline)
             if on_transport:

@@ -32,7 +32,7 @@ try:
 except ImportError:  # run as a script from this directory
     import tags  # type: ignore[no-redef]
 
-__all__ = ["PROBE", "Probe", "ensure_loop_watch", "install", "on_echo", "percentiles", "watch_loop"]
+__all__ = ["PROBE", "Probe", "ensure_loop_watch", "install", "on_echo", "on_echo_b64", "percentiles", "watch_loop"]
 
 _perf = time.perf_counter
 _MAX_PENDING = 4096  # stamps kept per connection (a lost packet's stamp is dropped eventually)
@@ -129,6 +129,21 @@ def on_echo(conn: Any, pcm: bytes) -> None:
     if len(out) > _MAX_PENDING:
         out.clear()
     out[seq] = now
+
+
+def on_echo_b64(conn: Any, payload: str) -> None:
+    """:func:`on_echo` for a bot that never decodes the audio (the bare web-stack echo)."""
+    stamps = conn.__dict__.get("_pw_in")
+    if not stamps:
+        return
+    seq = tags.seq_from_b64(payload)
+    t_in = stamps.pop(seq, None)
+    now = _perf()
+    if t_in is None:
+        PROBE.unmatched_in += 1
+        return
+    PROBE.inbound.append(now - t_in)
+    conn._pw_out[seq] = now
 
 
 def _stamp_out(conn: Any, data: bytes) -> None:

@@ -41,7 +41,7 @@ __all__ = ["Level", "judge", "run_level", "machine_info"]
 
 @dataclass
 class Level:
-    system: str  # "phonewire" | "anchor"
+    system: str  # "phonewire" | "anchor" | "bare" (the web stack alone)
     vad: str  # "none" | "silero" | "silero-batched"
     calls: int
     warmup: float = 5.0
@@ -85,6 +85,8 @@ def _pinned(cmd: list[str], cpu: int | None) -> list[str]:
 def _server_cmd(level: Level, port: int, anchor_python: Path | None) -> list[str]:
     if level.system == "phonewire":
         cmd = [sys.executable, str(HERE / "server_phonewire.py")]
+    elif level.system == "bare":
+        cmd = [sys.executable, str(HERE / "server_bare.py")]
     elif level.system == "anchor":
         if anchor_python is None:
             raise RuntimeError("the anchor's virtual environment is needed for anchor levels")

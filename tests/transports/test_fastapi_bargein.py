@@ -11,7 +11,16 @@ from echo_app import make_app
 from phonewire.audio.analysis import silence, tone
 from phonewire.audio.vad import SileroVADAnalyzer
 from phonewire.audio.wav import read_wav
-from phonewire.frames import BotStoppedSpeakingFrame, PlaybackSource, UserStartedSpeakingFrame, UserStoppedSpeakingFrame
+from phonewire.frames import (
+    BotStoppedSpeakingFrame,
+    PlaybackSource,
+    TextFrame,
+    TTSAudioRawFrame,
+    TTSStartedFrame,
+    TTSStoppedFrame,
+    UserStartedSpeakingFrame,
+    UserStoppedSpeakingFrame,
+)
 from server_harness import serve
 from twilio_client import TwilioHandset, TwilioTestClient
 
@@ -80,3 +89,40 @@ def test_talking_over_the_bot_clears_its_audio_within_a_bounded_time_and_reports
     assert stopped.interrupted and stopped.source is PlaybackSource.PROVIDER_ACK
     # the transport's account of what the caller heard matches the handset's clock to a packet
     assert abs(stopped.heard_ms - heard_by_handset[0]) <= 20 + 5
+
+
+class WordsBot(KeypadBot):
+    """'1' speaks ten words, each a TextFrame followed by 300 ms of audio (as TTS services send
+    word timings); '*' interrupts."""
+
+    async def speak(self, pcm: bytes) -> None:
+        await self.push_frame(TTSStartedFrame())
+        for word in WORDS:
+            await self.push_frame(TextFrame(text=word + " "))
+            await self.push_frame(TTSAudioRawFrame(audio=tone(300, 0.3, 24000), sample_rate=24000))
+        await self.push_frame(TTSStoppedFrame())
+
+
+WORDS = "one two three four five six seven eight nine ten".split()
+
+
+def test_an_interruption_reports_the_text_the_caller_heard() -> None:
+    async def main() -> BotStoppedSpeakingFrame:
+        app, calls = make_app(bot=lambda call: WordsBot(b""))
+        async with serve(app) as hostport:
+            client = await TwilioTestClient.connect(hostport)
+            await client.handshake()
+            handset = TwilioHandset(client)
+            handset.start()
+            await client.dtmf("1")
+            await asyncio.sleep(1.0)  # the caller listens for a second: that is the scenario
+            await client.dtmf("*")
+            await calls[0].wait_until(lambda c: any(isinstance(f, BotStoppedSpeakingFrame) for f, _ in c.tail))
+            await handset.stop()
+            await client.close()
+        return next(f for f, _ in calls[0].tail if isinstance(f, BotStoppedSpeakingFrame))
+
+    stopped = asyncio.run(main())
+    words_started = int(stopped.heard_ms // 300) + 1
+    assert stopped.interrupted and 700 < stopped.heard_ms < 1400
+    assert stopped.heard_text == "".join(w + " " for w in WORDS[:words_started])

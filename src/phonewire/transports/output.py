@@ -248,8 +248,8 @@ class FastAPIWebsocketOutputTransport(FrameProcessor):
         if gen != self._generation:
             return  # interrupted while waiting: this packet belongs to cleared audio
         now = t.clock()
-        _, began = self.tracker.begin_if_needed()
-        if began:
+        self.tracker.begin_if_needed()
+        if not self.bot_speaking:
             await self._bot_started()
         try:
             messages = self._encode_audio(pcm)

@@ -1,0 +1,100 @@
+"""Each provider's call webhook answers with the document that connects the call to /ws, and
+the parameters it carries reach the bot's CallInfo."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import urllib.parse
+from typing import Any
+
+import httpx
+
+from phonewire.serializers.base import CallInfo
+from phonewire.server import ServerConfig, create_app
+from server_harness import serve
+from twilio_client import TwilioTestClient
+
+SECRET = "w" * 40
+
+
+def answer(method: str, path: str, data: dict[str, str] | None = None, **config: Any) -> tuple[int, str, str]:
+    async def main() -> tuple[int, str, str]:
+        app = create_app(lambda t, c: asyncio.sleep(0), ServerConfig(stream_secret=SECRET, **config))
+        async with serve(app) as hostport, httpx.AsyncClient() as http:
+            if method == "GET":
+                r = await http.get(f"http://{hostport}{path}", params=data)
+            else:
+                r = await http.post(f"http://{hostport}{path}", data=data)
+            return r.status_code, r.headers["content-type"], r.text
+
+    return asyncio.run(main())
+
+
+def test_twilio_gets_twiml_connect_stream_with_numbers_and_a_token() -> None:
+    status, ctype, body = answer(
+        "POST", "/webhooks/twilio", {"CallSid": "CA1", "From": "+1555", "To": "+1666"}, public_host="bot.example.com"
+    )
+    assert status == 200 and ctype.startswith("application/xml")
+    assert '<Connect><Stream url="wss://bot.example.com/ws">' in body
+    assert '<Parameter name="from_number" value="+1555"/>' in body and 'name="phonewireToken"' in body
+
+
+def test_telnyx_gets_texml_in_rtp_mode() -> None:
+    _, _, body = answer("POST", "/webhooks/telnyx", {"CallControlId": "v2:abc", "From": "+1"}, public_host="h")
+    assert 'bidirectionalMode="rtp"' in body and 'bidirectionalCodec="PCMU"' in body and "wss://h/ws" in body
+
+
+def test_plivo_gets_a_bidirectional_stream_that_keeps_the_call_alive() -> None:
+    _, _, body = answer("POST", "/webhooks/plivo", {"CallUUID": "uuid-1", "From": "+1"}, public_host="h")
+    assert 'bidirectional="true"' in body and 'keepCallAlive="true"' in body
+    assert 'contentType="audio/x-mulaw;rate=8000"' in body and ">wss://h/ws</Stream>" in body
+    assert "phonewireToken=" in body
+
+
+def test_vonage_gets_an_ncco_whose_headers_name_the_call() -> None:
+    _, ctype, body = answer("GET", "/webhooks/vonage", {"uuid": "u-1", "from": "447700900000"}, public_host="h")
+    (action,) = json.loads(body)
+    endpoint = action["endpoint"][0]
+    assert ctype.startswith("application/json") and action["action"] == "connect"
+    assert endpoint["type"] == "websocket" and endpoint["uri"] == "wss://h/ws"
+    assert endpoint["content-type"] == "audio/l16;rate=16000"
+    assert endpoint["headers"]["call_uuid"] == "u-1" and "phonewireToken" in endpoint["headers"]
+
+
+def test_exotel_gets_a_dynamic_stream_url() -> None:
+    _, _, body = answer("GET", "/webhooks/exotel", {"CallSid": "ex1"}, public_host="h")
+    url = urllib.parse.urlsplit(json.loads(body)["url"])
+    query = dict(urllib.parse.parse_qsl(url.query))
+    assert (url.scheme, url.netloc, url.path) == ("wss", "h", "/ws")
+    assert query["sample-rate"] == "8000" and "phonewireToken" in query
+
+
+def test_parameters_from_the_webhook_reach_the_bots_call_info() -> None:
+    async def main() -> CallInfo:
+        seen: list[CallInfo] = []
+        arrived = asyncio.Event()
+
+        async def bot(transport: Any, call: CallInfo) -> None:
+            seen.append(call)
+            arrived.set()
+
+        app = create_app(bot, ServerConfig(stream_secret=SECRET, stream_scheme="ws"))
+        async with serve(app) as hostport:
+            async with httpx.AsyncClient() as http:
+                twiml = (
+                    await http.post(
+                        f"http://{hostport}/webhooks/twilio",
+                        data={"CallSid": "CA00000000000000000000000000000001", "From": "+1555", "To": "+1666"},
+                    )
+                ).text
+            params = dict(re.findall(r'<Parameter name="([^"]+)" value="([^"]*)"', twiml))
+            client = await TwilioTestClient.connect(hostport)
+            await client.handshake(params)
+            await client.close()
+            await asyncio.wait_for(arrived.wait(), 5)
+        return seen[0]
+
+    info = asyncio.run(main())
+    assert (info.provider, info.from_number, info.to_number) == ("twilio", "+1555", "+1666")
