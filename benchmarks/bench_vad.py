@@ -164,7 +164,15 @@ def _run_worker(setup: str, calls: int, seconds: float) -> Result:
 # -- driver -----------------------------------------------------------------------------------------
 
 
+ANCHOR_PYTHON = Path(__file__).resolve().parents[1] / ".bench-cache" / "anchor-venv" / "bin" / "python"
+ANCHOR_WORKER = Path(__file__).resolve().parent / "anchor" / "vad_worker.py"
+
+
 def _measure(setup: str, calls: int, seconds: float) -> Result:
+    if setup == "anchor (pipecat)":
+        command = [str(ANCHOR_PYTHON), str(ANCHOR_WORKER), str(calls), str(seconds), str(FIXTURE)]
+        output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+        return Result(**json.loads(output.strip().splitlines()[-1]))
     command = [sys.executable, __file__, "--worker", setup, str(calls), str(seconds)]
     output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
     return Result(**json.loads(output))
@@ -190,6 +198,13 @@ def _print_table(results: list[Result]) -> None:
 
 def _print_ratios(results: list[Result]) -> None:
     by_key = {(r.setup, r.calls): r for r in results}
+    anchors = [r for r in results if r.setup == "anchor (pipecat)"]
+    if anchors:
+        print("\nanchor / phonewire (shared, batched), same run:  CPU per call   MB per call")
+        for a in anchors:
+            ours = by_key[("shared, batched", a.calls)]
+            print(f"  N={a.calls:<4} {a.cpu_pct_per_call / ours.cpu_pct_per_call:>26.2f}x "
+                  f"{a.mb_per_call / max(ours.mb_per_call, 1e-3):>12.1f}x")
     print("\nshared model, CPU per call, single runs / batched:")
     for calls in sorted({r.calls for r in results}):
         single, batched = by_key[("shared, single", calls)], by_key[("shared, batched", calls)]
@@ -201,13 +216,17 @@ def main() -> None:
     parser.add_argument("--calls", default="1,10,50,100", help="comma-separated call counts")
     parser.add_argument("--seconds", type=float, default=2.5, help="measured audio seconds per run")
     parser.add_argument("--json", action="store_true", help="print the raw results as JSON too")
+    parser.add_argument("--anchor", action="store_true",
+                        help="also measure the anchor's SileroVADAnalyzer (needs .bench-cache/anchor-venv, "
+                        "made by benchmarks/run_load.py)")
     parser.add_argument("--worker", nargs=3, metavar=("SETUP", "N", "SECONDS"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
         setup, calls, seconds = args.worker
         print(json.dumps(asdict(_run_worker(setup, int(calls), float(seconds)))))
         return
-    results = [_measure(setup, int(calls), args.seconds) for calls in args.calls.split(",") for setup in SETUPS]
+    setups = (*SETUPS, "anchor (pipecat)") if args.anchor else SETUPS
+    results = [_measure(setup, int(calls), args.seconds) for calls in args.calls.split(",") for setup in setups]
     _print_table(results)
     _print_ratios(results)
     if args.json:
