@@ -45,7 +45,7 @@ class PipelineParams:
     #: Safety net for a graceful end: the transport bounds its own audio drain, this
     #: bounds everything else (a processor stuck on a dead service).
     end_timeout_secs: float = 60.0
-    #: Per-processor cleanup bound.
+    #: Bounds event-handler cleanup; the whole pipeline's cleanup gets twice this.
     cleanup_timeout_secs: float = 5.0
 
 

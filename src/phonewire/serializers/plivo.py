@@ -25,6 +25,7 @@ from urllib.parse import quote
 from phonewire.audio.g711 import pcm_to_ulaw, ulaw_to_pcm
 from phonewire.exceptions import ConfigurationError, LocalProtocolError, RemoteProtocolError
 from phonewire.frames import Frame, InputAudioRawFrame
+from phonewire.serializers._auth import basic_auth_header
 from phonewire.serializers._json import b64decode, b64encode, field, load_object
 from phonewire.serializers._wire import (
     DTMF_DIGITS,
@@ -50,7 +51,6 @@ from phonewire.serializers.base import (
     StreamStarted,
     StreamStopped,
 )
-from phonewire.telephony.basic_auth import basic_auth_header
 
 __all__ = ["PlivoFrameSerializer", "parse_extra_headers", "parse_plivo_start", "plivo_content_type"]
 

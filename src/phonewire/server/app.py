@@ -24,7 +24,7 @@ from typing import Any
 from fastapi import FastAPI, WebSocket
 from fastapi.responses import JSONResponse, PlainTextResponse
 
-from phonewire.exceptions import HandshakeError
+from phonewire.exceptions import ConfigurationError, HandshakeError
 from phonewire.serializers.base import CallInfo
 from phonewire.server.config import ServerConfig
 from phonewire.server.guard import check_stream_token, check_upgrade
@@ -44,6 +44,9 @@ Bot = Callable[[FastAPIWebsocketTransport, CallInfo], Awaitable[None]]
 
 def create_app(bot: Bot, config: ServerConfig | None = None) -> FastAPI:
     config = config or ServerConfig()
+    if config.require_stream_token and not config.stream_secret:
+        raise ConfigurationError("require_stream_token=True needs a stream secret (PHONEWIRE_STREAM_SECRET)")
+    _check_transport_params(config)
     signer = StreamTokenSigner(config.stream_secret) if config.stream_secret else None
     if config.vad == "silero":
         from phonewire.audio.vad import SileroModel
@@ -122,13 +125,8 @@ async def _run_call(
         logger.warning("[%s %s] ! %s: closing (1008), no bot, no hang-up", info.provider, info.call_id, refusal)
         await _close(websocket, 1008, "stream not authorised")
         return
-    params = FastAPIWebsocketParams(
-        audio_in_enabled=True,
-        audio_out_enabled=True,
-        serializer=handshake.serializer,
-        vad_analyzer=make_vad(config.vad),
-        **config.transport_params,
-    )
+    defaults = {"audio_in_enabled": True, "audio_out_enabled": True, "vad_analyzer": make_vad(config.vad)}
+    params = FastAPIWebsocketParams(**{**defaults, **config.transport_params, "serializer": handshake.serializer})
     transport = FastAPIWebsocketTransport(websocket, params, handshake=handshake)
     transport.verified = verified
     transport.hangup_allowed = verified
@@ -172,6 +170,14 @@ async def _close(websocket: WebSocket, code: int, reason: str) -> None:
         await websocket.close(code, reason[:120])
     except Exception:  # already gone
         pass
+
+
+def _check_transport_params(config: ServerConfig) -> None:
+    """A typo in transport_params must fail at start-up, not on every call."""
+    try:
+        FastAPIWebsocketParams(**config.transport_params)
+    except TypeError as exc:
+        raise ConfigurationError(f"ServerConfig.transport_params: {exc}") from None
 
 
 def make_vad(kind: str | None) -> Any:

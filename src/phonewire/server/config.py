@@ -1,7 +1,7 @@
 """ServerConfig: everything ``create_app`` needs, with defaults that are safe to deploy.
 
 Credentials come from keyword arguments or the environment, never from code in the repo:
-``TWILIO_ACCOUNT_SID``/``TWILIO_AUTH_TOKEN``, ``TELNYX_API_KEY``/``TELNYX_PUBLIC_KEY``,
+``TWILIO_AUTH_TOKEN`` (the account SID comes from each call's start message), ``TELNYX_API_KEY``/``TELNYX_PUBLIC_KEY``,
 ``PLIVO_AUTH_ID``/``PLIVO_AUTH_TOKEN``, ``VONAGE_APPLICATION_ID``/``VONAGE_PRIVATE_KEY``/
 ``VONAGE_SIGNATURE_SECRET``, ``PHONEWIRE_STREAM_SECRET``, ``PHONEWIRE_PUBLIC_HOST``.
 """
@@ -61,7 +61,9 @@ class ServerConfig:
 
     def __repr__(self) -> str:
         # Secrets never appear in logs or reprs.
-        shown = {k: v for k, v in vars(self).items() if "secret" not in k and "token" not in k and "key" not in k}
+        hidden = ("secret", "token", "key")
+        shown = {k: v for k, v in vars(self).items() if not any(h in k for h in hidden) and k != "serializer_kwargs"}
+        shown["serializer_kwargs"] = {p: sorted(kw) for p, kw in self.serializer_kwargs.items()}  # names only
         return f"ServerConfig({shown})"
 
     @property

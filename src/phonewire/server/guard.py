@@ -61,7 +61,7 @@ def check_stream_token(signer: StreamTokenSigner | None, info: CallInfo, *, requ
     """(verified, refusal reason). A refusal means: close the stream, run no bot."""
     token = info.custom_parameters.get(STREAM_TOKEN_PARAMETER)
     if signer is None:
-        return False, None
+        return False, "stream tokens required but no stream secret configured" if required else None
     if token is None and not required:
         return False, None
     try:

@@ -1,12 +1,5 @@
-"""HTTP Basic credentials for provider REST APIs (Twilio, Plivo)."""
+"""HTTP Basic credentials for provider REST APIs (re-exported from the serializers layer)."""
 
-from __future__ import annotations
-
-import base64
+from phonewire.serializers._auth import basic_auth_header
 
 __all__ = ["basic_auth_header"]
-
-
-def basic_auth_header(user: str, secret: str) -> str:
-    token = base64.b64encode(f"{user}:{secret}".encode()).decode("ascii")
-    return f"Basic {token}"

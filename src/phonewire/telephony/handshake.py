@@ -20,7 +20,7 @@ from starlette.websockets import WebSocket
 
 from phonewire.exceptions import HandshakeError, ProtocolError
 from phonewire.serializers.base import CallInfo, FrameSerializer, Message
-from phonewire.telephony.detect import Detection, detect
+from phonewire.telephony.detect import Detection, detect, parse_message
 
 __all__ = ["Handshake", "read_handshake"]
 
@@ -30,6 +30,8 @@ logger = logging.getLogger("phonewire.handshake")
 DEFAULT_HANDSHAKE_TIMEOUT = 10.0
 #: Messages read while waiting for a start; more means the peer is not a provider.
 MAX_HANDSHAKE_MESSAGES = 20
+#: The largest opening message accepted (a start is well under 4 KB).
+MAX_HANDSHAKE_MESSAGE_BYTES = 64 * 1024
 
 
 @dataclass(slots=True)
@@ -86,6 +88,7 @@ async def read_handshake(
 
 
 async def _read_until_start(websocket: WebSocket, seen: list[Message], providers: list[str] | None) -> Detection:
+    parsed: list[object] = []
     while len(seen) < MAX_HANDSHAKE_MESSAGES:
         message = await websocket.receive()
         if message["type"] == "websocket.disconnect":
@@ -95,9 +98,12 @@ async def _read_until_start(websocket: WebSocket, seen: list[Message], providers
             data = message.get("bytes")
         if data is None:
             continue
+        if len(data) > MAX_HANDSHAKE_MESSAGE_BYTES:
+            raise HandshakeError(f"opening message of {len(data)} bytes", close_code=1009)
         seen.append(data)
+        parsed.append(parse_message(data))
         try:
-            found = detect(seen, providers)
+            found = detect(seen, providers, parsed)
         except ProtocolError as exc:
             raise HandshakeError(f"malformed handshake: {exc}", close_code=1003) from None
         if found is not None:

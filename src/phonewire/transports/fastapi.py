@@ -47,6 +47,22 @@ HANGUP_SHUTDOWN_SECS = 4.0
 LOGGED_ERRORS_PER_CALL = 10
 
 
+def _check_packet_params(params: FastAPIWebsocketParams) -> None:
+    """Packet settings that can only fail at call time are refused at construction."""
+    fmt, policy = params.serializer.output_format, params.serializer.packet_policy
+    size = params.fixed_audio_packet_size
+    if size is not None and size % fmt.bytes_per_sample:
+        raise ConfigurationError(
+            f"fixed_audio_packet_size={size} is not a whole number of {fmt.encoding} samples "
+            f"({fmt.bytes_per_sample} bytes each)"
+        )
+    if params.add_wav_header and policy.exact:
+        raise ConfigurationError(
+            f"add_wav_header cannot be used with {params.serializer.provider}: its audio frames must be "
+            f"exactly {policy.packet_bytes} bytes of raw PCM"
+        )
+
+
 class CallLog(logging.LoggerAdapter):  # type: ignore[type-arg]
     """Prefixes every line with the provider and call id."""
 
@@ -74,6 +90,7 @@ class FastAPIWebsocketTransport(EventEmitter):
             pending_messages = pending_messages if pending_messages is not None else handshake.pending
         if not isinstance(params.serializer, FrameSerializer):
             raise ConfigurationError("FastAPIWebsocketParams.serializer must be a phonewire FrameSerializer")
+        _check_packet_params(params)
         self._websocket = websocket
         self._params = params
         self.call_info = call_info
@@ -180,6 +197,12 @@ class FastAPIWebsocketTransport(EventEmitter):
 
         Not called when our own pipeline ended the call (a close we started is no disconnect)."""
         if self.closed and not self._aborting:
+            return
+        if self.state == "ending":
+            # We are ending the call (goodbye played, hang-up running): the provider's stop
+            # or close is the expected answer, not the caller leaving.
+            self.state = "closed"
+            self.stats.close_reason = self.stats.close_reason or reason
             return
         self._aborting = False
         self.state = "closed"

@@ -129,7 +129,9 @@ class FastAPIWebsocketInputTransport(FrameProcessor):
             await self._handle(message)
         self._pending = []
         reason = await self._read_until_closed()
-        self.peer_closed = True
+        # Closed by the peer, or by us because of its behaviour (a limit, no media): only in
+        # the first case is the call known to be over; in the second a hang-up still helps.
+        self.peer_closed = reason == "client disconnected" or reason.startswith("receive failed")
         if not self._t.closed:
             await self._t.peer_gone(reason)
 
@@ -168,7 +170,7 @@ class FastAPIWebsocketInputTransport(FrameProcessor):
         limit = params.max_messages_per_second
         if limit is None:
             return None
-        now = time.monotonic()
+        now = t.clock()
         if now - self._rate_window_start >= 1.0:
             self._rate_window_start, self._rate_window_count = now, 0
         self._rate_window_count += 1

@@ -241,6 +241,9 @@ class FastAPIWebsocketOutputTransport(FrameProcessor):
         t = self._t
         if t.closed:
             return
+        # Read per packet: a serializer may learn only from the stream's first message that
+        # its peer cannot acknowledge playback (raw PCM behind jambonz or FreeSWITCH).
+        self.tracker.acks = t.serializer.supports_playback_acks
         gen = self._generation
         delay = self.pacer.delay_before_send()
         if delay > 0:
@@ -426,6 +429,8 @@ class FastAPIWebsocketOutputTransport(FrameProcessor):
         task, self._pacer_task = self._pacer_task, None
         if task is not None:
             task.cancel()
+        if not t.closed:
+            t.state = "ending"
         t.start_hangup()
         await t.wait_for_hangup(HANGUP_BEFORE_CLOSE_SECS)
         await t.close(1000, reason)

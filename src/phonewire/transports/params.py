@@ -34,10 +34,12 @@ class TransportParams:
     #: When False caller audio feeds VAD but is not pushed downstream.
     audio_in_passthrough: bool = True
     audio_out_enabled: bool = False
-    #: Rate the bot's TTS is asked to produce (announced in the StartFrame); any rate is
-    #: accepted on output frames and resampled once, straight to the wire rate.
+    #: Kept for code written against the anchor: output frames of *any* rate are accepted and
+    #: resampled once, straight to the wire rate, so this needs no setting. (Set the rate your
+    #: TTS produces in PipelineParams.audio_out_sample_rate, which the StartFrame announces.)
     audio_out_sample_rate: int | None = None
-    #: Stereo output is mixed down to mono for the phone line.
+    #: Kept for compatibility: stereo output frames are mixed down to mono for the phone line
+    #: whatever this says.
     audio_out_channels: int = 1
     #: Outbound packet length in 10 ms units; None = the provider's own framing (20 ms for
     #: most, Exotel's size rules for Exotel).
@@ -56,12 +58,15 @@ class TransportParams:
     #: Run Silero for all calls of the process in shared batches (one inference per ~5 ms
     #: instead of one per call per window; see transports/vad_batcher.py).
     vad_batching: bool = True
-    #: Caller speech needed before it interrupts the bot (on top of the VAD's start_secs).
+    #: Caller speech, counted from its onset, needed before it interrupts the bot; values below
+    #: the VAD's start_secs change nothing (a turn is not confirmed before start_secs).
     interruption_min_speech_secs: float = 0.0
 
     def __post_init__(self) -> None:
         if self.audio_out_lead_secs < 0 or self.audio_out_lead_secs > 5:
             raise ConfigurationError("audio_out_lead_secs must be between 0 and 5 seconds")
+        if self.audio_out_max_buffer_secs <= 0 or self.audio_out_drain_timeout_secs < 0:
+            raise ConfigurationError("audio_out_max_buffer_secs must be positive and the drain timeout >= 0")
         if self.audio_out_10ms_chunks is not None and self.audio_out_10ms_chunks < 1:
             raise ConfigurationError("audio_out_10ms_chunks must be >= 1")
         if self.audio_in_channels != 1:

@@ -68,8 +68,9 @@ class VADBatcher:
             work, self._waiting = self._waiting, {}
             results = self._decide(list(work.values()))
             for (_, deliver), transitions in zip(work.values(), results, strict=True):
-                if transitions:
-                    await _deliver(deliver, transitions)
+                # Delivered even when empty: the call may be timing a barge-in
+                # (interruption_min_speech_secs) that needs to see speech go on.
+                await _deliver(deliver, transitions)
 
     def _decide(self, work: list[tuple[SileroVADAnalyzer, Deliver]]) -> list[list[Any]]:
         """Run batches until every analyzer's buffered windows are decided."""
