@@ -97,7 +97,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def app_from_env():  # type: ignore[no-untyped-def]
+def app_from_env():
     """The demo app configured from PHONEWIRE_* variables (so every worker builds the same)."""
     from phonewire.demo.app import make_app
     from phonewire.server import ServerConfig
@@ -117,7 +117,7 @@ def app_from_env():  # type: ignore[no-untyped-def]
         kwargs["handshake_timeout"] = float(env(ENV["handshake_timeout"]) or 10)
     if env(ENV["twilio_api_base_url"]):
         kwargs["serializer_kwargs"] = {"twilio": {"base_url": env(ENV["twilio_api_base_url"])}}
-    return make_app(ServerConfig(**kwargs))  # type: ignore[arg-type]
+    return make_app(ServerConfig(**kwargs))
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

@@ -113,9 +113,8 @@ _ALAW_DECODE = _split_decode_table(_build_alaw_decode_table())
 
 def _encode(pcm: bytes, table: npt.NDArray[np.uint8]) -> bytes:
     """Look every whole sample up in an encode table; an odd trailing byte is ignored."""
-    if len(pcm) & 1:
-        pcm = memoryview(pcm)[:-1]
-    return table.take(np.frombuffer(pcm, dtype=_U16)).tobytes()
+    whole = memoryview(pcm)[:-1] if len(pcm) & 1 else pcm
+    return table.take(np.frombuffer(whole, dtype=_U16)).tobytes()
 
 
 def _decode(data: bytes, table: tuple[bytes, bytes]) -> bytes:

@@ -63,11 +63,12 @@ def _check_packet_params(params: FastAPIWebsocketParams) -> None:
         )
 
 
-class CallLog(logging.LoggerAdapter):  # type: ignore[type-arg]
+class CallLog(logging.LoggerAdapter):
     """Prefixes every line with the provider and call id."""
 
     def process(self, msg: Any, kwargs: Any) -> tuple[Any, Any]:
-        return f"[{self.extra['provider']} {self.extra['call_id']}] {msg}", kwargs
+        extra = self.extra or {}
+        return f"[{extra.get('provider')} {extra.get('call_id')}] {msg}", kwargs
 
 
 class FastAPIWebsocketTransport(EventEmitter):
@@ -136,7 +137,7 @@ class FastAPIWebsocketTransport(EventEmitter):
 
     @property
     def serializer(self) -> FrameSerializer:
-        return self._params.serializer  # type: ignore[no-any-return]
+        return self._params.serializer
 
     @property
     def closed(self) -> bool:

@@ -234,7 +234,7 @@ class FastAPIWebsocketInputTransport(FrameProcessor):
 
     async def _filter(self, pcm: bytes) -> bytes:
         result = self._t.params.audio_in_filter.filter(pcm)
-        return await result if inspect.isawaitable(result) else result  # type: ignore[no-any-return]
+        return await result if inspect.isawaitable(result) else result
 
     # --- turn-taking ---------------------------------------------------------------------
 
