@@ -98,3 +98,23 @@ def test_parameters_from_the_webhook_reach_the_bots_call_info() -> None:
 
     info = asyncio.run(main())
     assert (info.provider, info.from_number, info.to_number) == ("twilio", "+1555", "+1666")
+
+
+def test_the_telnyx_serializer_sends_the_codec_the_texml_asked_for() -> None:
+    from phonewire.server.app import _serializer
+    from phonewire.telephony.detect import detect
+    from phonewire.testing.providers.telnyx import TelnyxClient
+
+    for codec, rate, expected in (("PCMA", 8000, ("alaw", 8000)), ("L16", 16000, ("l16", 16000))):
+        info = detect(TelnyxClient(codec="PCMU").opening_messages()).info  # type: ignore[union-attr]
+        fmt = _serializer(info, ServerConfig(telnyx_codec=codec, telnyx_sampling_rate=rate)).output_format
+        assert (fmt.encoding, fmt.sample_rate) == expected
+    _, _, body = answer(
+        "POST",
+        "/webhooks/telnyx",
+        {"CallControlId": "v2:x"},
+        public_host="h",
+        telnyx_codec="L16",
+        telnyx_sampling_rate=16000,
+    )
+    assert 'bidirectionalCodec="L16"' in body and 'bidirectionalSamplingRate="16000"' in body

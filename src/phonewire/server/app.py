@@ -162,7 +162,16 @@ def _serializer(info: CallInfo, config: ServerConfig) -> Any:
     from phonewire.telephony.detect import _PROVIDERS
 
     factory = _PROVIDERS[info.provider][2]
-    return factory(info, **dict(config.serializer_kwargs.get(info.provider, {})))
+    kwargs = dict(config.serializer_kwargs.get(info.provider, {}))
+    if info.provider == "telnyx":
+        # Send what the TeXML answer asked Telnyx to play (bidirectionalCodec / SamplingRate).
+        if not any(k in kwargs for k in ("send_encoding", "inbound_encoding")):
+            kwargs["send_encoding"] = config.telnyx_codec
+        if config.telnyx_codec.upper() == "L16" and "params" not in kwargs:
+            from phonewire.serializers.telnyx import TelnyxFrameSerializer
+
+            kwargs["params"] = TelnyxFrameSerializer.InputParams(telnyx_sample_rate=config.telnyx_sampling_rate)
+    return factory(info, **kwargs)
 
 
 async def _close(websocket: WebSocket, code: int, reason: str) -> None:

@@ -58,6 +58,8 @@ class ServerConfig:
     plivo_content_type: str = "audio/x-mulaw;rate=8000"
     vonage_content_type: str = "audio/l16;rate=16000"
     telnyx_codec: str = "PCMU"
+    #: Rate of the audio we send Telnyx when telnyx_codec is "L16" (8000 or 16000).
+    telnyx_sampling_rate: int = 8000
 
     def __repr__(self) -> str:
         # Secrets never appear in logs or reprs.

@@ -104,7 +104,12 @@ def webhook_router(config: ServerConfig, signer: StreamTokenSigner | None) -> AP
             return _forbidden("telnyx")
         call_id = fields.get("CallControlId") or fields.get("CallSid")
         params = answers.parameters("telnyx", call_id, fields)
-        doc = documents.telnyx_texml(answers.stream_url(request), params, codec=config.telnyx_codec)
+        doc = documents.telnyx_texml(
+            answers.stream_url(request),
+            params,
+            codec=config.telnyx_codec,
+            sampling_rate=config.telnyx_sampling_rate if config.telnyx_codec.upper() == "L16" else 8000,
+        )
         return Response(doc, media_type=XML)
 
     @router.api_route("/plivo", methods=["GET", "POST"])

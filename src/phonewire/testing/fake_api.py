@@ -28,7 +28,14 @@ __all__ = ["FakeProviderAPI", "RecordedRequest"]
 
 Mode = Literal["ok", "not_found", "error", "hang"]
 
-_REASONS = {200: "OK", 204: "No Content", 400: "Bad Request", 404: "Not Found", 500: "Internal Server Error"}
+_REASONS = {
+    422: "Unprocessable Entity",
+    200: "OK",
+    204: "No Content",
+    400: "Bad Request",
+    404: "Not Found",
+    500: "Internal Server Error",
+}
 _MAX_BODY = 1 << 20  # a hang-up request is a few hundred bytes
 
 

@@ -344,7 +344,9 @@ class CallSimulator:
         elif isinstance(command, Clear):
             self.report.clears_received += 1
             self._clear_times.append(self._playout.now())
-            self._echo(self._playout.clear())
+            pending = self._playout.clear()
+            if self.provider.echo_marks_on_clear:
+                self._echo(pending)
             ack = self.provider.clear_ack()
             if ack is not None:
                 self._uplink.submit(ack, media=False)

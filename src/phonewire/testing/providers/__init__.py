@@ -21,25 +21,37 @@ from phonewire.testing.providers.base import (
     SendDTMF,
     ServerCommand,
 )
+from phonewire.testing.providers.exotel import ExotelClient
+from phonewire.testing.providers.plivo import PlivoClient
+from phonewire.testing.providers.raw_pcm import RawPCMClient
+from phonewire.testing.providers.telnyx import TelnyxClient
 from phonewire.testing.providers.twilio import TwilioClient
+from phonewire.testing.providers.vonage import VonageClient
 
 __all__ = [
     "PROVIDERS",
     "Clear",
+    "ExotelClient",
     "HangupRoute",
     "Mark",
     "Message",
     "PlayAudio",
+    "PlivoClient",
     "ProtocolViolation",
     "ProviderClient",
+    "RawPCMClient",
     "SendDTMF",
     "ServerCommand",
+    "TelnyxClient",
     "TwilioClient",
+    "VonageClient",
     "create_provider",
     "register_provider",
 ]
 
-PROVIDERS: dict[str, type[ProviderClient]] = {TwilioClient.name: TwilioClient}
+PROVIDERS: dict[str, type[ProviderClient]] = {
+    cls.name: cls for cls in (TwilioClient, TelnyxClient, PlivoClient, ExotelClient, VonageClient, RawPCMClient)
+}
 
 
 def register_provider(cls: type[ProviderClient]) -> type[ProviderClient]:

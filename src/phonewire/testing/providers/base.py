@@ -125,6 +125,9 @@ class ProviderClient(ABC):
     packet_ms: ClassVar[int] = 20
     #: The provider's call-ending REST endpoint, or None if it has none.
     hangup_route: ClassVar[HangupRoute | None] = None
+    #: Twilio and Telnyx (and our raw PCM protocol) echo every pending mark when audio is
+    #: cleared; Plivo and Vonage document no such thing, so their clients drop them silently.
+    echo_marks_on_clear: ClassVar[bool] = True
 
     @property
     @abstractmethod
