@@ -63,14 +63,10 @@ class _Answers:
         return f"{self.config.stream_scheme}://{host}{self.config.ws_path}"
 
     def parameters(self, provider: str, call_id: str | None, fields: Mapping[str, str]) -> dict[str, str]:
-        params = {
-            k: v
-            for k, v in (
-                ("from_number", fields.get("From") or fields.get("from")),
-                ("to_number", fields.get("To") or fields.get("to")),
-            )
-            if v
-        }
+        # Plivo documents extraHeaders keys as alphanumeric only, so it gets From/To.
+        keys = ("From", "To") if provider == "plivo" else ("from_number", "to_number")
+        values = (fields.get("From") or fields.get("from"), fields.get("To") or fields.get("to"))
+        params = {k: v for k, v in zip(keys, values, strict=True) if v}
         if self.signer is not None and call_id:
             params[STREAM_TOKEN_PARAMETER] = self.signer.mint(call_id, provider=provider)
         return params
