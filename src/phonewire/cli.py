@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import logging
 import os
 import sys
@@ -117,7 +118,13 @@ def app_from_env():
         kwargs["handshake_timeout"] = float(env(ENV["handshake_timeout"]) or 10)
     if env(ENV["twilio_api_base_url"]):
         kwargs["serializer_kwargs"] = {"twilio": {"base_url": env(ENV["twilio_api_base_url"])}}
-    return make_app(ServerConfig(**kwargs))
+    app = make_app(ServerConfig(**kwargs))
+    # Everything loaded so far lives as long as the process: freezing it keeps full garbage
+    # collections from walking ~300k module objects (measured 70 ms pauses at 100 calls,
+    # heard by every call at once).
+    gc.collect()
+    gc.freeze()
+    return app
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

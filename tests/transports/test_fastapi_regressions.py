@@ -126,3 +126,30 @@ def test_misconfigurations_fail_at_construction_not_in_the_middle_of_a_call() ->
 def test_server_config_repr_names_credentials_but_never_shows_them() -> None:
     config = ServerConfig(serializer_kwargs={"twilio": {"auth_token": "hunter2-secret", "base_url": "http://x"}})
     assert "hunter2-secret" not in repr(config) and "auth_token" in repr(config)
+
+
+class StuckSocket:
+    """A peer that stopped reading: every send blocks forever."""
+
+    application_state = None
+
+    async def send_text(self, data: str) -> None:
+        await asyncio.Event().wait()
+
+
+def test_a_send_to_a_peer_that_stopped_reading_gives_up_after_the_send_timeout() -> None:
+    async def main() -> tuple[bool, float, str | None, list[str]]:
+        params = FastAPIWebsocketParams(serializer=TwilioFrameSerializer("MZ"), ws_send_timeout=0.2)
+        transport = FastAPIWebsocketTransport(StuckSocket(), params)  # type: ignore[arg-type]
+        fired: list[str] = []
+        transport.add_event_handler("on_client_disconnected", lambda t, ws: fired.append("gone"))
+        transport.start_watchdog()
+        t0 = time.monotonic()
+        sent = await asyncio.wait_for(transport.send("hello"), 2)
+        elapsed = time.monotonic() - t0
+        await transport.cleanup()
+        return sent, elapsed, transport.stats.close_reason, fired
+
+    sent, elapsed, reason, fired = asyncio.run(main())
+    assert not sent and reason == "send timeout" and fired == ["gone"]
+    assert 0.2 <= elapsed < 0.6

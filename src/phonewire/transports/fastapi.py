@@ -105,6 +105,12 @@ class FastAPIWebsocketTransport(EventEmitter):
         self._fired: set[str] = set()
         self._hangup_started = False
         self._aborting = False
+        self._sending_task: asyncio.Task[Any] | None = None
+        self._sending_since: float | None = None
+        self._send_timed_out = False
+        self._receiving_task: asyncio.Task[Any] | None = None
+        self._receive_timed_out = False
+        self._last_receive = 0.0
         #: Whether the call id was verified (a stream token checked by the server).
         self.verified = False
         #: Auto hang-up runs only when True; ``create_app`` sets it to ``verified`` so a
@@ -159,13 +165,18 @@ class FastAPIWebsocketTransport(EventEmitter):
         async with self._send_lock:
             if guard is not None and not guard():
                 return False
+            task = asyncio.current_task()
+            # The watchdog (not a timeout per message, which costs a timer per packet) cancels
+            # a send stuck for longer than ws_send_timeout.
+            self._sending_task, self._sending_since, self._send_timed_out = task, self.clock(), False
             try:
-                async with asyncio.timeout(self._params.ws_send_timeout):
-                    if isinstance(message, str):
-                        await self._websocket.send_text(message)
-                    else:
-                        await self._websocket.send_bytes(message)
-            except TimeoutError:
+                if isinstance(message, str):
+                    await self._websocket.send_text(message)
+                else:
+                    await self._websocket.send_bytes(message)
+            except asyncio.CancelledError:
+                if not self._send_timed_out or task is None or task.uncancel():
+                    raise
                 self.stats.send_failures += 1
                 self.log.warning("- send timed out after %.1fs: peer is not reading", self._params.ws_send_timeout)
                 await self.peer_gone("send timeout")
@@ -175,8 +186,31 @@ class FastAPIWebsocketTransport(EventEmitter):
                 self.log.info("- send failed (%s): peer is gone", type(exc).__name__)
                 await self.peer_gone("send failed")
                 return False
+            finally:
+                self._sending_since = None
         self.stats.messages_out += 1
         return True
+
+    def start_watchdog(self) -> None:
+        """One task per call bounds every send and notices a silent peer."""
+        self._last_receive = self.clock()
+        self.spawn(self._watch(), "watchdog")
+
+    async def _watch(self) -> None:
+        params = self._params
+        quiet = params.no_media_timeout_secs
+        period = min(params.ws_send_timeout, quiet or params.ws_send_timeout) / 2
+        while not self.closed:
+            await self.sleep(period)
+            now = self.clock()
+            since, sender = self._sending_since, self._sending_task
+            if since is not None and sender is not None and now - since > params.ws_send_timeout:
+                self._send_timed_out = True
+                sender.cancel()
+            receiver = self._receiving_task
+            if quiet is not None and receiver is not None and now - self._last_receive > quiet:
+                self._receive_timed_out = True
+                receiver.cancel()
 
     async def send_all(self, messages: list[Message], guard: Callable[[], bool] | None = None) -> bool:
         for message in messages:

@@ -90,6 +90,7 @@ class FastAPIWebsocketInputTransport(FrameProcessor):
         if t.params.session_timeout:
             t.spawn(self._session_timer(t.params.session_timeout), "session-timeout")
         self._receiving = t.spawn(self._receive_loop(), "receive")
+        t.start_watchdog()
         t.fire_once("on_client_connected")
         await self.push_frame(ClientConnectedFrame())
 
@@ -136,16 +137,23 @@ class FastAPIWebsocketInputTransport(FrameProcessor):
             await self._t.peer_gone(reason)
 
     async def _read_until_closed(self) -> str:
-        ws, params = self._t.websocket, self._t.params
+        t = self._t
+        ws = t.websocket
+        task = asyncio.current_task()
+        t._receiving_task, t._receive_timed_out = task, False
         while True:
             try:
-                async with asyncio.timeout(params.no_media_timeout_secs):
-                    message = await ws.receive()
-            except TimeoutError:
-                await self._t.abort(1001, "no media")
+                message = await ws.receive()
+            except asyncio.CancelledError:
+                # The transport's watchdog cancels a receive after no_media_timeout_secs of
+                # silence (a half-open TCP peer); any other cancel is ours and propagates.
+                if not t._receive_timed_out or task is None or task.uncancel():
+                    raise
+                await t.abort(1001, "no media")
                 return "no media"
             except Exception as exc:  # the ASGI server reports a dead socket this way
                 return f"receive failed ({type(exc).__name__})"
+            t._last_receive = t.clock()
             if message["type"] == "websocket.disconnect":
                 return "client disconnected"
             data = message.get("text")

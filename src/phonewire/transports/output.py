@@ -76,6 +76,9 @@ class FastAPIWebsocketOutputTransport(FrameProcessor):
         self._pacer_task: asyncio.Task[None] | None = None
         self._stop_timer: asyncio.Task[None] | None = None
         self._gap_timer: asyncio.Task[None] | None = None
+        self._gap_deadline: float | None = None
+        self._pacer_waiting = False
+        self._inline_busy = False
         self._all_played = asyncio.Event()
         self._all_played.set()
         self.bot_speaking = False
@@ -112,7 +115,19 @@ class FastAPIWebsocketOutputTransport(FrameProcessor):
         if direction is UP:
             await self.push_frame(frame, UP)
             return
+        if type(frame) is OutputAudioRawFrame and self._idle():
+            # Audio with nothing queued ahead of it skips the process task: one task wake-up
+            # less per packet, order unchanged (the queue is empty and nothing is in progress).
+            self._current = frame
+            try:
+                await self._process_safely(frame, direction)
+            finally:
+                self._current = None
+            return
         await super().queue_frame(frame, direction)
+
+    def _idle(self) -> bool:
+        return not self._queue and self._current is None and self._task is not None and not self._cancelled
 
     async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
         if isinstance(frame, StartFrame):
@@ -162,8 +177,31 @@ class FastAPIWebsocketOutputTransport(FrameProcessor):
             pcm = _downmix(pcm)
         pcm = self._converter.convert(pcm, frame.sample_rate)
         for packet in self._packetizer.push(pcm):
+            if self._may_send_now():
+                await self._send_inline(packet)
+                continue
             await self._wait_for_space()
             self._enqueue(AUDIO, packet, len(packet) // 2)
+
+    def _may_send_now(self) -> bool:
+        """The pacer is idle, nothing is queued, and this packet would not have to wait: then
+        sending it on the producer's task is what the pacer would do, minus a task wake-up."""
+        if self._playq or not self._pacer_waiting or self._inline_busy or self._t.closed:
+            return False
+        return self.pacer.delay_before_send_would_be_zero()
+
+    async def _send_inline(self, packet: bytes) -> None:
+        self._all_played.clear()
+        self._cancel_gap_timer()
+        self._inline_busy = True
+        try:
+            await self._send_audio(packet, len(packet) // 2)
+        finally:
+            self._inline_busy = False
+        if self._playq:
+            self._wakeup.set()
+        else:
+            self._on_queue_drained()
 
     def _on_text(self, frame: TextFrame) -> None:
         self.tracker._queued_ahead_ms = self._queued_samples * 1000 / self.rate
@@ -202,7 +240,11 @@ class FastAPIWebsocketOutputTransport(FrameProcessor):
             if not self._playq:
                 self._on_queue_drained()
                 self._wakeup.clear()
-                await self._wakeup.wait()
+                self._pacer_waiting = True
+                try:
+                    await self._wakeup.wait()
+                finally:
+                    self._pacer_waiting = False
                 continue
             kind, payload, samples = self._playq.popleft()
             self._queued_samples -= samples
@@ -221,21 +263,34 @@ class FastAPIWebsocketOutputTransport(FrameProcessor):
         the utterance ends when no new audio has come by the time the caller's buffer runs
         dry (plus UTTERANCE_GAP_SECS), i.e. when the caller really stops hearing the bot."""
         utt = self.tracker.current
-        if utt is None or utt.finished or utt.final_mark is not None or self._gap_timer is not None:
+        if utt is None or utt.finished or utt.final_mark is not None:
             return
         end = self.pacer.playout_end() or self._t.clock()
-        self._gap_timer = self._t.spawn(self._gap_after(end + UTTERANCE_GAP_SECS), "utterance-gap")
+        self._gap_deadline = end + UTTERANCE_GAP_SECS
+        if self._gap_timer is None:
+            # One timer task per stretch of audio, not per packet: a real-time producer drains
+            # the queue after every packet, and a task per packet was the costliest thing here.
+            self._gap_timer = self._t.spawn(self._gap_loop(), "utterance-gap")
 
-    async def _gap_after(self, deadline: float) -> None:
-        await self._t.sleep(max(0.0, deadline - self._t.clock()))
-        self._gap_timer = None
-        if not self._playq:
-            self._end_utterance()
+    async def _gap_loop(self) -> None:
+        t = self._t
+        while True:
+            deadline = self._gap_deadline
+            if deadline is None:  # audio came: a later drain starts a new timer
+                self._gap_timer = None
+                return
+            await t.sleep(max(0.0, deadline - t.clock()))
+            current = self._gap_deadline
+            if current is not None and current > deadline:
+                continue  # more audio went out meanwhile: the caller's buffer runs dry later
+            self._gap_timer = None
+            if current is not None and not self._playq:
+                self._gap_deadline = None
+                self._end_utterance()
+            return
 
     def _cancel_gap_timer(self) -> None:
-        timer, self._gap_timer = self._gap_timer, None
-        if timer is not None and timer is not asyncio.current_task():
-            timer.cancel()
+        self._gap_deadline = None  # the timer task notices when it wakes
 
     async def _send_audio(self, pcm: bytes, samples: int) -> None:
         t = self._t
@@ -318,7 +373,10 @@ class FastAPIWebsocketOutputTransport(FrameProcessor):
 
     def _cancel_timers(self) -> None:
         self._cancel_stop_timer()
-        self._cancel_gap_timer()
+        self._gap_deadline = None
+        timer, self._gap_timer = self._gap_timer, None
+        if timer is not None and timer is not asyncio.current_task():
+            timer.cancel()
 
     def _cancel_stop_timer(self) -> None:
         timer, self._stop_timer = self._stop_timer, None
