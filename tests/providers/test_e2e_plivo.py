@@ -53,7 +53,7 @@ def test_a_plivo_call_runs_from_start_until_plivo_closes_the_socket() -> None:
         assert info.media_format == MediaFormat("mulaw", 8000, 1)
         assert [e[0] for e in call.events] == ["on_client_connected", "on_client_disconnected"]
         stats = call.transport.stats
-        assert stats.close_reason == "client disconnected"
+        assert stats.close_reason in ("client disconnected", "send failed")  # whichever side noticed first
         assert stats.hangup == "skipped: call already ended"
         assert stats.protocol_error_count == 0 and stats.internal_errors == 0
         assert stats.audio_in_ms == pytest.approx(200)

@@ -63,7 +63,7 @@ def test_a_vonage_call_runs_from_websocket_connected_until_vonage_closes_the_soc
         assert info.media_format == MediaFormat("l16", 16000, 1)
         assert [e[0] for e in call.events] == ["on_client_connected", "on_client_disconnected"]
         stats = call.transport.stats
-        assert stats.close_reason == "client disconnected"
+        assert stats.close_reason in ("client disconnected", "send failed")  # whichever side noticed first
         assert stats.hangup == "skipped: call already ended"
         assert stats.protocol_error_count == 0 and stats.internal_errors == 0
         assert stats.audio_in_ms == pytest.approx(200)

@@ -43,6 +43,8 @@ EVENTS = ("on_client_connected", "on_client_disconnected", "on_session_timeout")
 #: How long cleanup waits for a running hang-up before abandoning it.
 HANGUP_SHUTDOWN_SECS = 4.0
 
+#: Close reasons that mean the call is over on the provider's side: no hang-up is sent.
+CALL_OVER_REASONS = frozenset({"stop", "client disconnected", "send failed"})
 #: Protocol errors are logged in full this many times per call, then only counted.
 LOGGED_ERRORS_PER_CALL = 10
 
@@ -307,7 +309,7 @@ class FastAPIWebsocketTransport(EventEmitter):
         if self._hangup_started:
             return
         self._hangup_started = True
-        if self.stats.close_reason in ("stop", "client disconnected") or self._input.peer_closed:
+        if self.stats.close_reason in CALL_OVER_REASONS or self._input.peer_closed:
             self.stats.hangup = "skipped: call already ended"
             return
         if not self.hangup_allowed:
