@@ -1,19 +1,28 @@
 """Calls per core: N simulated Twilio calls against an echo bot, phonewire and the anchor.
 
-The full suite (about 15 minutes; the anchor's virtual environment is created on first use)::
+The full suite, about 16 minutes (the anchor's virtual environment is created on first use,
+a few minutes more)::
 
     .venv/bin/python benchmarks/run_load.py
 
 Every level runs in fresh processes: the server pinned to core 0, the load generator to core 1
 (see benchmarks/README.md). Results go to ``.bench-cache/results/load-<time>.json`` and a
-Markdown report next to it (``.bench-cache/results/latest.md``), the source of the tables in
-docs/benchmarks.md.
+Markdown report next to it (also ``.bench-cache/results/latest.md``), the source of the tables
+in docs/benchmarks.md.
+
+The suite: the bare web stack (N = 100, 200, 400), phonewire as shipped (N = 1 … 400, VAD off
+and Silero), the anchor (N = 1, 10, 50 without VAD, 1, 10, 20 with Silero), one phonewire level
+without latency probes (their cost) and one with Silero but without cross-call batching (its
+gain), and phonewire with the optimisations proposed for src/ (``load/proposed.py``; N = 100,
+200, 400 without VAD, 50, 100, 200 with Silero).
 
 Other uses::
 
-    .venv/bin/python benchmarks/run_load.py --quick                 # CI smoke: phonewire, N=1,3, ~20 s
-    .venv/bin/python benchmarks/run_load.py --systems phonewire --vad none --calls 100,200
-    .venv/bin/python benchmarks/run_load.py --prototypes            # adds phonewire silero-batched levels
+    .venv/bin/python benchmarks/run_load.py --quick          # CI smoke: phonewire, N=1 and 3, ~20 s
+    .venv/bin/python benchmarks/run_load.py --only phonewire:none:100,200 --measure 30
+    .venv/bin/python benchmarks/run_load.py --no-anchor      # skip the anchor (no extra venv)
+    .venv/bin/python benchmarks/run_load.py --only phonewire:none:100 --only phonewire-proposed:none:100 \
+        --no-probe --repeat 3                                  # an A/B, interleaved against drift
 """
 
 from __future__ import annotations
@@ -27,62 +36,70 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from load import report  # noqa: E402
-from load.anchor_env import ensure_anchor_venv  # noqa: E402
-from load.runner import CACHE, Level, machine_info, run_level  # noqa: E402
+from load import report
+from load.anchor_env import ensure_anchor_venv
+from load.runner import CACHE, Level, machine_info, run_level
 
-PHONEWIRE_CALLS = (1, 10, 50, 100, 200, 400)
-ANCHOR_CALLS = {"none": (1, 10, 50), "silero": (1, 10)}
+ALL = (1, 10, 50, 100, 200, 400)
+#: (system, VAD, N) of the full suite, in the order run.
+SUITE: list[tuple[str, str, tuple[int, ...]]] = [
+    ("bare", "none", (100, 200, 400)),
+    ("phonewire", "none", ALL),
+    ("anchor", "none", (1, 10, 50)),
+    ("phonewire", "silero", ALL),
+    ("phonewire", "silero-nobatch", (100,)),
+    ("anchor", "silero", (1, 10, 20)),
+    ("phonewire-proposed", "none", (100, 200, 400)),
+    ("phonewire-proposed", "silero", (50, 100, 200)),
+]
+NO_PROBE_LEVEL = ("phonewire", "none", 100)
 
 
 def suite(args: argparse.Namespace) -> list[Level]:
+    timing = {"warmup": args.warmup, "measure": args.measure}
     if args.quick:
-        return [
-            Level("phonewire", "none", n, warmup=1.0, measure=4.0, ramp=0.5, warmup_call=False) for n in (1, 3)
-        ]
-    vads = args.vad.split(",")
-    systems = args.systems.split(",")
-    levels: list[Level] = []
-    for vad in vads:
-        for system in systems:
-            if system == "phonewire":
-                calls = _calls(args.calls) or PHONEWIRE_CALLS
-            else:
-                if vad not in ANCHOR_CALLS and not args.calls:
-                    continue
-                calls = _calls(args.calls) or ANCHOR_CALLS[vad]
-            levels += [Level(system, vad, n, warmup=args.warmup, measure=args.measure, probe=not args.no_probe) for n in calls]
-    if args.prototypes:
-        levels += [
-            Level("phonewire", "silero-batched", n, warmup=args.warmup, measure=args.measure)
-            for n in (_calls(args.calls) or PHONEWIRE_CALLS)
-        ]
+        return [Level("phonewire", "none", n, warmup=1.0, measure=4.0, ramp=0.5, warmup_call=False) for n in (1, 3)]
+    if args.only:
+        levels = []
+        for spec in args.only:
+            system, vad, calls = spec.split(":")
+            levels += [Level(system, vad, int(n), probe=not args.no_probe, **timing) for n in calls.split(",")]
+        return levels
+    levels = []
+    for system, vad, calls in SUITE:
+        if system == "anchor" and args.no_anchor:
+            continue
+        levels += [Level(system, vad, n, **timing) for n in calls]
+        if (system, vad) == NO_PROBE_LEVEL[:2]:
+            levels.append(Level(system, vad, NO_PROBE_LEVEL[2], probe=False, **timing))
     return levels
-
-
-def _calls(text: str | None) -> tuple[int, ...]:
-    return tuple(int(x) for x in text.split(",")) if text else ()
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="CI smoke run: phonewire only, N=1 and 3, ~20 s")
-    parser.add_argument("--systems", default="phonewire,anchor")
-    parser.add_argument("--vad", default="none,silero", help="comma list of none, silero, silero-batched")
-    parser.add_argument("--calls", default=None, help="comma list of N (default: the suite's)")
+    parser.add_argument(
+        "--only",
+        action="append",
+        metavar="SYSTEM:VAD:N,N",
+        help="run just these levels (system: phonewire, phonewire-proposed, anchor, bare; "
+        "VAD: none, silero, silero-nobatch); repeatable",
+    )
+    parser.add_argument("--no-anchor", action="store_true", help="skip the anchor's levels")
     parser.add_argument("--warmup", type=float, default=5.0, help="seconds after ramp-up before measuring")
     parser.add_argument("--measure", type=float, default=20.0, help="seconds measured per level")
-    parser.add_argument("--no-probe", action="store_true", help="servers without latency probes")
-    parser.add_argument("--prototypes", action="store_true", help="also run the batched-VAD prototype")
+    parser.add_argument("--no-probe", action="store_true", help="--only levels without latency probes")
+    parser.add_argument("--repeat", type=int, default=1, help="run the whole list this many times, interleaved")
     parser.add_argument("--out", default=None, help="results JSON path")
     args = parser.parse_args(argv)
 
-    levels = suite(args)
+    levels = suite(args) * max(1, args.repeat)
     anchor_python = None
     if any(lv.system == "anchor" for lv in levels):
         anchor_python = ensure_anchor_venv(CACHE / "anchor-venv")
     results: list[dict[str, Any]] = []
     started = time.monotonic()
+    src_at_start = machine_info().get("src_tree")
     for i, level in enumerate(levels, 1):
         t0 = time.monotonic()
         print(f"[{i}/{len(levels)}] {level.label} ...", end="", flush=True)
@@ -90,6 +107,10 @@ def main(argv: list[str] | None = None) -> int:
         results.append(result)
         print(f" {time.monotonic() - t0:.0f}s  {_line(result)}", flush=True)
     machine = machine_info()
+    if machine.get("src_tree") != src_at_start:
+        machine["git"] = (
+            f"{machine.get('git')}; src/ CHANGED DURING THE RUN (tree {src_at_start} -> {machine['src_tree']})"
+        )
     stamp = time.strftime("%Y%m%d-%H%M%S")
     out = Path(args.out) if args.out else CACHE / "results" / f"load-{stamp}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -109,8 +130,10 @@ def _line(r: dict[str, Any]) -> str:
     ok = "keeps up" if r["verdict"]["keeps_up"] else "behind: " + "; ".join(r["verdict"]["reasons"])
     return (
         f"cpu {s.get('cpu_pct', 0):.0f}% ({s.get('cpu_pct_per_call', 0):.2f}%/call) "
-        f"rss/call {s.get('rss_per_call_mb') or 0:.2f} MB echo p50/p99 {e.get('p50', 0):.1f}/{e.get('p99', 0):.1f} ms "
-        f"underruns {r.get('underruns')} lost {r.get('lost_pct', 0):.2f}% gen {r['client'].get('cpu_pct') or 0:.0f}% | {ok}"
+        f"rss/call {s.get('rss_per_call_mb') or 0:.2f} MB "
+        f"echo p50/p99 {e.get('p50', 0):.1f}/{e.get('p99', 0):.1f} ms "
+        f"underruns {r.get('underruns')} lost {r.get('lost_pct', 0):.2f}% "
+        f"gen {r['client'].get('cpu_pct') or 0:.0f}% | {ok}"
     )
 
 

@@ -36,7 +36,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "load"))
 
-import probe  # noqa: E402
+import probe
 
 
 def build_app(vad: str, *, probe_on: bool = True) -> Any:

@@ -22,7 +22,7 @@ silence, starting at a random point of the pattern. Every packet carries a tag (
 Measured, over a window after ramp-up and warm-up:
 
 * echo latency per packet (sent -> echoed packet received), p50/p99 and its growth (median
-  of the last 5 s minus the first 5 s);
+  of the packets sent in the last 5 s minus the first 5 s);
 * lost audio: packets sent in the window never echoed by the window's end + 1 s;
 * underruns: a simulated handset plays the echoed audio; a packet arriving more than 10 ms
   after the audio before it ran out is an audible gap (the same tolerance as phonewire's
@@ -359,7 +359,7 @@ class Call(asyncio.Protocol):
             sent_at = self.sent[seq]
             if gen.w0 <= sent_at < gen.w1:
                 self.lat.append(now - sent_at)
-                self.lat_at.append(now - gen.w0)
+                self.lat_at.append(sent_at - gen.w0)
 
     def lost_in_window(self) -> tuple[int, int]:
         """(packets sent in the window, of which never echoed)."""
@@ -469,8 +469,10 @@ class LoadGenerator:
             self.server_samples.append({"t": _perf() - self.w0, "cpu": _cpu(proc) or 0.0, "rss": rss or 0.0})
         cpu1, me1, t1 = _cpu(proc), _cpu(me), _perf()
         rss_end = _rss(proc)
-        probe = await self._server_stats(reset=False)
+        # Echoes of the window's last packets arrive during the grace period; only then may the
+        # server's summary (a sort and a full GC: tens of ms) stall it.
         await asyncio.sleep(cfg.grace)
+        probe = await self._server_stats(reset=False)
         result = self._summarise(calls, failures, t1 - t0)
         result["server"] = _server_summary(cfg.calls, cpu0, cpu1, t1 - t0, rss_base, rss_end, rss_max, self)
         result["client"] = {
@@ -517,7 +519,6 @@ class LoadGenerator:
     def _summarise(self, calls: list[Call], failures: list[str], window: float) -> dict[str, Any]:
         lat = array("d")
         inter_dev = array("d")
-        first, last = array("d"), array("d")
         segments: dict[int, array[float]] = {}
         sent = lost = underruns = dups = untagged = clears = marks = received = 0
         gap = 0.0
@@ -641,7 +642,9 @@ def _server_summary(
         out["cpu_pct_per_call"] = pct / max(1, calls)
         samples = gen.server_samples
         per_sec = [
-            100 * (b["cpu"] - a["cpu"]) / (b["t"] - a["t"]) for a, b in zip(samples, samples[1:]) if b["t"] > a["t"]
+            100 * (b["cpu"] - a["cpu"]) / (b["t"] - a["t"])
+            for a, b in zip(samples, samples[1:], strict=False)
+            if b["t"] > a["t"]
         ]
         out["cpu_pct_max_1s"] = max(per_sec) if per_sec else pct
     if rss_base is not None and rss_end is not None:

@@ -24,12 +24,31 @@ def _get(r: dict[str, Any], *path: str) -> Any:
     return r
 
 
+#: At this server CPU the level is saturated: "CPU per call" is then only a lower bound.
+SATURATED_PCT = 97.0
+
+
+def _per_call(r: dict[str, Any] | None) -> str:
+    """CPU % per call, marked as a lower bound when the server was saturated."""
+    value = _get(r, "server", "cpu_pct_per_call") if r else None
+    if value is None:
+        return "–"
+    if (_get(r, "server", "cpu_pct") or 0) >= SATURATED_PCT:
+        return f"≥{value:.2f}% (sat.)"
+    return f"{value:.2f}%"
+
+
 def _verdict(r: dict[str, Any]) -> str:
     v = r.get("verdict", {})
     if v.get("keeps_up"):
         return "**yes**"
     reasons = v.get("reasons") or ["?"]
     return "no: " + "; ".join(reasons[:2])
+
+
+def _probed(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The levels run with latency probes (the no-probe level only shows what probes cost)."""
+    return [r for r in results if r["level"].get("probe", True)]
 
 
 def level_table(results: list[dict[str, Any]]) -> str:
@@ -41,15 +60,16 @@ def level_table(results: list[dict[str, Any]]) -> str:
     rows = []
     for r in results:
         lv = r["level"]
+        system = lv["system"] + ("" if lv.get("probe", True) else " (no probe)")
         rows.append(
-            "| {sys} | {vad} | {n} | {ok} | {cpu}% | {cpc}% | {rss} MB | {e50} / {e99} ms | {gr} ms "
+            "| {sys} | {vad} | {n} | {ok} | {cpu}% | {cpc} | {rss} MB | {e50} / {e99} ms | {gr} ms "
             "| {i50} / {i99} ms | {o50} / {o99} ms | {jit} ms | {und} | {lost}% | {gen}% |".format(
-                sys=lv["system"],
+                sys=system,
                 vad=lv["vad"],
                 n=lv["calls"],
                 ok=_verdict(r),
                 cpu=_f(_get(r, "server", "cpu_pct"), "{:.0f}"),
-                cpc=_f(_get(r, "server", "cpu_pct_per_call"), "{:.2f}"),
+                cpc=_per_call(r),
                 rss=_f(_get(r, "server", "rss_per_call_mb"), "{:.2f}"),
                 e50=_f(_get(r, "echo_ms", "p50")),
                 e99=_f(_get(r, "echo_ms", "p99")),
@@ -69,7 +89,7 @@ def level_table(results: list[dict[str, Any]]) -> str:
 
 def comparison_table(results: list[dict[str, Any]]) -> str:
     """phonewire vs anchor at the levels both ran, as anchor/phonewire ratios."""
-    by_key = {(r["level"]["system"], r["level"]["vad"], r["level"]["calls"]): r for r in results}
+    by_key = {(r["level"]["system"], r["level"]["vad"], r["level"]["calls"]): r for r in _probed(results)}
     rows = []
     for (system, vad, n), anchor in sorted(by_key.items(), key=lambda kv: (kv[0][1], kv[0][2])):
         if system != "anchor":
@@ -85,8 +105,7 @@ def comparison_table(results: list[dict[str, Any]]) -> str:
             return f"{a / p:.1f}x"
 
         rows.append(
-            f"| {vad} | {n} | {_f(_get(pw, 'server', 'cpu_pct_per_call'), '{:.2f}')}% "
-            f"| {_f(_get(anchor, 'server', 'cpu_pct_per_call'), '{:.2f}')}% | {ratio('server', 'cpu_pct_per_call')} "
+            f"| {vad} | {n} | {_per_call(pw)} | {_per_call(anchor)} | {ratio('server', 'cpu_pct_per_call')} "
             f"| {_f(_get(pw, 'server', 'rss_per_call_mb'), '{:.2f}')} / "
             f"{_f(_get(anchor, 'server', 'rss_per_call_mb'), '{:.2f}')} MB "
             f"| {_f(_get(pw, 'echo_ms', 'p99'))} / {_f(_get(anchor, 'echo_ms', 'p99'))} ms "
@@ -105,9 +124,33 @@ def comparison_table(results: list[dict[str, Any]]) -> str:
     return head + "\n".join(rows) + "\n"
 
 
+def stack_table(results: list[dict[str, Any]]) -> str:
+    """phonewire's CPU per call against the bare web stack's, at the levels both ran."""
+    by_key = {(r["level"]["system"], r["level"]["vad"], r["level"]["calls"], r["level"]["probe"]): r for r in results}
+    rows = []
+    for (system, _vad, n, probe), bare in sorted(by_key.items(), key=lambda kv: kv[0][2]):
+        if system != "bare" or not probe:
+            continue
+        b = _get(bare, "server", "cpu_pct_per_call")
+        cells = []
+        for name in ("phonewire", "phonewire-proposed"):
+            r = by_key.get((name, "none", n, True))
+            v = _get(r, "server", "cpu_pct_per_call") if r else None
+            bound = "≥" if (_get(r, "server", "cpu_pct") or 0) >= SATURATED_PCT else ""
+            cells.append(f"{_per_call(r)} ({bound}{_f(v / b if v and b else None, '{:.1f}x')})")
+        rows.append(f"| {n} | {_per_call(bare)} | {cells[0]} | {cells[1]} |")
+    if not rows:
+        return ""
+    head = (
+        "| N | bare web stack CPU/call | phonewire (÷ bare) | phonewire + proposed fixes (÷ bare) |\n"
+        "|---:|---:|---:|---:|\n"
+    )
+    return head + "\n".join(rows) + "\n"
+
+
 def capacity_lines(results: list[dict[str, Any]]) -> str:
     best: dict[tuple[str, str], tuple[int, int | None]] = {}
-    for r in results:
+    for r in _probed(results):
         lv = r["level"]
         key = (lv["system"], lv["vad"])
         kept, first_fail = best.get(key, (0, None))
@@ -128,11 +171,15 @@ def render(results: list[dict[str, Any]], machine: dict[str, Any], title: str = 
     parts = [
         f"## {title}\n",
         f"Machine: {machine.get('cpus')} × {machine.get('cpu_model')}, {machine.get('mem_gb')} GB, "
-        f"Linux {machine.get('kernel')}, Python {machine.get('python')}; {versions}.\n",
+        f"Linux {machine.get('kernel')}, Python {machine.get('python')}; {versions}; "
+        f"phonewire at {machine.get('git')}.\n",
         capacity_lines(results),
         level_table(results),
     ]
     comparison = comparison_table(results)
     if comparison:
         parts += ["\nphonewire vs the anchor, same run:\n\n", comparison]
+    stack = stack_table(results)
+    if stack:
+        parts += ["\nphonewire vs the bare web stack (same uvicorn, no framework), no VAD:\n\n", stack]
     return "\n".join(parts)

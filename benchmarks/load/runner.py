@@ -8,6 +8,7 @@ against the issue's "keeps up" rule.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -41,8 +42,9 @@ __all__ = ["Level", "judge", "run_level", "machine_info"]
 
 @dataclass
 class Level:
-    system: str  # "phonewire" | "anchor" | "bare" (the web stack alone)
-    vad: str  # "none" | "silero" | "silero-batched"
+    #: "phonewire" (as shipped), "phonewire-proposed" (+ proposed.py), "anchor", "bare" (web stack only)
+    system: str
+    vad: str  # "none" | "silero" | "silero-nobatch" (phonewire only: vad_batching=False)
     calls: int
     warmup: float = 5.0
     measure: float = 20.0
@@ -53,7 +55,8 @@ class Level:
 
     @property
     def label(self) -> str:
-        return f"{self.system} vad={self.vad} N={self.calls}"
+        probe = "" if self.probe else " (no probe)"
+        return f"{self.system}{probe} vad={self.vad} N={self.calls}"
 
 
 def _free_port() -> int:
@@ -85,6 +88,8 @@ def _pinned(cmd: list[str], cpu: int | None) -> list[str]:
 def _server_cmd(level: Level, port: int, anchor_python: Path | None) -> list[str]:
     if level.system == "phonewire":
         cmd = [sys.executable, str(HERE / "server_phonewire.py")]
+    elif level.system == "phonewire-proposed":  # with every optimisation proposed for src/
+        cmd = [sys.executable, str(HERE / "server_phonewire.py"), "--patch", "all"]
     elif level.system == "bare":
         cmd = [sys.executable, str(HERE / "server_bare.py")]
     elif level.system == "anchor":
@@ -127,20 +132,27 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
 def run_level(level: Level, *, anchor_python: Path | None = None, log: Any = print) -> dict[str, Any]:
     """Run one level in fresh processes; returns the generator's result plus level and verdict."""
     server_cpu, client_cpu = cpus()
-    port = _free_port()
     logs = CACHE / "logs"
     logs.mkdir(parents=True, exist_ok=True)
-    server_log = logs / f"{level.system}-{level.vad}-{level.calls}.log"
-    with open(server_log, "wb") as err:
-        server = subprocess.Popen(
-            _pinned(_server_cmd(level, port, anchor_python), server_cpu),
-            stdout=err,
-            stderr=subprocess.STDOUT,
-            cwd=REPO,
-        )
     result: dict[str, Any]
+    server: subprocess.Popen[bytes] | None = None
     try:
-        _wait_healthy(port, server)
+        for attempt in range(3):  # a port picked free can be taken again before the server binds it
+            port = _free_port()
+            server_log = logs / f"{level.system}-{level.vad}-{level.calls}-{time.strftime('%H%M%S')}.log"
+            with open(server_log, "wb") as err:
+                server = subprocess.Popen(
+                    _pinned(_server_cmd(level, port, anchor_python), server_cpu),
+                    stdout=err,
+                    stderr=subprocess.STDOUT,
+                    cwd=REPO,
+                )
+            try:
+                _wait_healthy(port, server)
+                break
+            except RuntimeError:
+                if attempt == 2:
+                    raise RuntimeError(f"server did not start; see {server_log}") from None
         with tempfile.TemporaryDirectory() as tmp:
             out = Path(tmp) / "result.json"
             cmd = [
@@ -166,7 +178,8 @@ def run_level(level: Level, *, anchor_python: Path | None = None, log: Any = pri
     except Exception as exc:
         result = {"error": f"{type(exc).__name__}: {exc}"}
     finally:
-        _stop(server)
+        if server is not None:
+            _stop(server)
     result["level"] = {
         "system": level.system,
         "vad": level.vad,
@@ -229,4 +242,17 @@ def machine_info() -> dict[str, Any]:
         except metadata.PackageNotFoundError:
             versions[name] = None
     info["versions"] = versions
+    try:
+
+        def git(*args: str) -> str:
+            return subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True).stdout.strip()
+
+        dirty = git("status", "--porcelain", "src")
+        info["git"] = git("rev-parse", "--short", "HEAD") + (" + uncommitted src/ changes" if dirty else "")
+        # What the servers ran: the src/ tree and any uncommitted change to it.
+        info["src_tree"] = git("rev-parse", "--short", "HEAD:src") + (
+            f" + diff {hashlib.sha1(git('diff', 'src').encode()).hexdigest()[:8]}" if dirty else ""
+        )
+    except OSError:
+        info["git"] = info["src_tree"] = None
     return info

@@ -18,7 +18,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import probe  # noqa: E402
+import probe
 
 
 def build_app(*, probe_on: bool = True) -> Any:

@@ -5,9 +5,9 @@ one uvicorn worker with the recommended stack: websockets-sansio, uvloop, httpto
 permessage-deflate. Extra routes for the harness: ``GET /bench/stats`` (probe latencies and
 summed transport counters since the last ``?reset=1``).
 
-VAD modes: ``none``; ``silero`` (as shipped: one shared model, one inference per 32 ms window
-per call); ``silero-batched`` (the cross-call batching prototype in ``vad_batcher.py``, not
-yet in src/).
+VAD modes: ``none``; ``silero`` (as shipped: one shared model, windows of all calls batched
+into one inference by ``transports/vad_batcher.py``); ``silero-nobatch`` (the same with
+``vad_batching=False``: one inference per 32 ms window per call, to show what batching saves).
 
     python benchmarks/load/server_phonewire.py --port 8765 --vad silero
 """
@@ -23,7 +23,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import probe  # noqa: E402  (benchmark-local modules, importable from this directory)
+import probe
 
 
 def build_app(vad: str, *, probe_on: bool = True) -> Any:
@@ -32,7 +32,6 @@ def build_app(vad: str, *, probe_on: bool = True) -> Any:
     from phonewire.frames import Frame, FrameDirection, InputAudioRawFrame
     from phonewire.pipeline import Pipeline, PipelineRunner, PipelineTask
     from phonewire.processors import EchoProcessor
-    import phonewire.server.app as server_app
     from phonewire.server import ServerConfig, create_app
 
     probe.install(probe_on)
@@ -61,17 +60,10 @@ def build_app(vad: str, *, probe_on: bool = True) -> Any:
             active.discard(transport)
             finished.append(transport.stats)
 
-    config_vad: str | None = None if vad == "none" else vad
-    if vad == "silero-batched":
-        import vad_batcher
-
-        vad_batcher.install(server_app)
-        config_vad = "silero-batched"
-    app = create_app(bot, ServerConfig(vad=config_vad, max_calls=4000, stream_secret=None))
-    if vad == "silero-batched":
-        from phonewire.audio.vad import SileroModel
-
-        SileroModel.shared()
+    config_vad = {"none": None, "silero": "silero", "silero-nobatch": "silero"}[vad]
+    transport_params = {"vad_batching": False} if vad == "silero-nobatch" else {}
+    config = ServerConfig(vad=config_vad, max_calls=4000, stream_secret=None, transport_params=transport_params)
+    app = create_app(bot, config)
 
     baseline: dict[str, float] = {}
 
@@ -104,10 +96,11 @@ def build_app(vad: str, *, probe_on: bool = True) -> Any:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, required=True)
-    parser.add_argument("--vad", choices=["none", "silero", "silero-batched"], default="none")
+    parser.add_argument("--vad", choices=["none", "silero", "silero-nobatch"], default="none")
     parser.add_argument("--no-probe", action="store_true", help="no latency probes (pure CPU numbers)")
     parser.add_argument("--cpu", type=int, default=None, help="pin this process to one CPU")
     parser.add_argument("--gc-freeze", action="store_true", help="gc.freeze() after start-up (see docs)")
+    parser.add_argument("--patch", default="", help="proposed src/ optimisations to try (proposed.py)")
     args = parser.parse_args()
     if args.cpu is not None and hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {args.cpu})
@@ -116,12 +109,16 @@ def main() -> None:
 
     import uvicorn
 
+    if args.patch:
+        import proposed
+
+        proposed.apply(args.patch)
     app = build_app(args.vad, probe_on=not args.no_probe)
-    if args.gc_freeze:
+    if args.gc_freeze or "gc_freeze" in args.patch or args.patch == "all":
         import gc
 
-        import uvicorn.protocols.http.httptools_impl  # noqa: F401  (loaded before the freeze)
-        import uvicorn.protocols.websockets.websockets_sansio_impl  # noqa: F401
+        import uvicorn.protocols.http.httptools_impl
+        import uvicorn.protocols.websockets.websockets_sansio_impl
 
         gc.collect()
         gc.freeze()

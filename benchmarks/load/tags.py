@@ -28,6 +28,8 @@ __all__ = [
     "TAG_B64_CHARS",
     "MAX_SEQ",
     "make_tag",
+    "sampled_b64",
+    "sampled_pcm",
     "tag_b64",
     "seq_from_b64",
     "seq_from_ulaw",
@@ -53,6 +55,27 @@ def ulaw_code_to_pcm(code: int) -> int:
 _SYNC_PCM = tuple(ulaw_code_to_pcm(c) for c in SYNC)
 _PCM_TO_NIBBLE = {ulaw_code_to_pcm(_NIBBLE_BASE | n): n for n in range(16)}
 _UNPACK_PCM = struct.Struct("<9h").unpack_from
+
+
+#: Probes time one packet in four (seq % 16 < 4), so their own cost stays small. The last of
+#: the tag's 12 base64 characters encodes the lowest nibble, so the choice is one byte lookup:
+#: the characters for nibbles 0-3 are "w", "x", "y", "z"; in PCM, the last tag sample is
+#: 120 - 8 * nibble.
+SAMPLED_B64 = frozenset(b"wxyz")
+_SAMPLED_MIN_PCM = 96
+
+
+def sampled_b64(payload: bytes | str) -> bool:
+    """Whether the packet whose base64 payload this is belongs to the probe's sample."""
+    if len(payload) < TAG_B64_CHARS:
+        return False
+    last = payload[TAG_B64_CHARS - 1]
+    return (last if isinstance(last, int) else ord(last)) in SAMPLED_B64
+
+
+def sampled_pcm(pcm: bytes) -> bool:
+    """The same choice, from the PCM frame an echo bot receives."""
+    return len(pcm) >= 2 * TAG_BYTES and int.from_bytes(pcm[16:18], "little", signed=True) >= _SAMPLED_MIN_PCM
 
 
 def make_tag(seq: int) -> bytes:

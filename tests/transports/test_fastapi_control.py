@@ -68,19 +68,12 @@ def test_a_mark_echo_becomes_bot_stopped_speaking_from_the_provider() -> None:
             client = await TwilioTestClient.connect(hostport)
             await client.handshake()
             await client.dtmf("1")
-            marks = []
-            async with asyncio.timeout(5):
-                while len(marks) < 3:
-                    msg = await client.recv()
-                    if msg["event"] == "mark":
-                        marks.append(msg["mark"]["name"])
-                        await client.mark_echo(msg["mark"]["name"])
-                        if calls[0].transport.output().tracker.current.finished:
-                            break
-            await asyncio.sleep(0.1)
+            mark = await client.recv_event("mark")  # the utterance's final mark, after its audio
+            await client.mark_echo(mark["mark"]["name"])
+            await calls[0].wait_until(lambda c: any(isinstance(f, BotStoppedSpeakingFrame) for f, _ in c.tail))
             stopped = [f for f, _ in calls[0].tail if isinstance(f, BotStoppedSpeakingFrame)]
             await client.close()
-        assert stopped, marks
+        assert stopped
         assert stopped[0].source is PlaybackSource.PROVIDER_ACK
         assert not stopped[0].interrupted
         assert abs(stopped[0].sent_ms - 400) < 25

@@ -15,6 +15,7 @@ transport with the call's own media format, run the bot, log a one-line summary.
 
 from __future__ import annotations
 
+import gc
 import logging
 import secrets
 import time
@@ -72,6 +73,9 @@ def create_app(bot: Bot, config: ServerConfig | None = None) -> FastAPI:
     async def media_stream(websocket: WebSocket) -> None:
         await _serve_call(websocket, bot, config, signer, metrics)
 
+    if config.freeze_gc:
+        gc.collect()
+        gc.freeze()
     return app
 
 

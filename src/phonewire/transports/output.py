@@ -94,7 +94,9 @@ class FastAPIWebsocketOutputTransport(FrameProcessor):
         self._bps = fmt.bytes_per_sample
         self._converter = RateConverter(self.rate)
         self.pacer = Pacer(self.rate, t.params.audio_out_lead_secs, clock=t.clock)
-        self.tracker = PlaybackTracker(acks=t.serializer.supports_playback_acks)
+        self.tracker = PlaybackTracker(
+            acks=t.serializer.supports_playback_acks, mark_interval_ms=1000 * t.params.audio_out_mark_interval_secs
+        )
         policy = t.serializer.packet_policy
         size, multiple, exact = policy.packet_bytes, policy.multiple_of, policy.exact
         if t.params.audio_out_10ms_chunks:

@@ -50,6 +50,10 @@ class TransportParams:
     audio_out_lead_secs: float = DEFAULT_LEAD_SECS
     #: Upper bound on buffered bot audio; a TTS producing faster waits (backpressure).
     audio_out_max_buffer_secs: float = 60.0
+    #: A playback mark every this many seconds of bot audio (and one at each utterance end):
+    #: what the caller heard is the last echoed mark plus real time since, so 1 s keeps it
+    #: exact while marks stay a small share of the messages.
+    audio_out_mark_interval_secs: float = 1.0
     #: EndFrame waits at most this long for queued audio to play out before closing.
     audio_out_drain_timeout_secs: float = 15.0
     #: Voice activity detection on caller audio (``phonewire.audio.vad``): emits

@@ -52,7 +52,7 @@ class HeardReport:
 
 
 class PlaybackTracker:
-    def __init__(self, *, acks: bool, mark_interval_ms: float = 200.0) -> None:
+    def __init__(self, *, acks: bool, mark_interval_ms: float = 1000.0) -> None:
         self.acks = acks
         self.mark_interval_ms = mark_interval_ms
         self._ids = itertools.count(1)
