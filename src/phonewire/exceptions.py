@@ -32,7 +32,7 @@ class PhonewireError(Exception):
 
 
 class ConfigurationError(PhonewireError, ValueError):
-    pass
+    """Bad parameters or missing credentials, raised at construction (also a ValueError)."""
 
 
 class ProtocolError(PhonewireError):
@@ -48,11 +48,11 @@ class ProtocolError(PhonewireError):
 
 
 class RemoteProtocolError(ProtocolError):
-    pass
+    """The peer sent something the protocol does not allow: logged, counted, skipped."""
 
 
 class LocalProtocolError(ProtocolError):
-    pass
+    """We were asked to send something the provider would reject (e.g. Twilio 31924)."""
 
 
 class HandshakeError(PhonewireError):
@@ -62,8 +62,8 @@ class HandshakeError(PhonewireError):
 
 
 class CodecError(RemoteProtocolError):
-    pass
+    """Audio that cannot be decoded as its declared format."""
 
 
 class HangupError(PhonewireError):
-    pass
+    """A provider's REST API refused or never answered a hang-up."""

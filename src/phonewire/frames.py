@@ -113,17 +113,17 @@ class Frame:
 
 @dataclass(slots=True, kw_only=True)
 class SystemFrame(Frame):
-    pass
+    """Handled at once, overtaking queued data; never dropped by an interruption."""
 
 
 @dataclass(slots=True, kw_only=True)
 class DataFrame(Frame):
-    pass
+    """Travels in order through each processor's queue; dropped by an interruption."""
 
 
 @dataclass(slots=True, kw_only=True)
 class ControlFrame(Frame):
-    pass
+    """In order like data; dropped by an interruption unless also UninterruptibleFrame."""
 
 
 class UninterruptibleFrame:
@@ -192,7 +192,7 @@ class InterruptionFrame(SystemFrame):
 
 @dataclass(slots=True, kw_only=True)
 class ClientConnectedFrame(SystemFrame):
-    pass
+    """Pushed by the input transport when the call's stream is up."""
 
 
 # --- audio -----------------------------------------------------------------------------
@@ -322,12 +322,12 @@ class OutputTransportMessageUrgentFrame(SystemFrame):
 
 @dataclass(slots=True, kw_only=True)
 class UserStartedSpeakingFrame(SystemFrame):
-    pass
+    """The caller's turn began (the VAD confirmed speech)."""
 
 
 @dataclass(slots=True, kw_only=True)
 class UserStoppedSpeakingFrame(SystemFrame):
-    pass
+    """The caller's turn ended (the VAD heard stop_secs of silence)."""
 
 
 @dataclass(slots=True, kw_only=True)
@@ -349,7 +349,7 @@ class BotStartedSpeakingFrame(SystemFrame):
 
 @dataclass(slots=True, kw_only=True)
 class BotSpeakingFrame(SystemFrame):
-    pass
+    """Periodic 'still speaking' signal, for idle timers."""
 
 
 @dataclass(slots=True, kw_only=True)

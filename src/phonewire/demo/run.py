@@ -86,11 +86,9 @@ async def _wait_healthy(hostport: str, proc: asyncio.subprocess.Process) -> None
         while time.monotonic() < deadline:
             if proc.returncode is not None:
                 raise RuntimeError(f"the demo server exited with code {proc.returncode}")
-            try:
+            with contextlib.suppress(httpx.HTTPError):
                 if (await http.get(f"http://{hostport}/healthz", timeout=1.0)).status_code == 200:
                     return
-            except httpx.HTTPError:
-                pass
             await asyncio.sleep(0.1)
     raise RuntimeError(f"the demo server did not come up within {STARTUP_TIMEOUT_SECS:.0f}s")
 

@@ -8,6 +8,7 @@ characters of the input.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 from typing import Any
@@ -45,10 +46,8 @@ def keypad(value: Any, provider: str) -> KeypadEntry:
     if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= 9:
         value = str(value)
     if isinstance(value, str) and len(value) == 1:
-        try:
+        with contextlib.suppress(ValueError):
             return KeypadEntry(value.upper())
-        except ValueError:
-            pass
     raise RemoteProtocolError(f"{provider}: invalid DTMF digit {preview(value, 4)}")
 
 

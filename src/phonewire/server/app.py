@@ -15,6 +15,7 @@ transport with the call's own media format, run the bot, log a one-line summary.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import logging
 import secrets
@@ -179,10 +180,8 @@ def _serializer(info: CallInfo, config: ServerConfig) -> Any:
 
 
 async def _close(websocket: WebSocket, code: int, reason: str) -> None:
-    try:
+    with contextlib.suppress(Exception):  # already gone
         await websocket.close(code, reason[:120])
-    except Exception:  # already gone
-        pass
 
 
 def _check_transport_params(config: ServerConfig) -> None:

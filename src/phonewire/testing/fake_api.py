@@ -140,9 +140,9 @@ class FakeProviderAPI:
         self._writers.add(writer)
         try:
             while await self._one_request(reader, writer):
-                pass
+                continue
         except (ConnectionError, asyncio.IncompleteReadError, ValueError):
-            pass  # a client that vanished or sent garbage: nothing to answer
+            return  # a client that vanished or sent garbage: nothing to answer
         finally:
             self._handlers.discard(task)
             self._writers.discard(writer)

@@ -14,6 +14,7 @@ the caller's audio for ``[k * packet_s, (k + 1) * packet_s)``.
 from __future__ import annotations
 
 import os
+from abc import abstractmethod
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
@@ -134,8 +135,9 @@ class Step:
 
     __slots__ = ()
 
+    @abstractmethod
     def run(self, caller: CallerView) -> Iterator[Packet]:
-        raise NotImplementedError
+        """Yield one Packet per packet interval until the step is done."""
 
     def describe(self) -> str:
         return type(self).__name__

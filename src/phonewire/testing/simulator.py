@@ -198,7 +198,7 @@ class CallSimulator:
         try:
             await coroutine
         except ConnectionClosed:
-            pass  # the receive loop reports the close
+            return  # the receive loop reports the close
         except Exception as exc:
             logger.exception("! %s failed", name)
             self._finish(f"internal error in the {name}: {exc!r}", "none", completed=False, error=True)
