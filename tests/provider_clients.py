@@ -24,6 +24,7 @@ import base64
 import binascii
 import json
 import time
+from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import Callable
 from typing import Any, ClassVar, Self
@@ -94,7 +95,7 @@ class Playout:
         return names
 
 
-class ProviderTestClient:
+class ProviderTestClient(ABC):
     """Common machinery: connection, receiving, playout, acknowledgements, violations."""
 
     provider: ClassVar[str] = ""
@@ -123,29 +124,32 @@ class ProviderTestClient:
 
     # --- provider specifics (overridden) ---------------------------------------------------
 
+    @abstractmethod
     async def media(self, pcm: bytes) -> None:
-        raise NotImplementedError
+        """Send one packet of caller audio in the provider's media message."""
 
+    @abstractmethod
     async def ack(self, name: str) -> None:
         """Echo the server's playback acknowledgement request ``name``."""
-        raise NotImplementedError
 
-    async def answer_clear(self, pending: list[str]) -> None:
+    async def answer_clear(self, pending: list[str]) -> None:  # noqa: B027 - optional hook: most providers send nothing
         """What the provider does after dropping its queue on a clear."""
 
+    @abstractmethod
     def audio_payload(self, msg: Msg) -> bytes | None:
         """The wire bytes of an audio message, None for other messages."""
-        raise NotImplementedError
 
     def decode(self, payload: bytes) -> bytes:
         """Wire audio -> PCM16 little-endian at ``rate``."""
         return payload
 
+    @abstractmethod
     def mark_of(self, msg: Msg) -> str | None:
-        raise NotImplementedError
+        """The name in a server playback-acknowledgement request, None for other messages."""
 
+    @abstractmethod
     def is_clear(self, msg: Msg) -> bool:
-        raise NotImplementedError
+        """Whether the server message asks to drop queued audio."""
 
     def check(self, msg: Msg) -> list[str]:
         """What the real provider would reject in ``msg``."""

@@ -356,12 +356,12 @@ def test_bad_messages_raise_remote_protocol_error_with_a_short_message(data: Any
 
 
 def test_the_hang_up_request_is_a_basic_authenticated_delete_of_the_call() -> None:
-    ser = serializer(call_id=CALL_ID, auth_id="MAXXXXXXXXXXXXXXXXXX", auth_token="tok-secret")
+    ser = serializer(call_id=CALL_ID, auth_id="MA0123456789ABCDEFGH", auth_token="tok-secret")
     request = ser.hangup_request()
     assert request is not None
     assert request.method == "DELETE"
-    assert request.url == f"https://api.plivo.com/v1/Account/MAXXXXXXXXXXXXXXXXXX/Call/{CALL_ID}/"
-    assert request.headers == {"Authorization": basic_auth_header("MAXXXXXXXXXXXXXXXXXX", "tok-secret")}
+    assert request.url == f"https://api.plivo.com/v1/Account/MA0123456789ABCDEFGH/Call/{CALL_ID}/"
+    assert request.headers == {"Authorization": basic_auth_header("MA0123456789ABCDEFGH", "tok-secret")}
     assert request.form is None and request.json is None
     assert "tok-secret" not in repr(ser) and "tok-secret" not in repr(request)
 

@@ -343,7 +343,7 @@ def plivo(**kwargs: Any) -> PlivoClient:
     defaults: dict[str, Any] = {
         "call_id": P_CALL,
         "stream_id": P_STREAM,
-        "account_id": "MAXXXXXXXXXXXXXXXXXX",
+        "account_id": "MA0123456789ABCDEFGH",
         "start_timestamp_ms": 1705312200000,
     }
     return PlivoClient(**(defaults | kwargs))
@@ -357,7 +357,7 @@ def test_plivo_opens_with_start_only_and_extra_headers_carry_the_custom_paramete
         "start": {
             "callId": P_CALL,
             "streamId": P_STREAM,
-            "accountId": "MAXXXXXXXXXXXXXXXXXX",
+            "accountId": "MA0123456789ABCDEFGH",
             "tracks": ["inbound"],
             "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000},
         },
