@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 from pathlib import Path
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -84,12 +86,8 @@ def test_outbound_media_mark_and_clear_have_twilios_exact_shapes() -> None:
 def test_only_twilios_own_events_may_be_sent_as_transport_messages() -> None:
     s = serializer()
     assert json.loads(s.encode_message({"event": "mark", "mark": {"name": "x"}})[0])["streamSid"] == SID
-    try:
+    with pytest.raises(LocalProtocolError):  # Twilio would answer this with error 31924
         s.encode_message({"hello": "world"})
-    except LocalProtocolError:
-        pass
-    else:
-        raise AssertionError("Twilio would answer this with error 31924")
 
 
 def test_the_hang_up_request_posts_status_completed_with_basic_auth() -> None:
@@ -107,12 +105,8 @@ def test_the_hang_up_request_posts_status_completed_with_basic_auth() -> None:
 def test_regional_and_overridden_api_roots() -> None:
     assert serializer(region="au1", edge="sydney").api_root == "https://api.sydney.au1.twilio.com"
     assert serializer(base_url="http://127.0.0.1:9/").api_root == "http://127.0.0.1:9"
-    try:
+    with pytest.raises(ConfigurationError):  # region without edge
         serializer(region="au1")
-    except ConfigurationError:
-        pass
-    else:
-        raise AssertionError("region without edge accepted")
 
 
 def test_without_credentials_hang_up_is_skipped_with_a_reason() -> None:
@@ -179,7 +173,5 @@ events = st.sampled_from(["connected", "start", "media", "dtmf", "mark", "stop",
     )
 )
 def test_any_input_is_accepted_or_rejected_as_a_protocol_error(data: str | bytes) -> None:
-    try:
+    with contextlib.suppress(RemoteProtocolError):  # anything else escaping fails the test
         serializer().deserialize(data)
-    except RemoteProtocolError:
-        pass

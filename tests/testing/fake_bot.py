@@ -60,6 +60,8 @@ class BotCall:
     clears_sent: int = 0
     digits: str = ""
     stopped: bool = False
+    #: The caller closed the socket while the bot was still talking.
+    closed_by_peer: bool = False
     hangup_status: int | None = None
     finished: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -130,7 +132,7 @@ class FakeBot:
         try:
             await self._converse(ws, call, tasks)
         except ConnectionClosed:
-            pass
+            call.closed_by_peer = True
         finally:
             for task in tasks:
                 task.cancel()
