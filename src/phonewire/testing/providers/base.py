@@ -13,6 +13,8 @@ cannot tell the user what their bot did wrong.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
@@ -191,3 +193,21 @@ class ProviderClient(ABC):
     @abstractmethod
     def decode(self, payload: bytes) -> bytes:
         """Wire encoding -> s16le PCM at the wire rate."""
+
+
+def media_payload(media: Any) -> bytes | str:
+    """The base64-decoded ``media.payload`` of a JSON provider's media message, or (a str) the
+    reason it is malformed, for the client to report as a violation with its own error code."""
+    if not isinstance(media, dict) or not isinstance(media.get("payload"), str):
+        return "media message without a string media.payload"
+    try:
+        return base64.b64decode(media["payload"], validate=True)
+    except (binascii.Error, ValueError):
+        return "media.payload is not valid base64"
+
+
+def mark_name(mark: Any) -> str | None:
+    """``mark.name`` of a JSON provider's mark message, None when malformed."""
+    if isinstance(mark, dict) and isinstance(mark.get("name"), str):
+        return str(mark["name"])
+    return None

@@ -20,7 +20,6 @@ Wire facts this module keeps (developer.exotel.com/docs/agentstream/websocket-pr
 from __future__ import annotations
 
 import base64
-import binascii
 import json
 import secrets
 from collections.abc import Mapping
@@ -38,6 +37,8 @@ from phonewire.testing.providers.base import (
     ProtocolViolation,
     ProviderClient,
     ServerCommand,
+    mark_name,
+    media_payload,
 )
 
 __all__ = ["ExotelClient"]
@@ -229,19 +230,16 @@ class ExotelClient(ProviderClient):
         if event == "media":
             return self._parse_media(data.get("media"))
         if event == "mark":
-            mark = data.get("mark")
-            if not isinstance(mark, dict) or not isinstance(mark.get("name"), str):
+            name = mark_name(data.get("mark"))
+            if name is None:
                 return [ProtocolViolation("mark message without a string mark.name")]
-            return [Mark(mark["name"])]
+            return [Mark(name)]
         return [Clear()]
 
     def _parse_media(self, media: Any) -> list[ServerCommand]:
-        if not isinstance(media, dict) or not isinstance(media.get("payload"), str):
-            return [ProtocolViolation("media message without a string media.payload")]
-        try:
-            payload = base64.b64decode(media["payload"], validate=True)
-        except (binascii.Error, ValueError):
-            return [ProtocolViolation("media.payload is not valid base64")]
+        payload = media_payload(media)
+        if isinstance(payload, str):
+            return [ProtocolViolation(payload)]
         if not payload:
             return [ProtocolViolation("media message with an empty payload")]
         commands: list[ServerCommand] = []

@@ -26,7 +26,6 @@ can swap any provider's media.
 from __future__ import annotations
 
 import base64
-import binascii
 import json
 import re
 import secrets
@@ -50,6 +49,8 @@ from phonewire.testing.providers.base import (
     ProtocolViolation,
     ProviderClient,
     ServerCommand,
+    mark_name,
+    media_payload,
 )
 
 __all__ = ["TELNYX_HANGUP_ROUTE", "TelnyxClient"]
@@ -312,19 +313,17 @@ class TelnyxClient(ProviderClient):
         if event == "media":
             return self._parse_media(data.get("media"))
         if event == "mark":
-            mark = data.get("mark")
-            if not isinstance(mark, dict) or not isinstance(mark.get("name"), str):
+            name = mark_name(data.get("mark"))
+            if name is None:
                 return [_violation("mark message without a string mark.name")]
-            return [Mark(mark["name"])]
+            return [Mark(name)]
         return [Clear()]
 
     def _parse_media(self, media: Any) -> list[ServerCommand]:
-        if not isinstance(media, dict) or not isinstance(media.get("payload"), str):
-            return [_violation("media message without a string media.payload")]
-        try:
-            payload = base64.b64decode(media["payload"], validate=True)
-        except (binascii.Error, ValueError):
-            return [_violation("media.payload is not valid base64", INVALID_MEDIA)]
+        payload = media_payload(media)
+        if isinstance(payload, str):
+            code = INVALID_MEDIA if "base64" in payload else MALFORMED_FRAME
+            return [_violation(payload, code)]
         commands: list[ServerCommand] = []
         fmt = self._bot_format
         if len(payload) % fmt.bytes_per_sample:

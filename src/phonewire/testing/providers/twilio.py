@@ -15,7 +15,6 @@ Wire facts this module keeps (Twilio docs, "Media Streams - WebSocket Messages")
 from __future__ import annotations
 
 import base64
-import binascii
 import json
 import re
 import secrets
@@ -34,6 +33,8 @@ from phonewire.testing.providers.base import (
     ProtocolViolation,
     ProviderClient,
     ServerCommand,
+    mark_name,
+    media_payload,
 )
 
 __all__ = ["TWILIO_HANGUP_ROUTE", "TwilioClient"]
@@ -257,12 +258,9 @@ def _violation(reason: str, code: int = PROTOCOL_ERROR) -> ProtocolViolation:
 
 
 def _parse_media(media: Any) -> list[ServerCommand]:
-    if not isinstance(media, dict) or not isinstance(media.get("payload"), str):
-        return [_violation("media message without a string media.payload")]
-    try:
-        payload = base64.b64decode(media["payload"], validate=True)
-    except (binascii.Error, ValueError):
-        return [_violation("media.payload is not valid base64")]
+    payload = media_payload(media)
+    if isinstance(payload, str):
+        return [_violation(payload)]
     commands: list[ServerCommand] = []
     if payload[:4] == b"RIFF":
         # Twilio plays header bytes as a click of noise and flags the stream.
@@ -273,6 +271,7 @@ def _parse_media(media: Any) -> list[ServerCommand]:
 
 
 def _parse_mark(mark: Any) -> list[ServerCommand]:
-    if not isinstance(mark, dict) or not isinstance(mark.get("name"), str):
+    name = mark_name(mark)
+    if name is None:
         return [_violation("mark message without a string mark.name")]
-    return [Mark(mark["name"])]
+    return [Mark(name)]
