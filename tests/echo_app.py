@@ -14,6 +14,7 @@ from phonewire.exceptions import HandshakeError
 from phonewire.frames import Frame, FrameDirection
 from phonewire.pipeline import PipelineRunner
 from phonewire.processors import EchoProcessor, FrameProcessor
+from phonewire.transports import RawWebSocketMiddleware
 
 
 class Recorder(FrameProcessor):
@@ -68,8 +69,11 @@ def make_app(
     on_transport: Callable[[Call], None] | None = None,
     providers: list[str] | None = ["twilio"],  # noqa: B006  (never mutated)
     handshake_timeout: float = 10.0,
+    raw_channel: bool = False,
 ) -> tuple[FastAPI, list[Call]]:
     app = FastAPI()
+    if raw_channel:
+        app.add_middleware(RawWebSocketMiddleware)
     calls: list[Call] = []
 
     @app.websocket("/ws")

@@ -34,6 +34,7 @@ from phonewire.server.metrics import Metrics
 from phonewire.server.webhooks import webhook_router
 from phonewire.telephony.handshake import read_handshake
 from phonewire.telephony.tokens import StreamTokenSigner
+from phonewire.transports.asgi import RawWebSocketMiddleware
 from phonewire.transports.fastapi import FastAPIWebsocketTransport
 from phonewire.transports.params import FastAPIWebsocketParams
 
@@ -57,6 +58,7 @@ def create_app(bot: Bot, config: ServerConfig | None = None) -> FastAPI:
     if signer is None:
         logger.warning("= no PHONEWIRE_STREAM_SECRET: streams are not authenticated and auto hang-up is off")
     app = FastAPI(title="phonewire")
+    app.add_middleware(RawWebSocketMiddleware)  # the transport's direct line to uvicorn (transports/asgi.py)
     metrics = Metrics()
     app.state.metrics = metrics
     app.state.config = config

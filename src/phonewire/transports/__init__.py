@@ -1,5 +1,6 @@
 """Transports: where frames meet a WebSocket."""
 
+from phonewire.transports.asgi import RawWebSocketMiddleware
 from phonewire.transports.fastapi import FastAPIWebsocketTransport
 from phonewire.transports.input import FastAPIWebsocketInputTransport
 from phonewire.transports.output import FastAPIWebsocketOutputTransport
@@ -10,5 +11,6 @@ __all__ = [
     "FastAPIWebsocketOutputTransport",
     "FastAPIWebsocketParams",
     "FastAPIWebsocketTransport",
+    "RawWebSocketMiddleware",
     "TransportParams",
 ]

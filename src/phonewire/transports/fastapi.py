@@ -30,6 +30,7 @@ from phonewire.frames import CancelTaskFrame, EndTaskFrame, FrameDirection
 from phonewire.serializers.base import CallInfo, FrameSerializer, Message
 from phonewire.telephony.handshake import Handshake
 from phonewire.telephony.hangup import perform_hangup
+from phonewire.transports.asgi import Receive, Send, raw_channel
 from phonewire.transports.input import FastAPIWebsocketInputTransport
 from phonewire.transports.output import FastAPIWebsocketOutputTransport
 from phonewire.transports.params import FastAPIWebsocketParams
@@ -113,6 +114,11 @@ class FastAPIWebsocketTransport(EventEmitter):
         self._receiving_task: asyncio.Task[Any] | None = None
         self._receive_timed_out = False
         self._last_receive = 0.0
+        #: Bumped by every interruption; audio sends carry the generation they belong to.
+        self.audio_generation = 0
+        #: The ASGI server's own receive/send once ``use_raw_channel`` found them.
+        self.raw_receive: Receive | None = None
+        self._raw_send: Send | None = None
         #: Whether the call id was verified (a stream token checked by the server).
         self.verified = False
         #: Auto hang-up runs only when True; ``create_app`` sets it to ``verified`` so a
@@ -157,22 +163,26 @@ class FastAPIWebsocketTransport(EventEmitter):
 
     # --- sending -----------------------------------------------------------------------
 
-    async def send(self, message: Message, guard: Callable[[], bool] | None = None) -> bool:
+    async def send(self, message: Message, generation: int | None = None) -> bool:
         """Send one message; False if the peer is gone. Never raises, never waits unbounded.
 
-        ``guard`` is checked once the send lock is held: audio queued before an
-        interruption must not slip out after the clear that was sent while it waited."""
+        ``generation`` (audio only) is checked once the send lock is held: audio produced
+        before an interruption must not slip out after the clear sent while it waited."""
         if self.closed:
             return False
         async with self._send_lock:
-            if guard is not None and not guard():
+            if generation is not None and generation != self.audio_generation:
                 return False
             task = asyncio.current_task()
             # The watchdog (not a timeout per message, which costs a timer per packet) cancels
             # a send stuck for longer than ws_send_timeout.
             self._sending_task, self._sending_since, self._send_timed_out = task, self.clock(), False
+            raw = self._raw_send
             try:
-                if isinstance(message, str):
+                if raw is not None:
+                    key = "text" if isinstance(message, str) else "bytes"
+                    await raw({"type": "websocket.send", key: message})
+                elif isinstance(message, str):
                     await self._websocket.send_text(message)
                 else:
                     await self._websocket.send_bytes(message)
@@ -184,6 +194,8 @@ class FastAPIWebsocketTransport(EventEmitter):
                 await self.peer_gone("send timeout")
                 return False
             except Exception as exc:  # starlette raises RuntimeError/WebSocketDisconnect/OSError
+                if raw is not None:
+                    self._websocket.application_state = WebSocketState.DISCONNECTED  # as Starlette would
                 self.stats.send_failures += 1
                 self.log.info("- send failed (%s): peer is gone", type(exc).__name__)
                 await self.peer_gone("send failed")
@@ -192,6 +204,18 @@ class FastAPIWebsocketTransport(EventEmitter):
                 self._sending_since = None
         self.stats.messages_out += 1
         return True
+
+    def use_raw_channel(self) -> None:
+        """Send and receive through the ASGI server's own callables when the app recorded
+        them (``RawWebSocketMiddleware``, see ``asgi.py``); only once the socket is open,
+        so Starlette has done the accept and its state says so."""
+        channel = raw_channel(self._websocket.scope)
+        ws = self._websocket
+        if channel is None or ws.application_state != WebSocketState.CONNECTED:
+            return
+        if ws.client_state != WebSocketState.CONNECTED:
+            return
+        self.raw_receive, self._raw_send = channel
 
     def start_watchdog(self) -> None:
         """One task per call bounds every send and notices a silent peer."""
@@ -214,9 +238,9 @@ class FastAPIWebsocketTransport(EventEmitter):
                 self._receive_timed_out = True
                 receiver.cancel()
 
-    async def send_all(self, messages: list[Message], guard: Callable[[], bool] | None = None) -> bool:
+    async def send_all(self, messages: list[Message], generation: int | None = None) -> bool:
         for message in messages:
-            if not await self.send(message, guard):
+            if not await self.send(message, generation):
                 return False
         return True
 

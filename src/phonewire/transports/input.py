@@ -13,6 +13,8 @@ import inspect
 import time
 from typing import TYPE_CHECKING, Any
 
+from starlette.websockets import WebSocketState
+
 from phonewire.audio.resample import RateConverter
 from phonewire.audio.vad.silero import SileroVADAnalyzer
 from phonewire.exceptions import ProtocolError
@@ -89,6 +91,7 @@ class FastAPIWebsocketInputTransport(FrameProcessor):
         self._setup_vad(wire_rate)
         if t.params.session_timeout:
             t.spawn(self._session_timer(t.params.session_timeout), "session-timeout")
+        t.use_raw_channel()
         self._receiving = t.spawn(self._receive_loop(), "receive")
         t.start_watchdog()
         t.fire_once("on_client_connected")
@@ -139,11 +142,12 @@ class FastAPIWebsocketInputTransport(FrameProcessor):
     async def _read_until_closed(self) -> str:
         t = self._t
         ws = t.websocket
+        receive = t.raw_receive or ws.receive
         task = asyncio.current_task()
         t._receiving_task, t._receive_timed_out = task, False
         while True:
             try:
-                message = await ws.receive()
+                message = await receive()
             except asyncio.CancelledError:
                 # The transport's watchdog cancels a receive after no_media_timeout_secs of
                 # silence (a half-open TCP peer); any other cancel is ours and propagates.
@@ -155,6 +159,7 @@ class FastAPIWebsocketInputTransport(FrameProcessor):
                 return f"receive failed ({type(exc).__name__})"
             t._last_receive = t.clock()
             if message["type"] == "websocket.disconnect":
+                ws.client_state = WebSocketState.DISCONNECTED  # what Starlette's receive records
                 return "client disconnected"
             data = message.get("text")
             if data is None:
@@ -169,11 +174,12 @@ class FastAPIWebsocketInputTransport(FrameProcessor):
 
     def _check_limits(self, data: Message) -> tuple[int, str] | None:
         """Returns (close code, reason) when a limit trips."""
-        t, params = self._t, self._t.params
-        t.stats.messages_in += 1
-        t.stats.bytes_in += len(data)
-        if len(data) > params.max_message_bytes:
-            t.log.warning("! message of %d bytes exceeds max_message_bytes: closing (1009)", len(data))
+        t = self._t
+        params, stats, size = t._params, t.stats, len(data)
+        stats.messages_in += 1
+        stats.bytes_in += size
+        if size > params.max_message_bytes:
+            t.log.warning("! message of %d bytes exceeds max_message_bytes: closing (1009)", size)
             return 1009, "message too big"
         limit = params.max_messages_per_second
         if limit is None:
@@ -199,7 +205,10 @@ class FastAPIWebsocketInputTransport(FrameProcessor):
             t.log.exception("! serializer raised unexpectedly (bug); message skipped")
             return
         for item in items:
-            await self._dispatch(item)
+            if type(item) is InputAudioRawFrame:  # 50 a second: skip the generic dispatch
+                await self._on_audio(item)
+            else:
+                await self._dispatch(item)
 
     async def _dispatch(self, item: Any) -> None:
         t = self._t
@@ -225,20 +234,23 @@ class FastAPIWebsocketInputTransport(FrameProcessor):
 
     async def _on_audio(self, frame: InputAudioRawFrame) -> None:
         t = self._t
+        params = t._params
         t.stats.audio_in_ms += frame.duration * 1000
-        if not t.params.audio_in_enabled:
+        if not params.audio_in_enabled:
             return
-        if t.params.vad_analyzer is not None:
+        if params.vad_analyzer is not None:
             vad_pcm = frame.audio
             if self._vad_converter is not None:
                 vad_pcm = self._vad_converter.convert(vad_pcm, frame.sample_rate)
             await self._run_vad(vad_pcm)
         assert self._converter is not None
         pcm = self._converter.convert(frame.audio, frame.sample_rate)
-        if t.params.audio_in_filter is not None:
+        if params.audio_in_filter is not None:
             pcm = await self._filter(pcm)
-        if pcm and t.params.audio_in_passthrough:
-            await self.push_frame(InputAudioRawFrame(audio=pcm, sample_rate=self.sample_rate))
+        if pcm and params.audio_in_passthrough:
+            nxt = self._next
+            if nxt is not None:
+                await nxt.queue_frame(InputAudioRawFrame(audio=pcm, sample_rate=self.sample_rate), DOWN)
 
     async def _filter(self, pcm: bytes) -> bytes:
         result = self._t.params.audio_in_filter.filter(pcm)

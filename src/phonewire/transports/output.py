@@ -83,7 +83,6 @@ class FastAPIWebsocketOutputTransport(FrameProcessor):
         self._all_played.set()
         self.bot_speaking = False
         self._started = False
-        self._generation = 0
 
     # --- setup ---------------------------------------------------------------------------
 
@@ -122,7 +121,11 @@ class FastAPIWebsocketOutputTransport(FrameProcessor):
             # less per packet, order unchanged (the queue is empty and nothing is in progress).
             self._current = frame
             try:
-                await self._process_safely(frame, direction)
+                await self._on_audio(frame)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                await self._report_failure(frame, exc)
             finally:
                 self._current = None
             return
@@ -301,11 +304,11 @@ class FastAPIWebsocketOutputTransport(FrameProcessor):
         # Read per packet: a serializer may learn only from the stream's first message that
         # its peer cannot acknowledge playback (raw PCM behind jambonz or FreeSWITCH).
         self.tracker.acks = t.serializer.supports_playback_acks
-        gen = self._generation
+        gen = t.audio_generation
         delay = self.pacer.delay_before_send()
         if delay > 0:
             await t.sleep(delay)
-        if gen != self._generation:
+        if gen != t.audio_generation:
             return  # interrupted while waiting: this packet belongs to cleared audio
         now = t.clock()
         self.tracker.begin_if_needed()
@@ -316,7 +319,8 @@ class FastAPIWebsocketOutputTransport(FrameProcessor):
         except LocalProtocolError as exc:
             t.log.warning("! audio packet not sent: %s", exc)
             return
-        if not await t.send_all(messages, guard=lambda: gen == self._generation):
+        sent = await t.send(messages[0], gen) if len(messages) == 1 else await t.send_all(messages, gen)
+        if not sent:
             return
         self.pacer.on_sent(samples)
         duration_ms = samples * 1000 / self.rate
@@ -419,7 +423,7 @@ class FastAPIWebsocketOutputTransport(FrameProcessor):
         if not self._started:
             return
         t = self._t
-        self._generation += 1
+        t.audio_generation += 1
         dropped = self._queued_samples
         had_audio = self.has_pending_audio()
         self._playq.clear()
