@@ -100,7 +100,7 @@ class PlaybackSource(StrEnum):
 
 @dataclass(slots=True, kw_only=True)
 class Frame:
-    id: int = field(default_factory=lambda: next(_ids))
+    id: int = field(default_factory=_ids.__next__)  # no lambda: three frames a packet
     metadata: dict[str, Any] | None = None
 
     @property

@@ -17,8 +17,10 @@ by ``ws_send_timeout``), the owned background tasks (hang-up, timers) and the ev
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
+from collections import deque
 from collections.abc import Callable, Coroutine
 from typing import Any
 
@@ -102,7 +104,8 @@ class FastAPIWebsocketTransport(EventEmitter):
         self.sleep = sleep
         self.stats = TransportStats()
         self.state = "open"
-        self._send_lock = asyncio.Lock()
+        self._send_busy = False
+        self._send_waiters: deque[asyncio.Future[None]] = deque()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._timers: set[asyncio.Task[Any]] = set()
         self._fired: set[str] = set()
@@ -166,44 +169,78 @@ class FastAPIWebsocketTransport(EventEmitter):
     async def send(self, message: Message, generation: int | None = None) -> bool:
         """Send one message; False if the peer is gone. Never raises, never waits unbounded.
 
-        ``generation`` (audio only) is checked once the send lock is held: audio produced
-        before an interruption must not slip out after the clear sent while it waited."""
-        if self.closed:
+        One send at a time, in arrival order. ``generation`` (audio only) is checked once it
+        is this send's turn: audio produced before an interruption must not slip out after
+        the clear sent while it waited. The turn-taking is an asyncio.Lock's, with the
+        uncontended case inline (the lock's five method calls were a tenth of this path)."""
+        if self.state == "closed":
             return False
-        async with self._send_lock:
-            if generation is not None and generation != self.audio_generation:
-                return False
-            task = asyncio.current_task()
+        if self._send_busy or self._send_waiters:
+            await self._wait_for_send_turn()
+        self._send_busy = True
+        task = asyncio.current_task()
+        raw = self._raw_send
+        try:
+            if self.state == "closed" or (generation is not None and generation != self.audio_generation):
+                return False  # closed while this send waited, or its audio was interrupted
             # The watchdog (not a timeout per message, which costs a timer per packet) cancels
             # a send stuck for longer than ws_send_timeout.
             self._sending_task, self._sending_since, self._send_timed_out = task, self.clock(), False
-            raw = self._raw_send
-            try:
-                if raw is not None:
-                    key = "text" if isinstance(message, str) else "bytes"
-                    await raw({"type": "websocket.send", key: message})
-                elif isinstance(message, str):
-                    await self._websocket.send_text(message)
-                else:
-                    await self._websocket.send_bytes(message)
-            except asyncio.CancelledError:
-                if not self._send_timed_out or task is None or task.uncancel():
-                    raise
-                self.stats.send_failures += 1
-                self.log.warning("- send timed out after %.1fs: peer is not reading", self._params.ws_send_timeout)
-                await self.peer_gone("send timeout")
-                return False
-            except Exception as exc:  # starlette raises RuntimeError/WebSocketDisconnect/OSError
-                if raw is not None:
-                    self._websocket.application_state = WebSocketState.DISCONNECTED  # as Starlette would
-                self.stats.send_failures += 1
-                self.log.info("- send failed (%s): peer is gone", type(exc).__name__)
-                await self.peer_gone("send failed")
-                return False
-            finally:
-                self._sending_since = None
+            if raw is not None:
+                key = "text" if isinstance(message, str) else "bytes"
+                await raw({"type": "websocket.send", key: message})
+            elif isinstance(message, str):
+                await self._websocket.send_text(message)
+            else:
+                await self._websocket.send_bytes(message)
+        except asyncio.CancelledError:
+            if not self._send_timed_out or task is None or task.uncancel():
+                raise
+            self.stats.send_failures += 1
+            self.log.warning("- send timed out after %.1fs: peer is not reading", self._params.ws_send_timeout)
+            await self.peer_gone("send timeout")
+            return False
+        except Exception as exc:  # starlette raises RuntimeError/WebSocketDisconnect/OSError
+            if raw is not None:
+                self._websocket.application_state = WebSocketState.DISCONNECTED  # as Starlette would
+            self.stats.send_failures += 1
+            self.log.info("- send failed (%s): peer is gone", type(exc).__name__)
+            await self.peer_gone("send failed")
+            return False
+        finally:
+            self._sending_since = None
+            self._send_busy = False
+            if self._send_waiters:
+                self._wake_next_sender()
         self.stats.messages_out += 1
         return True
+
+    async def _wait_for_send_turn(self) -> None:
+        """Queue behind the current sender (FIFO); a cancelled waiter passes its turn on."""
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._send_waiters.append(waiter)
+        try:
+            while True:
+                try:
+                    await waiter
+                except asyncio.CancelledError:
+                    if not self._send_busy:
+                        self._wake_next_sender(skip=waiter)
+                    raise
+                if not self._send_busy:
+                    return
+                # Woken, but a sender got in first (only possible if the waker was cancelled).
+                waiter = asyncio.get_running_loop().create_future()
+                self._send_waiters.appendleft(waiter)
+        finally:
+            with contextlib.suppress(ValueError):
+                self._send_waiters.remove(waiter)
+
+    def _wake_next_sender(self, skip: asyncio.Future[None] | None = None) -> None:
+        for waiter in self._send_waiters:
+            if waiter is not skip and not waiter.done():
+                waiter.set_result(None)
+                return
 
     def use_raw_channel(self) -> None:
         """Send and receive through the ASGI server's own callables when the app recorded

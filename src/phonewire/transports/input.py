@@ -157,7 +157,7 @@ class FastAPIWebsocketInputTransport(FrameProcessor):
                 return "no media"
             except Exception as exc:  # the ASGI server reports a dead socket this way
                 return f"receive failed ({type(exc).__name__})"
-            t._last_receive = t.clock()
+            now = t._last_receive = t.clock()
             if message["type"] == "websocket.disconnect":
                 ws.client_state = WebSocketState.DISCONNECTED  # what Starlette's receive records
                 return "client disconnected"
@@ -166,13 +166,13 @@ class FastAPIWebsocketInputTransport(FrameProcessor):
                 data = message.get("bytes")
             if data is None:
                 continue
-            verdict = self._check_limits(data)
+            verdict = self._check_limits(data, now)
             if verdict is not None:
                 await self._t.abort(*verdict)
                 return verdict[1]
             await self._handle(data)
 
-    def _check_limits(self, data: Message) -> tuple[int, str] | None:
+    def _check_limits(self, data: Message, now: float) -> tuple[int, str] | None:
         """Returns (close code, reason) when a limit trips."""
         t = self._t
         params, stats, size = t._params, t.stats, len(data)
@@ -184,7 +184,6 @@ class FastAPIWebsocketInputTransport(FrameProcessor):
         limit = params.max_messages_per_second
         if limit is None:
             return None
-        now = t.clock()
         if now - self._rate_window_start >= 1.0:
             self._rate_window_start, self._rate_window_count = now, 0
         self._rate_window_count += 1
@@ -196,7 +195,7 @@ class FastAPIWebsocketInputTransport(FrameProcessor):
     async def _handle(self, data: Message) -> None:
         t = self._t
         try:
-            items = t.serializer.deserialize(data)
+            items = t._params.serializer.deserialize(data)
         except ProtocolError as exc:
             t.protocol_error(exc)
             return
@@ -249,8 +248,11 @@ class FastAPIWebsocketInputTransport(FrameProcessor):
             pcm = await self._filter(pcm)
         if pcm and params.audio_in_passthrough:
             nxt = self._next
-            if nxt is not None:
-                await nxt.queue_frame(InputAudioRawFrame(audio=pcm, sample_rate=self.sample_rate), DOWN)
+            if nxt is None:
+                return
+            if pcm is not frame.audio or frame.sample_rate != self.sample_rate:
+                frame = InputAudioRawFrame(audio=pcm, sample_rate=self.sample_rate)
+            await nxt.queue_frame(frame, DOWN)  # the serializer's frame when nothing changed
 
     async def _filter(self, pcm: bytes) -> bytes:
         result = self._t.params.audio_in_filter.filter(pcm)

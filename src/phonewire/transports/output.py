@@ -76,7 +76,7 @@ class FastAPIWebsocketOutputTransport(FrameProcessor):
         self._pacer_task: asyncio.Task[None] | None = None
         self._stop_timer: asyncio.Task[None] | None = None
         self._gap_timer: asyncio.Task[None] | None = None
-        self._gap_deadline: float | None = None
+        self._gap_armed = False
         self._pacer_waiting = False
         self._inline_busy = False
         self._all_played = asyncio.Event()
@@ -108,6 +108,8 @@ class FastAPIWebsocketOutputTransport(FrameProcessor):
         scale = 2 // self._bps
         self._packetizer = Packetizer(size * scale, multiple_of=max(2, multiple * scale), exact=exact)
         self._max_buffer_samples = int(t.params.audio_out_max_buffer_secs * self.rate)
+        self._serializer = t.serializer
+        self._encode = self._encode_with_wav_header if t.params.add_wav_header else t.serializer.encode_audio
 
     # --- frames --------------------------------------------------------------------------
 
@@ -116,7 +118,13 @@ class FastAPIWebsocketOutputTransport(FrameProcessor):
         if direction is UP:
             await self.push_frame(frame, UP)
             return
-        if type(frame) is OutputAudioRawFrame and self._idle():
+        if (
+            type(frame) is OutputAudioRawFrame
+            and not self._queue
+            and self._current is None
+            and self._task is not None
+            and not self._cancelled
+        ):
             # Audio with nothing queued ahead of it skips the process task: one task wake-up
             # less per packet, order unchanged (the queue is empty and nothing is in progress).
             self._current = frame
@@ -130,9 +138,6 @@ class FastAPIWebsocketOutputTransport(FrameProcessor):
                 self._current = None
             return
         await super().queue_frame(frame, direction)
-
-    def _idle(self) -> bool:
-        return not self._queue and self._current is None and self._task is not None and not self._cancelled
 
     async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
         if isinstance(frame, StartFrame):
@@ -175,38 +180,43 @@ class FastAPIWebsocketOutputTransport(FrameProcessor):
             return []
 
     async def _on_audio(self, frame: OutputAudioRawFrame) -> None:
-        if not self._t.params.audio_out_enabled or not self._started or self._t.closed:
+        if not self._started or self._t.state == "closed" or not self._t._params.audio_out_enabled:
             return
         pcm = frame.audio
         if frame.num_channels == 2:
             pcm = _downmix(pcm)
         pcm = self._converter.convert(pcm, frame.sample_rate)
         for packet in self._packetizer.push(pcm):
-            if self._may_send_now():
+            # The pacer is idle, nothing is queued, and this packet need not wait: then sending
+            # it on the producer's task is what the pacer would do, minus a task wake-up. (Asking
+            # the pacer commits it to sending now when the answer is 0, which is what happens.)
+            if (
+                not self._playq
+                and self._pacer_waiting
+                and not self._inline_busy
+                and self._t.state != "closed"
+                and self.pacer.delay_before_send() <= 0.0
+            ):
                 await self._send_inline(packet)
                 continue
             await self._wait_for_space()
             self._enqueue(AUDIO, packet, len(packet) // 2)
 
-    def _may_send_now(self) -> bool:
-        """The pacer is idle, nothing is queued, and this packet would not have to wait: then
-        sending it on the producer's task is what the pacer would do, minus a task wake-up."""
-        if self._playq or not self._pacer_waiting or self._inline_busy or self._t.closed:
-            return False
-        return self.pacer.delay_before_send_would_be_zero()
-
     async def _send_inline(self, packet: bytes) -> None:
-        self._all_played.clear()
-        self._cancel_gap_timer()
+        if not self.bot_speaking:
+            self._all_played.clear()  # while the bot speaks it is clear already (_bot_started)
+        self._gap_armed = False  # _cancel_gap_timer, inline: once per packet
         self._inline_busy = True
         try:
-            await self._send_audio(packet, len(packet) // 2)
+            await self._send_audio(packet, len(packet) // 2, paced=True)
         finally:
             self._inline_busy = False
         if self._playq:
             self._wakeup.set()
         else:
-            self._on_queue_drained()
+            self._gap_armed = True  # _on_queue_drained's common case, inline
+            if self._gap_timer is None:
+                self._on_queue_drained()
 
     def _on_text(self, frame: TextFrame) -> None:
         self.tracker._queued_ahead_ms = self._queued_samples * 1000 / self.rate
@@ -267,55 +277,59 @@ class FastAPIWebsocketOutputTransport(FrameProcessor):
         """A producer with no TTS frames (an echo bot) still gets utterance ends and marks:
         the utterance ends when no new audio has come by the time the caller's buffer runs
         dry (plus UTTERANCE_GAP_SECS), i.e. when the caller really stops hearing the bot."""
-        utt = self.tracker.current
-        if utt is None or utt.finished or utt.final_mark is not None:
-            return
-        end = self.pacer.playout_end() or self._t.clock()
-        self._gap_deadline = end + UTTERANCE_GAP_SECS
-        if self._gap_timer is None:
+        self._gap_armed = True
+        if self._gap_timer is None and self._utterance_open():
             # One timer task per stretch of audio, not per packet: a real-time producer drains
             # the queue after every packet, and a task per packet was the costliest thing here.
             self._gap_timer = self._t.spawn(self._gap_loop(), "utterance-gap")
 
+    def _utterance_open(self) -> bool:
+        utt = self.tracker.current
+        return utt is not None and not utt.finished and utt.final_mark is None
+
     async def _gap_loop(self) -> None:
+        """Sleeps until the caller's buffer has been dry for UTTERANCE_GAP_SECS; audio sent
+        meanwhile moves that moment (the pacer knows when playout ends), new audio queued
+        disarms it (a later drain starts a new timer)."""
         t = self._t
-        while True:
-            deadline = self._gap_deadline
-            if deadline is None:  # audio came: a later drain starts a new timer
-                self._gap_timer = None
-                return
-            await t.sleep(max(0.0, deadline - t.clock()))
-            current = self._gap_deadline
-            if current is not None and current > deadline:
-                continue  # more audio went out meanwhile: the caller's buffer runs dry later
-            self._gap_timer = None
-            if current is not None and not self._playq:
-                self._gap_deadline = None
+        while self._gap_armed:
+            due = (self.pacer.playout_end() or t.clock()) + UTTERANCE_GAP_SECS
+            wait = due - t.clock()
+            if wait > 0:
+                await t.sleep(wait)
+                continue
+            if not self._playq and self._utterance_open():
+                self._gap_armed = False
                 self._end_utterance()
-            return
+            break
+        self._gap_timer = None
 
     def _cancel_gap_timer(self) -> None:
-        self._gap_deadline = None  # the timer task notices when it wakes
+        self._gap_armed = False  # the timer task notices when it wakes
 
-    async def _send_audio(self, pcm: bytes, samples: int) -> None:
+    async def _send_audio(self, pcm: bytes, samples: int, *, paced: bool = False) -> None:
+        """Send one packet at its media-time deadline (``paced``: the caller already asked
+        the pacer and got 0)."""
         t = self._t
-        if t.closed:
+        if t.state == "closed":
             return
+        tracker = self.tracker
         # Read per packet: a serializer may learn only from the stream's first message that
         # its peer cannot acknowledge playback (raw PCM behind jambonz or FreeSWITCH).
-        self.tracker.acks = t.serializer.supports_playback_acks
+        tracker.acks = self._serializer.supports_playback_acks
         gen = t.audio_generation
-        delay = self.pacer.delay_before_send()
+        delay = 0.0 if paced else self.pacer.delay_before_send()
         if delay > 0:
             await t.sleep(delay)
-        if gen != t.audio_generation:
-            return  # interrupted while waiting: this packet belongs to cleared audio
+            if gen != t.audio_generation:
+                return  # interrupted while waiting: this packet belongs to cleared audio
         now = t.clock()
-        self.tracker.begin_if_needed()
+        if tracker.current is None or tracker.current.finished:
+            tracker.begin_if_needed()
         if not self.bot_speaking:
             await self._bot_started()
         try:
-            messages = self._encode_audio(pcm)
+            messages = self._encode(pcm)
         except LocalProtocolError as exc:
             t.log.warning("! audio packet not sent: %s", exc)
             return
@@ -330,10 +344,8 @@ class FastAPIWebsocketOutputTransport(FrameProcessor):
         if mark:
             await self._send_mark(mark)
 
-    def _encode_audio(self, pcm: bytes) -> list[Any]:
-        ser = self._t.serializer
-        if not self._t.params.add_wav_header:
-            return ser.encode_audio(pcm)
+    def _encode_with_wav_header(self, pcm: bytes) -> list[Any]:
+        ser = self._serializer
         fmt = ser.output_format
         encoded = pcm if fmt.encoding == "l16" else ser.encode_wire(pcm)
         header = wav_header(len(encoded), fmt.sample_rate, 1, 8 * self._bps, _WAV_TAGS[fmt.encoding])
@@ -379,7 +391,7 @@ class FastAPIWebsocketOutputTransport(FrameProcessor):
 
     def _cancel_timers(self) -> None:
         self._cancel_stop_timer()
-        self._gap_deadline = None
+        self._gap_armed = False
         timer, self._gap_timer = self._gap_timer, None
         if timer is not None and timer is not asyncio.current_task():
             timer.cancel()

@@ -49,15 +49,6 @@ class Pacer:
         deadline = self._t0 + self._sent / self.sample_rate - self.lead
         return max(0.0, deadline - now)
 
-    def delay_before_send_would_be_zero(self) -> bool:
-        """Whether the next packet may leave now, without changing any state."""
-        if self._t0 is None:
-            return True
-        now = self.clock()
-        if self.buffered_secs(now) < -UNDERRUN_TOLERANCE_SECS:
-            return True  # it re-anchors and sends at once
-        return self._t0 + self._sent / self.sample_rate - self.lead <= now
-
     def on_sent(self, samples: int) -> None:
         self._sent += samples
         self._between_utterances = False

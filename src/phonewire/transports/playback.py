@@ -81,7 +81,9 @@ class PlaybackTracker:
 
     def on_audio_sent(self, duration_ms: float, now: float) -> str | None:
         """Account for one sent packet; returns a periodic mark name to send after it, if due."""
-        utt, _ = self.begin_if_needed()
+        utt = self.current
+        if utt is None or utt.finished:
+            utt, _ = self.begin_if_needed()
         if utt.first_sent_at is None:
             utt.first_sent_at = now
         utt.sent_ms += duration_ms
