@@ -197,26 +197,23 @@ class FastAPIWebsocketOutputTransport(FrameProcessor):
                 and self._t.state != "closed"
                 and self.pacer.delay_before_send() <= 0.0
             ):
-                await self._send_inline(packet)
+                if not self.bot_speaking:
+                    self._all_played.clear()  # while the bot speaks it is clear already (_bot_started)
+                self._gap_armed = False  # _cancel_gap_timer, inline: once per packet
+                self._inline_busy = True
+                try:
+                    await self._send_audio(packet, len(packet) // 2, paced=True)
+                finally:
+                    self._inline_busy = False
+                if self._playq:
+                    self._wakeup.set()
+                else:
+                    self._gap_armed = True  # _on_queue_drained's common case, inline
+                    if self._gap_timer is None:
+                        self._on_queue_drained()
                 continue
             await self._wait_for_space()
             self._enqueue(AUDIO, packet, len(packet) // 2)
-
-    async def _send_inline(self, packet: bytes) -> None:
-        if not self.bot_speaking:
-            self._all_played.clear()  # while the bot speaks it is clear already (_bot_started)
-        self._gap_armed = False  # _cancel_gap_timer, inline: once per packet
-        self._inline_busy = True
-        try:
-            await self._send_audio(packet, len(packet) // 2, paced=True)
-        finally:
-            self._inline_busy = False
-        if self._playq:
-            self._wakeup.set()
-        else:
-            self._gap_armed = True  # _on_queue_drained's common case, inline
-            if self._gap_timer is None:
-                self._on_queue_drained()
 
     def _on_text(self, frame: TextFrame) -> None:
         self.tracker._queued_ahead_ms = self._queued_samples * 1000 / self.rate
