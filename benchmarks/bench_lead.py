@@ -97,8 +97,16 @@ async def main(quick: bool) -> None:
             gaps, gap_ms = await one_run(lead, stall, jitter, seconds, seed=42)
             base = gap_ms if base is None else base
             ratio = gap_ms / base if base else 0.0
-            results.append({"stall_ms": stall, "jitter_ms": jitter, "lead_ms": lead * 1000, "gaps": gaps,
-                            "gap_ms": round(gap_ms, 1), "ratio_vs_lead0": round(ratio, 3)})
+            results.append(
+                {
+                    "stall_ms": stall,
+                    "jitter_ms": jitter,
+                    "lead_ms": lead * 1000,
+                    "gaps": gaps,
+                    "gap_ms": round(gap_ms, 1),
+                    "ratio_vs_lead0": round(ratio, 3),
+                }
+            )
             print(f"{stall:8.0f} {jitter:9.0f} {lead * 1000:7.0f} {gaps:5d} {gap_ms:7.1f} {ratio:17.3f}")
     save(results)
 

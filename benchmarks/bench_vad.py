@@ -203,8 +203,10 @@ def _print_ratios(results: list[Result]) -> None:
         print("\nanchor / phonewire (shared, batched), same run:  CPU per call   MB per call")
         for a in anchors:
             ours = by_key[("shared, batched", a.calls)]
-            print(f"  N={a.calls:<4} {a.cpu_pct_per_call / ours.cpu_pct_per_call:>26.2f}x "
-                  f"{a.mb_per_call / max(ours.mb_per_call, 1e-3):>12.1f}x")
+            print(
+                f"  N={a.calls:<4} {a.cpu_pct_per_call / ours.cpu_pct_per_call:>26.2f}x "
+                f"{a.mb_per_call / max(ours.mb_per_call, 1e-3):>12.1f}x"
+            )
     print("\nshared model, CPU per call, single runs / batched:")
     for calls in sorted({r.calls for r in results}):
         single, batched = by_key[("shared, single", calls)], by_key[("shared, batched", calls)]
@@ -216,9 +218,12 @@ def main() -> None:
     parser.add_argument("--calls", default="1,10,50,100", help="comma-separated call counts")
     parser.add_argument("--seconds", type=float, default=2.5, help="measured audio seconds per run")
     parser.add_argument("--json", action="store_true", help="print the raw results as JSON too")
-    parser.add_argument("--anchor", action="store_true",
-                        help="also measure the anchor's SileroVADAnalyzer (needs .bench-cache/anchor-venv, "
-                        "made by benchmarks/run_load.py)")
+    parser.add_argument(
+        "--anchor",
+        action="store_true",
+        help="also measure the anchor's SileroVADAnalyzer (needs .bench-cache/anchor-venv, "
+        "made by benchmarks/run_load.py)",
+    )
     parser.add_argument("--worker", nargs=3, metavar=("SETUP", "N", "SECONDS"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:

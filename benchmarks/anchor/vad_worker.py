@@ -64,9 +64,16 @@ def main(calls: int, seconds: float, fixture: str) -> None:
             windows += calls * TICK_SAMPLES / 256
         clock += TICK_SECS
         time.sleep(max(0.0, clock - time.perf_counter()))
-    result = {"setup": "anchor (pipecat)", "calls": calls, "audio_secs": ticks * TICK_SECS, "cpu_secs": cpu,
-              "windows": int(windows), "rss_added_mb": rss_mb() - before, "setup_secs": setup_secs,
-              "late_ticks": late / ticks}
+    result = {
+        "setup": "anchor (pipecat)",
+        "calls": calls,
+        "audio_secs": ticks * TICK_SECS,
+        "cpu_secs": cpu,
+        "windows": int(windows),
+        "rss_added_mb": rss_mb() - before,
+        "setup_secs": setup_secs,
+        "late_ticks": late / ticks,
+    }
     print(json.dumps(result))
 
 

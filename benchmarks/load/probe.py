@@ -232,10 +232,8 @@ def install(enabled: bool = True) -> None:
     def patched_connect(self: Any, event: Any) -> None:
         handle_connect(self, event)
         scope = getattr(self, "scope", None)
-        if scope is not None:
-            scope["pw.asgi"] = (self.receive, self.send)  # for proposed.raw_asgi
-            if enabled:
-                scope["pw.conn"] = self.conn
+        if scope is not None and enabled:
+            scope["pw.conn"] = self.conn
 
     P.handle_connect = patched_connect
     if not enabled:

@@ -9,11 +9,10 @@ packet (in + out), which the load benchmark cannot separate from uvicorn and the
 
     .venv/bin/python benchmarks/load/profile_transport.py                 # µs per packet
     .venv/bin/python benchmarks/load/profile_transport.py --profile       # + cProfile by stage
-    .venv/bin/python benchmarks/load/profile_transport.py --vad silero --patch all
+    .venv/bin/python benchmarks/load/profile_transport.py --vad silero
 
 The harness's own cost (queue hand-over, building messages) is measured with a bare echo
-coroutine in place of the pipeline and subtracted. ``--patch`` applies the optimisations
-proposed in ``proposed.py`` (benchmark-only monkeypatches) to measure their gain.
+coroutine in place of the pipeline and subtracted.
 """
 
 from __future__ import annotations
@@ -220,17 +219,12 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=100)
     parser.add_argument("--ticks", type=int, default=300, help="20 ms packets per call measured")
     parser.add_argument("--vad", default="none", choices=["none", "silero", "silero-nobatch", "energy"])
-    parser.add_argument("--patch", default="", help="comma list from proposed.py, or 'all'")
     parser.add_argument("--profile", action="store_true", help="cProfile: tottime per packet by function")
     parser.add_argument("--top", type=int, default=40)
     parser.add_argument("--repeat", type=int, default=3, help="runs per setup; the fastest counts")
     args = parser.parse_args()
     import uvloop
 
-    if args.patch:
-        import proposed
-
-        print("patches:", ", ".join(proposed.apply(args.patch)))
     # Best of --repeat runs: noise (other processes, cache misses) only ever adds time.
     base = min(
         (uvloop.run(run(args.calls, args.ticks, args.vad, True, None)) for _ in range(args.repeat)),

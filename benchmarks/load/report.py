@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import statistics
 from typing import Any
 
 __all__ = ["render"]
@@ -125,25 +126,37 @@ def comparison_table(results: list[dict[str, Any]]) -> str:
 
 
 def stack_table(results: list[dict[str, Any]]) -> str:
-    """phonewire's CPU per call against the bare web stack's, at the levels both ran."""
-    by_key = {(r["level"]["system"], r["level"]["vad"], r["level"]["calls"], r["level"]["probe"]): r for r in results}
-    rows = []
-    for (system, _vad, n, probe), bare in sorted(by_key.items(), key=lambda kv: kv[0][2]):
-        if system != "bare" or not probe:
+    """phonewire's CPU per call against the bare web stack's at each N both ran: the i-th
+    phonewire run is paired with the i-th bare run (the suite interleaves them, so a pair saw
+    the same VM speed), and the median of the pairs' ratios is the figure to quote."""
+    runs: dict[tuple[int, bool], dict[str, list[dict[str, Any]]]] = {}
+    for r in results:
+        lv = r["level"]
+        if lv["vad"] != "none" or lv["system"] not in ("bare", "phonewire") or "error" in r:
             continue
-        b = _get(bare, "server", "cpu_pct_per_call")
-        cells = []
-        for name in ("phonewire", "phonewire-proposed"):
-            r = by_key.get((name, "none", n, True))
-            v = _get(r, "server", "cpu_pct_per_call") if r else None
-            bound = "≥" if (_get(r, "server", "cpu_pct") or 0) >= SATURATED_PCT else ""
-            cells.append(f"{_per_call(r)} ({bound}{_f(v / b if v and b else None, '{:.1f}x')})")
-        rows.append(f"| {n} | {_per_call(bare)} | {cells[0]} | {cells[1]} |")
+        runs.setdefault((lv["calls"], lv.get("probe", True)), {}).setdefault(lv["system"], []).append(r)
+    rows = []
+    for (n, probe), by_system in sorted(runs.items(), key=lambda kv: (kv[0][0], not kv[0][1])):
+        pairs = list(zip(by_system.get("bare", []), by_system.get("phonewire", []), strict=False))
+        if not pairs:
+            continue
+        ratios = []
+        for bare, pw in pairs:
+            b, v = _get(bare, "server", "cpu_pct_per_call"), _get(pw, "server", "cpu_pct_per_call")
+            if b and v and (_get(pw, "server", "cpu_pct") or 0) < SATURATED_PCT:
+                ratios.append(v / b)
+        kept = sum(1 for _, pw in pairs if pw.get("verdict", {}).get("keeps_up"))
+        rows.append(
+            f"| {n} | {'yes' if probe else 'no'} | {', '.join(_per_call(b) for b, _ in pairs)} "
+            f"| {', '.join(_per_call(p) for _, p in pairs)} | {', '.join(f'{x:.2f}x' for x in ratios) or '–'} "
+            f"| **{_f(statistics.median(ratios) if ratios else None, '{:.2f}x')}** | {kept} of {len(pairs)} |"
+        )
     if not rows:
         return ""
     head = (
-        "| N | bare web stack CPU/call | phonewire (÷ bare) | phonewire + proposed fixes (÷ bare) |\n"
-        "|---:|---:|---:|---:|\n"
+        "| N | probes | bare web stack CPU/call | phonewire CPU/call | ÷ bare, each pair | median "
+        "| phonewire kept up |\n"
+        "|---:|---|---:|---:|---:|---:|---:|\n"
     )
     return head + "\n".join(rows) + "\n"
 

@@ -42,7 +42,7 @@ __all__ = ["Level", "judge", "run_level", "machine_info"]
 
 @dataclass
 class Level:
-    #: "phonewire" (as shipped), "phonewire-proposed" (+ proposed.py), "anchor", "bare" (web stack only)
+    #: "phonewire" (as shipped), "anchor", "bare" (web stack only)
     system: str
     vad: str  # "none" | "silero" | "silero-nobatch" (phonewire only: vad_batching=False)
     calls: int
@@ -88,8 +88,6 @@ def _pinned(cmd: list[str], cpu: int | None) -> list[str]:
 def _server_cmd(level: Level, port: int, anchor_python: Path | None) -> list[str]:
     if level.system == "phonewire":
         cmd = [sys.executable, str(HERE / "server_phonewire.py")]
-    elif level.system == "phonewire-proposed":  # with every optimisation proposed for src/
-        cmd = [sys.executable, str(HERE / "server_phonewire.py"), "--patch", "all"]
     elif level.system == "bare":
         cmd = [sys.executable, str(HERE / "server_bare.py")]
     elif level.system == "anchor":

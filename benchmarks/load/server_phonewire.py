@@ -100,7 +100,6 @@ def main() -> None:
     parser.add_argument("--no-probe", action="store_true", help="no latency probes (pure CPU numbers)")
     parser.add_argument("--cpu", type=int, default=None, help="pin this process to one CPU")
     parser.add_argument("--gc-freeze", action="store_true", help="gc.freeze() after start-up (see docs)")
-    parser.add_argument("--patch", default="", help="proposed src/ optimisations to try (proposed.py)")
     args = parser.parse_args()
     if args.cpu is not None and hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {args.cpu})
@@ -109,12 +108,8 @@ def main() -> None:
 
     import uvicorn
 
-    if args.patch:
-        import proposed
-
-        proposed.apply(args.patch)
     app = build_app(args.vad, probe_on=not args.no_probe)
-    if args.gc_freeze or "gc_freeze" in args.patch or args.patch == "all":
+    if args.gc_freeze:
         import gc
 
         import uvicorn.protocols.http.httptools_impl
