@@ -1,6 +1,6 @@
 """Calls per core: N simulated Twilio calls against an echo bot, phonewire and the anchor.
 
-The full suite, about 16 minutes (the anchor's virtual environment is created on first use,
+The full suite, about 19 minutes (the anchor's virtual environment is created on first use,
 a few minutes more)::
 
     .venv/bin/python benchmarks/run_load.py

@@ -24,8 +24,12 @@ from phonewire import (
 )
 from phonewire.processors import EchoProcessor
 from phonewire.telephony.documents import twiml_connect_stream
+from phonewire.transports import RawWebSocketMiddleware
 
 app = FastAPI()
+# Optional: the transport sends and receives through uvicorn directly, skipping Starlette's
+# per-message wrappers (docs/transport.md).
+app.add_middleware(RawWebSocketMiddleware)
 
 
 @app.post("/twiml")
