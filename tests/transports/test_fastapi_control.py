@@ -8,7 +8,9 @@ import time
 import urllib.parse
 from typing import Any
 
+import pytest
 from fastapi import FastAPI, Request, Response
+from starlette.websockets import WebSocketState
 
 from bots import KeypadBot
 from echo_app import make_app
@@ -108,9 +110,10 @@ def _cancel_on_disconnect(call: Any) -> None:
         await call.task.cancel()
 
 
-def test_a_disconnect_with_no_handler_cancels_the_pipeline_and_leaves_nothing_running() -> None:
+@pytest.mark.parametrize("raw", [False, True], ids=["starlette", "raw-asgi"])
+def test_a_disconnect_with_no_handler_cancels_the_pipeline_and_leaves_nothing_running(raw: bool) -> None:
     async def main() -> None:
-        app, calls = make_app()
+        app, calls = make_app(raw_channel=raw)
         async with serve(app) as hostport:
             client = await TwilioTestClient.connect(hostport)
             await client.handshake()
@@ -119,7 +122,9 @@ def test_a_disconnect_with_no_handler_cancels_the_pipeline_and_leaves_nothing_ru
             await client.close()
             await calls[0].wait_finished(5)
             transport = calls[0].transport
-            assert transport.closed
+            assert transport.closed and transport.stats.close_reason == "client disconnected"
+            assert (transport.raw_receive is not None) is raw
+            assert transport.websocket.client_state == WebSocketState.DISCONNECTED  # either way
             assert not transport._tasks and all(t.done() for t in transport._timers)
             leftovers = [t for t in asyncio.all_tasks() if "phonewire" in repr(t.get_coro()) and not t.done()]
         assert calls[0].task.has_finished()

@@ -118,9 +118,7 @@ class FrameProcessor(EventEmitter):
             # coroutine layer instead of three, with the same error isolation as _process_safely.
             try:
                 await self.process_frame(frame, direction)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
+            except Exception as exc:  # CancelledError is a BaseException: it propagates
                 await self._report_failure(frame, exc)
             return
         while len(self._queue) >= self._max_queue:
@@ -145,9 +143,7 @@ class FrameProcessor(EventEmitter):
     async def _process_safely(self, frame: Frame, direction: FrameDirection) -> None:
         try:
             await self.process_frame(frame, direction)
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
+        except Exception as exc:  # CancelledError is a BaseException: it propagates
             await self._report_failure(frame, exc)
 
     async def _report_failure(self, frame: Frame, exc: Exception) -> None:

@@ -179,8 +179,13 @@ class TwilioFrameSerializer(FrameSerializer):
             raise RemoteProtocolError("twilio: message for another streamSid")
 
     def _on_media(self, msg: dict[str, Any]) -> list[Frame | SerializerEvent]:
-        self._check_stream(msg)
-        media = field(msg, "media", dict, PROVIDER)
+        # 50 a second: _check_stream and field() inline on the happy path.
+        sid = msg.get("streamSid")
+        if sid is not None and sid != self.stream_sid:
+            self._check_stream(msg)
+        media = msg.get("media")
+        if type(media) is not dict:
+            media = field(msg, "media", dict, PROVIDER)
         if media.get("track", "inbound") not in ("inbound", "inbound_track"):
             return []  # outbound-track echoes (both_tracks streams) are not the caller
         payload = b64decode(media.get("payload"), PROVIDER)

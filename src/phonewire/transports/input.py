@@ -241,7 +241,7 @@ class FastAPIWebsocketInputTransport(FrameProcessor):
     async def _on_audio(self, frame: InputAudioRawFrame) -> None:
         t = self._t
         params = t._params
-        t.stats.audio_in_ms += frame.duration * 1000
+        t.stats.audio_in_ms += len(frame.audio) * 500 / (frame.sample_rate * frame.num_channels)  # duration, ms
         if not params.audio_in_enabled:
             return
         if params.vad_analyzer is not None:

@@ -130,9 +130,7 @@ class FastAPIWebsocketOutputTransport(FrameProcessor):
             self._current = frame
             try:
                 await self._on_audio(frame)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
+            except Exception as exc:  # CancelledError is a BaseException: it propagates
                 await self._report_failure(frame, exc)
             finally:
                 self._current = None

@@ -40,14 +40,15 @@ class Pacer:
     def delay_before_send(self) -> float:
         """Seconds to wait before the next packet may go out (0 when it may go now)."""
         now = self.clock()
-        if self._t0 is None or self.buffered_secs(now) < -UNDERRUN_TOLERANCE_SECS:
-            if self._t0 is not None and self._sent and not self._between_utterances:
+        t0 = self._t0
+        playout_end = 0.0 if t0 is None else t0 + self._sent / self.sample_rate  # buffered_secs, inline
+        if t0 is None or playout_end - now < -UNDERRUN_TOLERANCE_SECS:
+            if t0 is not None and self._sent and not self._between_utterances:
                 self.underruns += 1  # ran dry in the middle of an utterance: the caller heard a gap
             self._t0, self._sent = now, 0
             self._between_utterances = False
             return 0.0
-        deadline = self._t0 + self._sent / self.sample_rate - self.lead
-        return max(0.0, deadline - now)
+        return max(0.0, playout_end - self.lead - now)
 
     def on_sent(self, samples: int) -> None:
         self._sent += samples
