@@ -287,9 +287,10 @@ class FastAPIWebsocketOutputTransport(FrameProcessor):
         meanwhile moves that moment (the pacer knows when playout ends), new audio queued
         disarms it (a later drain starts a new timer)."""
         t = self._t
+        fallback = t.clock() + UTTERANCE_GAP_SECS  # no schedule (nothing sent yet): a fixed wait
         while self._gap_armed:
-            due = (self.pacer.playout_end() or t.clock()) + UTTERANCE_GAP_SECS
-            wait = due - t.clock()
+            end = self.pacer.playout_end()
+            wait = (fallback if end is None else end + UTTERANCE_GAP_SECS) - t.clock()
             if wait > 0:
                 await t.sleep(wait)
                 continue
