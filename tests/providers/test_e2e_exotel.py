@@ -1,5 +1,5 @@
-"""Exotel end to end through a real server: the call, every sample rate, DTMF, marks, clear,
-the missing hang-up API, and Exotel's outbound chunk rules."""
+"""Exotel end to end through a real server: the call, every sample rate, DTMF, the missing
+hang-up API, and Exotel's outbound chunk rules (marks and clear: test_e2e_playback.py)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ import pytest
 from bots import KeypadBot
 from echo_app import make_app
 from phonewire.audio.analysis import tone
-from phonewire.frames import PlaybackSource
 from phonewire.serializers.base import MediaFormat
 from provider_clients import (
     EXOTEL_ACCOUNT_SID,
@@ -20,7 +19,6 @@ from provider_clients import (
     EXOTEL_TO,
     ExotelTestClient,
     assert_tone,
-    bot_stopped,
     cancel_on_disconnect,
     dtmf_frames,
     wait_until,
@@ -94,54 +92,6 @@ def test_dtmf_from_exotel_reaches_the_bot_in_order_with_its_duration() -> None:
             await client.close()
         frames = dtmf_frames(calls[0])
         assert [(f.button.value, f.duration_ms) for f in frames] == [("4", 80), ("2", 120), ("*", 160), ("0", 200)]
-
-    asyncio.run(main())
-
-
-def test_exotel_mark_echoes_tell_the_bot_when_its_utterance_was_heard() -> None:
-    async def main() -> None:
-        app, calls = make_app(bot=lambda call: KeypadBot(tone(300, 0.4, 24000)), providers=EXOTEL)
-        async with serve(app) as hostport:
-            client = await ExotelTestClient.connect(hostport)
-            await client.handshake()
-            await client.dtmf("1")
-            await client.pump(3.0, idle=0.3)
-            await wait_until(lambda: bool(bot_stopped(calls[0])), what="BotStoppedSpeakingFrame")
-            await client.close()
-        marks = [m for _, m in client.received if isinstance(m, dict) and m.get("event") == "mark"]
-        assert marks and all(m["stream_sid"] == EXOTEL_STREAM_SID for m in marks)
-        stopped = bot_stopped(calls[0])
-        assert len(stopped) == 1
-        assert stopped[0].source is PlaybackSource.PROVIDER_ACK
-        assert not stopped[0].interrupted
-        assert stopped[0].sent_ms == pytest.approx(400, abs=25)
-        assert client.acks_sent == client.marks_received
-        assert client.violations == []
-
-    asyncio.run(main())
-
-
-def test_an_interruption_sends_exotel_clear_and_no_audio_after_it() -> None:
-    async def main() -> None:
-        app, calls = make_app(bot=lambda call: KeypadBot(tone(300, 3.0, 24000)), providers=EXOTEL)
-        async with serve(app) as hostport:
-            client = await ExotelTestClient.connect(hostport)
-            await client.handshake()
-            await client.dtmf("1")
-            await client.expect_audio()
-            await client.pump(0.3)
-            await client.dtmf("*")
-            clear = await client.expect_clear(timeout=2.0)
-            after = await client.pump(0.4)
-            await client.close()
-        assert clear == {"event": "clear", "stream_sid": EXOTEL_STREAM_SID}
-        assert [m for m in after if client.audio_payload(m) is not None] == []
-        stats = calls[0].transport.stats
-        assert stats.clears_sent == 1
-        stopped = bot_stopped(calls[0])
-        assert len(stopped) == 1 and stopped[0].interrupted
-        assert 200 < stopped[0].heard_ms < 1400  # Exotel chunks are 200 ms at 8 kHz
-        assert client.violations == []
 
     asyncio.run(main())
 

@@ -1,5 +1,5 @@
-"""Plivo end to end through a real server: the call, every content type, DTMF, checkpoints,
-clearAudio, hang-up, and Plivo's numeric counters."""
+"""Plivo end to end through a real server: the call, every content type, DTMF, hang-up, and
+Plivo's numeric counters (checkpoints and clearAudio: test_e2e_playback.py)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,6 @@ import pytest
 from bots import KeypadBot
 from echo_app import make_app
 from phonewire.audio.analysis import tone
-from phonewire.frames import PlaybackSource
 from phonewire.serializers.base import MediaFormat
 from phonewire.serializers.plivo import PlivoFrameSerializer
 from provider_clients import (
@@ -20,7 +19,6 @@ from provider_clients import (
     PLIVO_STREAM_ID,
     PlivoTestClient,
     assert_tone,
-    bot_stopped,
     cancel_on_disconnect,
     dtmf_frames,
     fake_rest_api,
@@ -101,56 +99,6 @@ def test_dtmf_from_plivo_reaches_the_bot_in_order_with_its_timestamp() -> None:
         assert [f.button.value for f in frames] == ["4", "2", "*", "0"]
         assert all(f.metadata == {"timestamp": "1772446500000"} for f in frames)
         assert calls[0].transport.stats.protocol_error_count == 0
-
-    asyncio.run(main())
-
-
-def test_plivo_played_stream_replies_tell_the_bot_when_its_utterance_was_heard() -> None:
-    async def main() -> None:
-        app, calls = make_app(bot=lambda call: KeypadBot(tone(300, 0.4, 24000)), providers=PLIVO)
-        async with serve(app) as hostport:
-            client = await PlivoTestClient.connect(hostport)
-            await client.handshake()
-            await client.dtmf("1")
-            await client.pump(3.0, idle=0.3)  # plays the audio, answering each checkpoint when reached
-            await wait_until(lambda: bool(bot_stopped(calls[0])), what="BotStoppedSpeakingFrame")
-            await client.close()
-        checkpoints = [m for _, m in client.received if isinstance(m, dict) and m.get("event") == "checkpoint"]
-        assert checkpoints and all(m["streamId"] == PLIVO_STREAM_ID for m in checkpoints)
-        stopped = bot_stopped(calls[0])
-        assert len(stopped) == 1
-        assert stopped[0].source is PlaybackSource.PROVIDER_ACK
-        assert not stopped[0].interrupted
-        assert stopped[0].sent_ms == pytest.approx(400, abs=25)
-        assert client.acks_sent == client.marks_received
-        assert calls[0].transport.stats.marks_acked == calls[0].transport.stats.marks_sent
-        assert client.violations == []
-
-    asyncio.run(main())
-
-
-def test_an_interruption_sends_plivo_clear_audio_and_no_audio_after_it() -> None:
-    async def main() -> None:
-        app, calls = make_app(bot=lambda call: KeypadBot(tone(300, 3.0, 24000)), providers=PLIVO)
-        async with serve(app) as hostport:
-            client = await PlivoTestClient.connect(hostport)
-            await client.handshake()
-            await client.dtmf("1")
-            await client.expect_audio()
-            await client.pump(0.3)
-            await client.dtmf("*")
-            clear = await client.expect_clear(timeout=2.0)  # answered with clearedAudio by the client
-            after = await client.pump(0.4)
-            await client.close()
-        assert clear == {"event": "clearAudio", "streamId": PLIVO_STREAM_ID}
-        assert [m for m in after if client.audio_payload(m) is not None] == []
-        stats = calls[0].transport.stats
-        assert stats.clears_sent == 1
-        assert stats.protocol_error_count == 0  # clearedAudio is understood
-        stopped = bot_stopped(calls[0])
-        assert len(stopped) == 1 and stopped[0].interrupted
-        assert 200 < stopped[0].heard_ms < 1200
-        assert client.violations == []
 
     asyncio.run(main())
 

@@ -1,5 +1,5 @@
-"""The raw-PCM protocol end to end through a real server: the call, both sample rates, DTMF,
-marks, clear, and ending a call that has no hang-up API (docs/raw-pcm.md)."""
+"""The raw-PCM protocol end to end through a real server: the call, both sample rates, DTMF, and
+ending a call that has no hang-up API (docs/raw-pcm.md; marks and clear: test_e2e_playback.py)."""
 
 from __future__ import annotations
 
@@ -10,12 +10,10 @@ import pytest
 from bots import KeypadBot
 from echo_app import make_app
 from phonewire.audio.analysis import tone
-from phonewire.frames import PlaybackSource
 from phonewire.serializers.base import MediaFormat
 from provider_clients import (
     RawPCMTestClient,
     assert_tone,
-    bot_stopped,
     cancel_on_disconnect,
     dtmf_frames,
     wait_until,
@@ -90,53 +88,6 @@ def test_dtmf_from_a_raw_pcm_client_reaches_the_bot_in_order_with_its_duration()
             await client.close()
         frames = dtmf_frames(calls[0])
         assert [(f.button.value, f.duration_ms) for f in frames] == [("4", 80), ("2", 120), ("*", 160), ("D", 200)]
-
-    asyncio.run(main())
-
-
-def test_raw_pcm_mark_echoes_tell_the_bot_when_its_utterance_was_heard() -> None:
-    async def main() -> None:
-        app, calls = make_app(bot=lambda call: KeypadBot(tone(300, 0.4, 24000)), providers=RAW)
-        async with serve(app) as hostport:
-            client = await RawPCMTestClient.connect(hostport)
-            await client.handshake()
-            await client.dtmf("1")
-            await client.pump(3.0, idle=0.3)
-            await wait_until(lambda: bool(bot_stopped(calls[0])), what="BotStoppedSpeakingFrame")
-            await client.close()
-        stopped = bot_stopped(calls[0])
-        assert len(stopped) == 1
-        assert stopped[0].source is PlaybackSource.PROVIDER_ACK
-        assert not stopped[0].interrupted
-        assert stopped[0].sent_ms == pytest.approx(400, abs=25)
-        assert client.marks_received and client.acks_sent == client.marks_received
-        assert client.violations == []
-
-    asyncio.run(main())
-
-
-def test_an_interruption_sends_a_raw_pcm_clear_and_no_audio_after_it() -> None:
-    async def main() -> None:
-        app, calls = make_app(bot=lambda call: KeypadBot(tone(300, 3.0, 24000)), providers=RAW)
-        async with serve(app) as hostport:
-            client = await RawPCMTestClient.connect(hostport)
-            await client.handshake()
-            await client.dtmf("1")
-            await client.expect_audio()
-            await client.pump(0.3)
-            await client.dtmf("*")
-            clear = await client.expect_clear(timeout=2.0)  # pending marks echoed, then "cleared"
-            after = await client.pump(0.4)
-            await client.close()
-        assert clear == {"event": "clear"}
-        assert [m for m in after if isinstance(m, bytes)] == []
-        stats = calls[0].transport.stats
-        assert stats.clears_sent == 1
-        assert stats.protocol_error_count == 0  # the echoes and "cleared" are understood
-        stopped = bot_stopped(calls[0])
-        assert len(stopped) == 1 and stopped[0].interrupted
-        assert 200 < stopped[0].heard_ms < 1200
-        assert client.violations == []
 
     asyncio.run(main())
 

@@ -1,5 +1,5 @@
-"""Telnyx end to end through a real server: the call, every codec, DTMF, marks, clear, hang-up,
-and media that arrives out of order."""
+"""Telnyx end to end through a real server: the call, every codec, DTMF, hang-up, and media that
+arrives out of order (marks and clear: test_e2e_playback.py)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,6 @@ import pytest
 from bots import KeypadBot
 from echo_app import make_app
 from phonewire.audio.analysis import dominant_frequency, tone
-from phonewire.frames import PlaybackSource
 from phonewire.serializers.base import MediaFormat
 from phonewire.serializers.telnyx import TelnyxFrameSerializer
 from provider_clients import (
@@ -23,7 +22,6 @@ from provider_clients import (
     TELNYX_USER_ID,
     TelnyxTestClient,
     assert_tone,
-    bot_stopped,
     cancel_on_disconnect,
     dtmf_frames,
     fake_rest_api,
@@ -109,54 +107,6 @@ def test_dtmf_from_telnyx_reaches_the_bot_in_order_and_a_redelivered_digit_once(
         assert frames[3].metadata == {"occurred_at": "2026-03-02T10:15:04.004000Z"}
         assert calls[0].transport.serializer.duplicate_dtmf == 1
         assert calls[0].transport.stats.dtmf_in == 5
-
-    asyncio.run(main())
-
-
-def test_telnyx_mark_echoes_tell_the_bot_when_its_utterance_was_heard() -> None:
-    async def main() -> None:
-        app, calls = make_app(bot=lambda call: KeypadBot(tone(300, 0.4, 24000)), providers=TELNYX)
-        async with serve(app) as hostport:
-            client = await TelnyxTestClient.connect(hostport)
-            await client.handshake()
-            await client.dtmf("1")
-            await client.pump(3.0, idle=0.3)  # plays the audio, echoing each mark when reached
-            await wait_until(lambda: bool(bot_stopped(calls[0])), what="BotStoppedSpeakingFrame")
-            await client.close()
-        stopped = bot_stopped(calls[0])
-        assert len(stopped) == 1
-        assert stopped[0].source is PlaybackSource.PROVIDER_ACK
-        assert not stopped[0].interrupted
-        assert stopped[0].sent_ms == pytest.approx(400, abs=25)
-        assert client.marks_received and client.acks_sent == client.marks_received
-        assert calls[0].transport.stats.marks_acked == calls[0].transport.stats.marks_sent
-        assert client.violations == []
-
-    asyncio.run(main())
-
-
-def test_an_interruption_sends_telnyx_clear_and_no_audio_after_it() -> None:
-    async def main() -> None:
-        app, calls = make_app(bot=lambda call: KeypadBot(tone(300, 3.0, 24000)), providers=TELNYX)
-        async with serve(app) as hostport:
-            client = await TelnyxTestClient.connect(hostport)
-            await client.handshake()
-            await client.dtmf("1")
-            await client.expect_audio()
-            await client.pump(0.3)  # let the bot talk: the thing under test is the clear
-            await client.dtmf("*")
-            clear = await client.expect_clear(timeout=2.0)
-            after = await client.pump(0.4)
-            await client.close()
-        assert clear == {"event": "clear"}
-        assert [m for m in after if client.audio_payload(m) is not None] == []
-        stats = calls[0].transport.stats
-        assert stats.clears_sent == 1
-        assert stats.dropped_audio_ms > 1500
-        stopped = bot_stopped(calls[0])
-        assert len(stopped) == 1 and stopped[0].interrupted  # the flushed marks echoed on clear change nothing
-        assert 200 < stopped[0].heard_ms < 1200
-        assert client.violations == []
 
     asyncio.run(main())
 

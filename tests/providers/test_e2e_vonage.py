@@ -1,5 +1,5 @@
-"""Vonage end to end through a real server: the call, both sample rates, DTMF, notify, clear,
-the JWT-signed hang-up, and Vonage's exact 20 ms binary frames."""
+"""Vonage end to end through a real server: the call, both sample rates, DTMF, the JWT-signed
+hang-up, and Vonage's exact 20 ms binary frames (notify and clear: test_e2e_playback.py)."""
 
 from __future__ import annotations
 
@@ -17,14 +17,12 @@ from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 from bots import KeypadBot
 from echo_app import make_app
 from phonewire.audio.analysis import tone
-from phonewire.frames import PlaybackSource
 from phonewire.serializers.base import MediaFormat
 from phonewire.serializers.vonage import VonageFrameSerializer
 from provider_clients import (
     VONAGE_CALL_UUID,
     VonageTestClient,
     assert_tone,
-    bot_stopped,
     cancel_on_disconnect,
     dtmf_frames,
     fake_rest_api,
@@ -105,55 +103,6 @@ def test_dtmf_from_vonage_reaches_the_bot_in_order_with_its_duration() -> None:
             await wait_until(lambda: calls[0].finished, what="the call to finish")
         frames = dtmf_frames(calls[0])
         assert [(f.button.value, f.duration_ms) for f in frames] == [("4", 100), ("2", 260), ("*", 120), ("0", 90)]
-
-    asyncio.run(main())
-
-
-def test_vonage_notify_echoes_tell_the_bot_when_its_utterance_was_heard() -> None:
-    async def main() -> None:
-        app, calls = make_app(bot=lambda call: KeypadBot(tone(300, 0.4, 24000)), providers=VONAGE)
-        async with serve(app) as hostport:
-            client = await VonageTestClient.connect(hostport)
-            await client.handshake()
-            await client.dtmf("1")
-            await client.pump(3.0, idle=0.3)
-            await wait_until(lambda: bool(bot_stopped(calls[0])), what="BotStoppedSpeakingFrame")
-            await client.close()
-        notifies = [m for _, m in client.received if isinstance(m, dict) and m.get("action") == "notify"]
-        assert notifies and all(set(m) == {"action", "payload"} for m in notifies)
-        stopped = bot_stopped(calls[0])
-        assert len(stopped) == 1
-        assert stopped[0].source is PlaybackSource.PROVIDER_ACK
-        assert not stopped[0].interrupted
-        assert stopped[0].sent_ms == pytest.approx(400, abs=25)
-        assert client.acks_sent == client.marks_received
-        assert client.violations == []
-
-    asyncio.run(main())
-
-
-def test_an_interruption_sends_vonage_clear_and_no_audio_after_it() -> None:
-    async def main() -> None:
-        app, calls = make_app(bot=lambda call: KeypadBot(tone(300, 3.0, 24000)), providers=VONAGE)
-        async with serve(app) as hostport:
-            client = await VonageTestClient.connect(hostport)
-            await client.handshake()
-            await client.dtmf("1")
-            await client.expect_audio()
-            await client.pump(0.3)
-            await client.dtmf("*")
-            clear = await client.expect_clear(timeout=2.0)  # answered with websocket:cleared by the client
-            after = await client.pump(0.4)
-            await client.close()
-        assert clear == {"action": "clear"}
-        assert [m for m in after if isinstance(m, bytes)] == []
-        stats = calls[0].transport.stats
-        assert stats.clears_sent == 1
-        assert stats.protocol_error_count == 0  # websocket:cleared is understood
-        stopped = bot_stopped(calls[0])
-        assert len(stopped) == 1 and stopped[0].interrupted
-        assert 200 < stopped[0].heard_ms < 1200
-        assert client.violations == []
 
     asyncio.run(main())
 
