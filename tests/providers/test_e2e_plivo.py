@@ -1,5 +1,5 @@
-"""Plivo end to end through a real server: the call, every content type, DTMF, hang-up, and
-Plivo's numeric counters (checkpoints and clearAudio: test_e2e_playback.py)."""
+"""Plivo end to end through a real server: the call, DTMF with its timestamp, hang-up, and Plivo's
+numeric counters (formats: test_e2e_media.py; checkpoints and clearAudio: test_e2e_playback.py)."""
 
 from __future__ import annotations
 
@@ -58,30 +58,6 @@ def test_a_plivo_call_runs_from_start_until_plivo_closes_the_socket() -> None:
         assert client.violations == []
 
     asyncio.run(main())
-
-
-@pytest.mark.parametrize(
-    ("encoding", "rate", "freq"),
-    [("audio/x-mulaw", 8000, 1000), ("audio/x-l16", 8000, 1000), ("audio/x-l16", 16000, 5000)],
-)
-def test_audio_round_trips_with_its_content_at_each_plivo_content_type(encoding: str, rate: int, freq: int) -> None:
-    async def main() -> tuple[PlivoTestClient, PlivoFrameSerializer]:
-        app, calls = make_app(providers=PLIVO)
-        async with serve(app) as hostport:
-            client = await PlivoTestClient.connect(hostport, encoding=encoding, rate=rate)
-            await client.handshake()
-            sender = asyncio.create_task(client.stream_audio(tone(freq, 0.3, rate)))
-            await client.pump(3.0, idle=0.25)
-            await sender
-            await client.close()
-        return client, calls[0].transport.serializer
-
-    client, serializer = asyncio.run(main())
-    wire = MediaFormat("mulaw" if encoding == "audio/x-mulaw" else "l16", rate, 1)
-    assert serializer.input_format == serializer.output_format == wire
-    assert_tone(client.pcm(), rate, freq, 0.3)
-    # playAudio carries the stream's own contentType and an integer sampleRate (checked per message)
-    assert client.violations == []
 
 
 def test_dtmf_from_plivo_reaches_the_bot_in_order_with_its_timestamp() -> None:

@@ -1,5 +1,6 @@
-"""The raw-PCM protocol end to end through a real server: the call, both sample rates, DTMF, and
-ending a call that has no hang-up API (docs/raw-pcm.md; marks and clear: test_e2e_playback.py)."""
+"""The raw-PCM protocol end to end through a real server: the call and ending a call that has no
+hang-up API (docs/raw-pcm.md; rates and DTMF: test_e2e_media.py; marks and clear:
+test_e2e_playback.py)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,6 @@ from provider_clients import (
     RawPCMTestClient,
     assert_tone,
     cancel_on_disconnect,
-    dtmf_frames,
     wait_until,
 )
 from server_harness import serve
@@ -50,44 +50,6 @@ def test_a_raw_pcm_call_runs_from_start_to_stop() -> None:
         assert stats.protocol_error_count == 0 and stats.internal_errors == 0
         assert stats.audio_in_ms == pytest.approx(200)
         assert client.violations == []
-
-    asyncio.run(main())
-
-
-@pytest.mark.parametrize(("rate", "freq"), [(8000, 1000), (16000, 5000)])
-def test_audio_round_trips_with_its_content_at_each_raw_pcm_sample_rate(rate: int, freq: int) -> None:
-    async def main() -> tuple[RawPCMTestClient, MediaFormat]:
-        app, calls = make_app(providers=RAW)
-        async with serve(app) as hostport:
-            client = await RawPCMTestClient.connect(hostport, rate=rate)
-            await client.handshake()
-            sender = asyncio.create_task(client.stream_audio(tone(freq, 0.3, rate)))
-            await client.pump(3.0, idle=0.25)
-            await sender
-            await client.close()
-        return client, calls[0].transport.serializer.output_format
-
-    client, output_format = asyncio.run(main())
-    assert output_format == MediaFormat("l16", rate, 1)
-    assert_tone(client.pcm(), rate, freq, 0.3)
-    assert {len(p) for p in client.payloads} == {rate // 50 * 2}  # 20 ms binary frames
-    assert client.violations == []
-
-
-def test_dtmf_from_a_raw_pcm_client_reaches_the_bot_in_order_with_its_duration() -> None:
-    async def main() -> None:
-        app, calls = make_app(bot=lambda call: KeypadBot(b""), providers=RAW)
-        async with serve(app) as hostport:
-            client = await RawPCMTestClient.connect(hostport)
-            await client.handshake()
-            for digit, duration in zip("42*D", (80, 120, 160, 200), strict=True):
-                await client.dtmf(digit, duration_ms=duration)
-            await wait_until(lambda: len(dtmf_frames(calls[0])) == 4, what="four digits")
-            await client.stop()
-            await wait_until(lambda: calls[0].finished, what="the call to finish")
-            await client.close()
-        frames = dtmf_frames(calls[0])
-        assert [(f.button.value, f.duration_ms) for f in frames] == [("4", 80), ("2", 120), ("*", 160), ("D", 200)]
 
     asyncio.run(main())
 

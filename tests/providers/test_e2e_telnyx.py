@@ -1,5 +1,5 @@
-"""Telnyx end to end through a real server: the call, every codec, DTMF, hang-up, and media that
-arrives out of order (marks and clear: test_e2e_playback.py)."""
+"""Telnyx end to end through a real server: the call, DTMF redelivery, hang-up, and media that
+arrives out of order (codecs: test_e2e_media.py; marks and clear: test_e2e_playback.py)."""
 
 from __future__ import annotations
 
@@ -21,7 +21,6 @@ from provider_clients import (
     TELNYX_TO,
     TELNYX_USER_ID,
     TelnyxTestClient,
-    assert_tone,
     cancel_on_disconnect,
     dtmf_frames,
     fake_rest_api,
@@ -62,30 +61,6 @@ def test_a_telnyx_call_runs_from_connected_and_start_to_stop() -> None:
         assert client.violations == []
 
     asyncio.run(main())
-
-
-@pytest.mark.parametrize(
-    ("encoding", "rate", "freq"),
-    [("PCMU", 8000, 1000), ("PCMA", 8000, 1000), ("L16", 8000, 1000), ("L16", 16000, 5000)],
-)
-def test_audio_round_trips_with_its_content_at_each_telnyx_codec_and_rate(encoding: str, rate: int, freq: int) -> None:
-    async def main() -> tuple[TelnyxTestClient, TelnyxFrameSerializer]:
-        # The bidirectional codec is configured separately on Telnyx (stream_bidirectional_codec).
-        app, calls = make_app(providers=TELNYX, serializer_kwargs={"send_encoding": encoding})
-        async with serve(app) as hostport:
-            client = await TelnyxTestClient.connect(hostport, encoding=encoding, rate=rate)
-            await client.handshake()
-            sender = asyncio.create_task(client.stream_audio(tone(freq, 0.3, rate)))
-            await client.pump(3.0, idle=0.25)
-            await sender
-            await client.close()
-        return client, calls[0].transport.serializer
-
-    client, serializer = asyncio.run(main())
-    wire = {"PCMU": "mulaw", "PCMA": "alaw", "L16": "l16"}[encoding]
-    assert serializer.input_format == serializer.output_format == MediaFormat(wire, rate, 1)
-    assert_tone(client.pcm(), rate, freq, 0.3)
-    assert client.violations == []
 
 
 def test_dtmf_from_telnyx_reaches_the_bot_in_order_and_a_redelivered_digit_once() -> None:

@@ -1,5 +1,5 @@
-"""Vonage end to end through a real server: the call, both sample rates, DTMF, the JWT-signed
-hang-up, and Vonage's exact 20 ms binary frames (notify and clear: test_e2e_playback.py)."""
+"""Vonage end to end through a real server: the call, the JWT-signed hang-up, and Vonage's exact
+20 ms binary frames (rates and DTMF: test_e2e_media.py; notify and clear: test_e2e_playback.py)."""
 
 from __future__ import annotations
 
@@ -22,9 +22,7 @@ from phonewire.serializers.vonage import VonageFrameSerializer
 from provider_clients import (
     VONAGE_CALL_UUID,
     VonageTestClient,
-    assert_tone,
     cancel_on_disconnect,
-    dtmf_frames,
     fake_rest_api,
     wait_until,
 )
@@ -67,42 +65,6 @@ def test_a_vonage_call_runs_from_websocket_connected_until_vonage_closes_the_soc
         assert stats.audio_in_ms == pytest.approx(200)
         assert call.transport.serializer.irregular_frames == 0
         assert client.violations == []
-
-    asyncio.run(main())
-
-
-@pytest.mark.parametrize(("rate", "freq"), [(8000, 1000), (16000, 5000)])
-def test_audio_round_trips_with_its_content_at_each_vonage_sample_rate(rate: int, freq: int) -> None:
-    async def main() -> tuple[VonageTestClient, MediaFormat]:
-        app, calls = make_app(providers=VONAGE)
-        async with serve(app) as hostport:
-            client = await VonageTestClient.connect(hostport, rate=rate)
-            await client.handshake()
-            sender = asyncio.create_task(client.stream_audio(tone(freq, 0.3, rate)))
-            await client.pump(3.0, idle=0.25)
-            await sender
-            await client.close()
-        return client, calls[0].transport.serializer.output_format
-
-    client, output_format = asyncio.run(main())
-    assert output_format == MediaFormat("l16", rate, 1)
-    assert_tone(client.pcm(), rate, freq, 0.3)
-    assert client.violations == []
-
-
-def test_dtmf_from_vonage_reaches_the_bot_in_order_with_its_duration() -> None:
-    async def main() -> None:
-        app, calls = make_app(bot=lambda call: KeypadBot(b""), providers=VONAGE)
-        async with serve(app) as hostport:
-            client = await VonageTestClient.connect(hostport)
-            await client.handshake()
-            for digit, duration in zip("42*0", (100, 260, 120, 90), strict=True):
-                await client.dtmf(digit, duration_ms=duration)
-            await wait_until(lambda: len(dtmf_frames(calls[0])) == 4, what="four digits")
-            await client.close()
-            await wait_until(lambda: calls[0].finished, what="the call to finish")
-        frames = dtmf_frames(calls[0])
-        assert [(f.button.value, f.duration_ms) for f in frames] == [("4", 100), ("2", 260), ("*", 120), ("0", 90)]
 
     asyncio.run(main())
 
