@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
@@ -211,3 +212,25 @@ def mark_name(mark: Any) -> str | None:
     if isinstance(mark, dict) and isinstance(mark.get("name"), str):
         return str(mark["name"])
     return None
+
+
+def json_object(message: str, code: int | None = None) -> dict[str, Any] | ProtocolViolation:
+    """A JSON text frame as an object, or the violation (with the provider's ``code``) it is."""
+    try:
+        data = json.loads(message)
+    except (ValueError, RecursionError):
+        return ProtocolViolation("message is not valid JSON", code)
+    if not isinstance(data, dict):
+        return ProtocolViolation("message is not a JSON object", code)
+    return data
+
+
+def json_text_frame(
+    message: Message, provider: str, code: int | None = None, *, binary_code: int | None = None
+) -> dict[str, Any] | ProtocolViolation:
+    """For providers that speak JSON text frames only: the message as an object, or the
+    violation it is (a binary frame reported with ``binary_code`` when the provider has one)."""
+    if isinstance(message, bytes | bytearray | memoryview):
+        reason = f"binary frame: {provider} accepts only JSON text frames"
+        return ProtocolViolation(reason, code if binary_code is None else binary_code)
+    return json_object(message, code)

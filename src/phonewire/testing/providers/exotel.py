@@ -37,6 +37,7 @@ from phonewire.testing.providers.base import (
     ProtocolViolation,
     ProviderClient,
     ServerCommand,
+    json_text_frame,
     mark_name,
     media_payload,
 )
@@ -211,14 +212,9 @@ class ExotelClient(ProviderClient):
     # --- messages the bot sends ---------------------------------------------------------------
 
     def parse_server_message(self, message: Message) -> list[ServerCommand]:
-        if isinstance(message, bytes | bytearray | memoryview):
-            return [ProtocolViolation("binary frame: Exotel accepts only JSON text frames")]
-        try:
-            data = json.loads(message)
-        except (ValueError, RecursionError):
-            return [ProtocolViolation("message is not valid JSON")]
-        if not isinstance(data, dict):
-            return [ProtocolViolation("message is not a JSON object")]
+        data = json_text_frame(message, "Exotel")
+        if isinstance(data, ProtocolViolation):
+            return [data]
         event = data.get("event")
         if event not in ("media", "mark", "clear"):
             return [ProtocolViolation(f"unknown event {str(event)[:40]!r} (Exotel accepts media, mark, clear)")]

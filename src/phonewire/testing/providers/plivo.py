@@ -41,6 +41,7 @@ from phonewire.testing.providers.base import (
     ProviderClient,
     SendDTMF,
     ServerCommand,
+    json_object,
 )
 
 __all__ = ["PLIVO_HANGUP_ROUTE", "PlivoClient"]
@@ -229,12 +230,9 @@ class PlivoClient(ProviderClient):
             return [ProtocolViolation("binary frame: Plivo accepts only JSON text frames")]
         if len(message.encode("utf-8", "replace")) > MAX_MESSAGE_BYTES:
             return [ProtocolViolation(f"message of more than {MAX_MESSAGE_BYTES // 1024} KB (Plivo's limit); dropped")]
-        try:
-            data = json.loads(message)
-        except (ValueError, RecursionError):
-            return [ProtocolViolation("message is not valid JSON")]
-        if not isinstance(data, dict):
-            return [ProtocolViolation("message is not a JSON object")]
+        data = json_object(message)
+        if isinstance(data, ProtocolViolation):
+            return [data]
         event = data.get("event")
         if event == "playAudio":
             return self._parse_play_audio(data.get("media"))

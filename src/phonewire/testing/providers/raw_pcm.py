@@ -33,6 +33,7 @@ from phonewire.testing.providers.base import (
     ProviderClient,
     SendDTMF,
     ServerCommand,
+    json_object,
 )
 
 __all__ = ["RawPCMClient"]
@@ -126,12 +127,9 @@ class RawPCMClient(ProviderClient):
             if len(audio) % 2:
                 return [ProtocolViolation(f"odd-length audio frame ({len(audio)} bytes); dropped")]
             return [PlayAudio(audio)] if audio else []
-        try:
-            data = json.loads(message)
-        except (ValueError, RecursionError):
-            return [ProtocolViolation("text frame is not valid JSON")]
-        if not isinstance(data, dict):
-            return [ProtocolViolation("text frame is not a JSON object")]
+        data = json_object(message)
+        if isinstance(data, ProtocolViolation):
+            return [data]
         event = data.get("event")
         if event == "mark":
             if not isinstance(data.get("name"), str):

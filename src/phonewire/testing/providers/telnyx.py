@@ -49,6 +49,7 @@ from phonewire.testing.providers.base import (
     ProtocolViolation,
     ProviderClient,
     ServerCommand,
+    json_text_frame,
     mark_name,
     media_payload,
 )
@@ -296,14 +297,9 @@ class TelnyxClient(ProviderClient):
     # --- messages the bot sends ---------------------------------------------------------------
 
     def parse_server_message(self, message: Message) -> list[ServerCommand]:
-        if isinstance(message, bytes | bytearray | memoryview):
-            return [_violation("binary frame: Telnyx accepts only JSON text frames")]
-        try:
-            data = json.loads(message)
-        except (ValueError, RecursionError):
-            return [_violation("message is not valid JSON")]
-        if not isinstance(data, dict):
-            return [_violation("message is not a JSON object")]
+        data = json_text_frame(message, "Telnyx", MALFORMED_FRAME)
+        if isinstance(data, ProtocolViolation):
+            return [data]
         event = data.get("event")
         if event not in ("media", "mark", "clear"):
             return [_violation(f"unknown event {str(event)[:40]!r} (Telnyx accepts media, mark, clear)")]

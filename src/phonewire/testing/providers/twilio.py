@@ -33,6 +33,7 @@ from phonewire.testing.providers.base import (
     ProtocolViolation,
     ProviderClient,
     ServerCommand,
+    json_text_frame,
     mark_name,
     media_payload,
 )
@@ -219,15 +220,8 @@ class TwilioClient(ProviderClient):
     # --- messages the bot sends ---------------------------------------------------------------
 
     def parse_server_message(self, message: Message) -> list[ServerCommand]:
-        if isinstance(message, bytes | bytearray | memoryview):
-            return [_violation("binary frame: Twilio accepts only JSON text frames", MALFORMED_MESSAGE)]
-        try:
-            data = json.loads(message)
-        except ValueError:
-            return [_violation("message is not valid JSON")]
-        if not isinstance(data, dict):
-            return [_violation("message is not a JSON object")]
-        return self._dispatch(data)
+        data = json_text_frame(message, "Twilio", PROTOCOL_ERROR, binary_code=MALFORMED_MESSAGE)
+        return [data] if isinstance(data, ProtocolViolation) else self._dispatch(data)
 
     def _dispatch(self, data: dict[str, Any]) -> list[ServerCommand]:
         event = data.get("event")

@@ -37,6 +37,7 @@ from phonewire.testing.providers.base import (
     ProtocolViolation,
     ProviderClient,
     ServerCommand,
+    json_object,
 )
 
 __all__ = ["VONAGE_HANGUP_ROUTE", "VonageClient"]
@@ -170,12 +171,9 @@ class VonageClient(ProviderClient):
     def parse_server_message(self, message: Message) -> list[ServerCommand]:
         if isinstance(message, bytes | bytearray | memoryview):
             return self._parse_audio(bytes(message))
-        try:
-            data = json.loads(message)
-        except (ValueError, RecursionError):
-            return [ProtocolViolation("text message is not valid JSON")]
-        if not isinstance(data, dict):
-            return [ProtocolViolation("text message is not a JSON object")]
+        data = json_object(message)
+        if isinstance(data, ProtocolViolation):
+            return [data]
         action = data.get("action")
         if action == "clear":
             return [Clear()]
