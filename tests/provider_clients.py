@@ -277,6 +277,25 @@ class ProviderTestClient(ABC):
 
 # ------------------------------------------------------------------------------------- Telnyx
 
+
+class _TwilioStyleEvents(ProviderTestClient):
+    """Telnyx and Exotel speak Twilio's outbound shapes: ``media.payload``, ``mark.name``, ``clear``."""
+
+    def audio_payload(self, msg: Msg) -> bytes | None:
+        if isinstance(msg, dict) and msg.get("event") == "media" and isinstance(msg.get("media"), dict):
+            return _b64(msg["media"].get("payload"))
+        return None
+
+    def mark_of(self, msg: Msg) -> str | None:
+        if isinstance(msg, dict) and msg.get("event") == "mark" and isinstance(msg.get("mark"), dict):
+            name = msg["mark"].get("name")
+            return name if isinstance(name, str) else None
+        return None
+
+    def is_clear(self, msg: Msg) -> bool:
+        return isinstance(msg, dict) and msg.get("event") == "clear"
+
+
 TELNYX_STREAM_ID = "6F1C2B7A-0D4E-4C51-9A3B-5E8D7C6B4A21"
 TELNYX_CALL_CONTROL_ID = "v3:pw-e2e-Q2FsbENvbnRyb2xJZC0wMDAx"
 TELNYX_USER_ID = "0b7d3f5e-2a41-4c8e-9d6f-1e2a3b4c5d6e"
@@ -285,7 +304,7 @@ TELNYX_TO = "+13125550187"
 _TELNYX_BYTES_PER_SAMPLE = {"PCMU": 1, "PCMA": 1, "L16": 2}
 
 
-class TelnyxTestClient(ProviderTestClient):
+class TelnyxTestClient(_TwilioStyleEvents):
     """Telnyx media streaming, bidirectional RTP mode: snake_case JSON, string counters,
     top-level ``stream_id``; L16 in network (big-endian) byte order, like the serializer."""
 
@@ -389,20 +408,6 @@ class TelnyxTestClient(ProviderTestClient):
                 "stream_id": TELNYX_STREAM_ID,
             }
         )
-
-    def audio_payload(self, msg: Msg) -> bytes | None:
-        if isinstance(msg, dict) and msg.get("event") == "media" and isinstance(msg.get("media"), dict):
-            return _b64(msg["media"].get("payload"))
-        return None
-
-    def mark_of(self, msg: Msg) -> str | None:
-        if isinstance(msg, dict) and msg.get("event") == "mark" and isinstance(msg.get("mark"), dict):
-            name = msg["mark"].get("name")
-            return name if isinstance(name, str) else None
-        return None
-
-    def is_clear(self, msg: Msg) -> bool:
-        return isinstance(msg, dict) and msg.get("event") == "clear"
 
     def check(self, msg: Msg) -> list[str]:
         if isinstance(msg, bytes):
@@ -575,7 +580,7 @@ EXOTEL_FROM = "+919812345678"
 EXOTEL_TO = "+918030123456"
 
 
-class ExotelTestClient(ProviderTestClient):
+class ExotelTestClient(_TwilioStyleEvents):
     """Exotel Voicebot applet: snake_case JSON where every number is a string; 16-bit
     little-endian PCM at 8, 16 or 24 kHz in ~100 ms media messages."""
 
@@ -653,20 +658,6 @@ class ExotelTestClient(ProviderTestClient):
                 "stop": {"call_sid": EXOTEL_CALL_SID, "account_sid": EXOTEL_ACCOUNT_SID, "reason": reason},
             }
         )
-
-    def audio_payload(self, msg: Msg) -> bytes | None:
-        if isinstance(msg, dict) and msg.get("event") == "media" and isinstance(msg.get("media"), dict):
-            return _b64(msg["media"].get("payload"))
-        return None
-
-    def mark_of(self, msg: Msg) -> str | None:
-        if isinstance(msg, dict) and msg.get("event") == "mark" and isinstance(msg.get("mark"), dict):
-            name = msg["mark"].get("name")
-            return name if isinstance(name, str) else None
-        return None
-
-    def is_clear(self, msg: Msg) -> bool:
-        return isinstance(msg, dict) and msg.get("event") == "clear"
 
     def check(self, msg: Msg) -> list[str]:
         if isinstance(msg, bytes):
