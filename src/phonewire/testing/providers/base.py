@@ -132,10 +132,12 @@ class ProviderClient(ABC):
     #: cleared; Plivo and Vonage document no such thing, so their clients drop them silently.
     echo_marks_on_clear: ClassVar[bool] = True
 
+    _format: MediaFormat
+
     @property
-    @abstractmethod
     def wire_format(self) -> MediaFormat:
-        """Audio format on the WebSocket, both directions."""
+        """Audio format on the WebSocket, both directions (set ``_format`` or override)."""
+        return self._format
 
     @property
     @abstractmethod
@@ -207,11 +209,11 @@ def media_payload(media: Any) -> bytes | str:
         return "media.payload is not valid base64"
 
 
-def mark_name(mark: Any) -> str | None:
-    """``mark.name`` of a JSON provider's mark message, None when malformed."""
+def mark_command(mark: Any, code: int | None = None) -> list[ServerCommand]:
+    """A JSON provider's ``mark`` object as a Mark, or the violation (with ``code``) it is."""
     if isinstance(mark, dict) and isinstance(mark.get("name"), str):
-        return str(mark["name"])
-    return None
+        return [Mark(str(mark["name"]))]
+    return [ProtocolViolation("mark message without a string mark.name", code)]
 
 
 def json_object(message: str, code: int | None = None) -> dict[str, Any] | ProtocolViolation:

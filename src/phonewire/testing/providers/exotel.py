@@ -30,7 +30,6 @@ from phonewire.exceptions import ConfigurationError
 from phonewire.testing.providers.base import (
     Clear,
     HangupRoute,
-    Mark,
     MediaFormat,
     Message,
     PlayAudio,
@@ -38,7 +37,7 @@ from phonewire.testing.providers.base import (
     ProviderClient,
     ServerCommand,
     json_text_frame,
-    mark_name,
+    mark_command,
     media_payload,
 )
 
@@ -106,10 +105,6 @@ class ExotelClient(ProviderClient):
         self._media_ms = 0.0
 
     # --- identity and format ----------------------------------------------------------------
-
-    @property
-    def wire_format(self) -> MediaFormat:
-        return self._format
 
     @property
     def call_id(self) -> str:
@@ -226,10 +221,7 @@ class ExotelClient(ProviderClient):
         if event == "media":
             return self._parse_media(data.get("media"))
         if event == "mark":
-            name = mark_name(data.get("mark"))
-            if name is None:
-                return [ProtocolViolation("mark message without a string mark.name")]
-            return [Mark(name)]
+            return mark_command(data.get("mark"))
         return [Clear()]
 
     def _parse_media(self, media: Any) -> list[ServerCommand]:

@@ -131,10 +131,6 @@ class PlivoClient(ProviderClient):
     # --- identity and format ----------------------------------------------------------------
 
     @property
-    def wire_format(self) -> MediaFormat:
-        return self._format
-
-    @property
     def call_id(self) -> str:
         return self._call_id
 

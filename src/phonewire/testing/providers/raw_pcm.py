@@ -84,10 +84,6 @@ class RawPCMClient(ProviderClient):
     # --- identity and format ----------------------------------------------------------------
 
     @property
-    def wire_format(self) -> MediaFormat:
-        return self._format
-
-    @property
     def call_id(self) -> str:
         return self._call_id
 

@@ -42,7 +42,6 @@ from phonewire.exceptions import ConfigurationError
 from phonewire.testing.providers.base import (
     Clear,
     HangupRoute,
-    Mark,
     MediaFormat,
     Message,
     PlayAudio,
@@ -50,7 +49,7 @@ from phonewire.testing.providers.base import (
     ProviderClient,
     ServerCommand,
     json_text_frame,
-    mark_name,
+    mark_command,
     media_payload,
 )
 
@@ -185,10 +184,6 @@ class TelnyxClient(ProviderClient):
     # --- identity and format ----------------------------------------------------------------
 
     @property
-    def wire_format(self) -> MediaFormat:
-        return self._format
-
-    @property
     def call_id(self) -> str:
         return self.call_control_id
 
@@ -309,10 +304,7 @@ class TelnyxClient(ProviderClient):
         if event == "media":
             return self._parse_media(data.get("media"))
         if event == "mark":
-            name = mark_name(data.get("mark"))
-            if name is None:
-                return [_violation("mark message without a string mark.name")]
-            return [Mark(name)]
+            return mark_command(data.get("mark"), MALFORMED_FRAME)
         return [Clear()]
 
     def _parse_media(self, media: Any) -> list[ServerCommand]:

@@ -26,7 +26,6 @@ from phonewire.audio.g711 import pcm_to_ulaw, ulaw_to_pcm
 from phonewire.testing.providers.base import (
     Clear,
     HangupRoute,
-    Mark,
     MediaFormat,
     Message,
     PlayAudio,
@@ -34,7 +33,7 @@ from phonewire.testing.providers.base import (
     ProviderClient,
     ServerCommand,
     json_text_frame,
-    mark_name,
+    mark_command,
     media_payload,
 )
 
@@ -265,7 +264,4 @@ def _parse_media(media: Any) -> list[ServerCommand]:
 
 
 def _parse_mark(mark: Any) -> list[ServerCommand]:
-    name = mark_name(mark)
-    if name is None:
-        return [_violation("mark message without a string mark.name")]
-    return [Mark(name)]
+    return mark_command(mark, PROTOCOL_ERROR)

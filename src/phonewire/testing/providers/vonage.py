@@ -116,10 +116,6 @@ class VonageClient(ProviderClient):
     # --- identity and format ----------------------------------------------------------------
 
     @property
-    def wire_format(self) -> MediaFormat:
-        return self._format
-
-    @property
     def call_id(self) -> str:
         return self.call_uuid
 
