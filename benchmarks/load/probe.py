@@ -127,12 +127,21 @@ def _stamp_in(conn: Any, data: bytes) -> None:
 
 def on_echo(conn: Any, pcm: bytes) -> None:
     """The echo bot got the frame of one caller packet and is pushing it back out now."""
-    if conn is None or not tags.sampled_pcm(pcm):
-        return
+    if conn is not None and tags.sampled_pcm(pcm):
+        _on_echo(conn, lambda: tags.seq_from_pcm(pcm))
+
+
+def on_echo_b64(conn: Any, payload: str) -> None:
+    """:func:`on_echo` for a bot that never decodes the audio (the bare web-stack echo)."""
+    if tags.sampled_b64(payload):
+        _on_echo(conn, lambda: tags.seq_from_b64(payload))
+
+
+def _on_echo(conn: Any, seq_of: Any) -> None:
     stamps = conn.__dict__.get("_pw_in")
     if not stamps:
         return
-    seq = tags.seq_from_pcm(pcm)
+    seq = seq_of()
     t_in = stamps.pop(seq, None)
     now = _perf()
     if t_in is None:
@@ -143,23 +152,6 @@ def on_echo(conn: Any, pcm: bytes) -> None:
     if len(out) > _MAX_PENDING:
         out.clear()
     out[seq] = now
-
-
-def on_echo_b64(conn: Any, payload: str) -> None:
-    """:func:`on_echo` for a bot that never decodes the audio (the bare web-stack echo)."""
-    if not tags.sampled_b64(payload):
-        return
-    stamps = conn.__dict__.get("_pw_in")
-    if not stamps:
-        return
-    seq = tags.seq_from_b64(payload)
-    t_in = stamps.pop(seq, None)
-    now = _perf()
-    if t_in is None:
-        PROBE.unmatched_in += 1
-        return
-    PROBE.inbound.append(now - t_in)
-    conn._pw_out[seq] = now
 
 
 def _stamp_out(conn: Any, data: bytes) -> None:
