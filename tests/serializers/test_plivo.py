@@ -377,31 +377,33 @@ def test_the_hang_up_request_is_a_basic_authenticated_delete_of_the_call() -> No
     ],
 )
 def test_hang_up_responses_are_interpreted_as_plivo_documents_them(status: int, outcome: HangupOutcome) -> None:
-    request = serializer(call_id="c", auth_id="a", auth_token="t").hangup_request()
+    request = serializer(call_id=CALL_ID, auth_id="a", auth_token="t").hangup_request()
     assert request is not None and request.interpret(status, b"") is outcome
 
 
-def test_the_call_id_is_learnt_from_start_and_quoted_into_the_url() -> None:
+def test_the_call_id_is_learnt_from_start_and_only_a_uuid_reaches_the_url() -> None:
     ser = serializer(auth_id="MA1", auth_token="t")
     assert ser.hangup_skip_reason == "missing call_id"
     ser.deserialize(start_message())
     request = ser.hangup_request()
     assert request is not None and request.url.endswith(f"/Call/{CALL_ID}/")
-    evil = PlivoFrameSerializer(STREAM_ID, call_id="../x?y", auth_id="MA1", auth_token="t").hangup_request()
-    assert evil is not None and evil.url == "https://api.plivo.com/v1/Account/MA1/Call/..%2Fx%3Fy/"
+    for bad in ("../x?y", f"{CALL_ID}/Stream", "..", f"{CALL_ID}\n"):
+        evil = PlivoFrameSerializer(STREAM_ID, call_id=bad, auth_id="MA1", auth_token="t")
+        assert evil.hangup_request() is None
+        assert (evil.hangup_skip_reason or "").startswith("invalid call_id") and bad not in evil.hangup_skip_reason
 
 
 def test_hang_up_is_skipped_with_a_reason_when_off_or_without_credentials() -> None:
     params = PlivoFrameSerializer.InputParams(auto_hang_up=False, base_url="http://127.0.0.1:9")
-    off = serializer(call_id="c", auth_id="a", auth_token="t", params=params)
+    off = serializer(call_id=CALL_ID, auth_id="a", auth_token="t", params=params)
     assert off.hangup_request() is None and off.hangup_skip_reason == "auto_hang_up is off"
     assert serializer().hangup_skip_reason == "missing call_id, auth_id, auth_token"
 
 
 def test_a_base_url_override_points_hang_up_at_a_local_fake() -> None:
     params = PlivoFrameSerializer.InputParams(base_url="http://127.0.0.1:9/")
-    request = serializer(call_id="c", auth_id="a", auth_token="t", params=params).hangup_request()
-    assert request is not None and request.url == "http://127.0.0.1:9/v1/Account/a/Call/c/"
+    request = serializer(call_id=CALL_ID, auth_id="a", auth_token="t", params=params).hangup_request()
+    assert request is not None and request.url == f"http://127.0.0.1:9/v1/Account/a/Call/{CALL_ID}/"
 
 
 def test_the_users_params_object_is_never_modified() -> None:

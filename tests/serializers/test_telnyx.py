@@ -511,21 +511,43 @@ def test_the_call_control_id_is_learnt_from_start_and_cannot_escape_the_url_path
     ser = serializer(api_key="KEY")
     assert ser.hangup_skip_reason == "missing call_control_id"
     ser.deserialize(start_message(call_control_id="../../v2/other?x=1"))
-    request = ser.hangup_request()
-    assert request is not None
-    assert request.url == "https://api.telnyx.com/v2/calls/..%2F..%2Fv2%2Fother%3Fx%3D1/actions/hangup"
+    assert ser.hangup_request() is None
+    assert (ser.hangup_skip_reason or "").startswith("invalid call_control_id")
+    assert "other" not in (ser.hangup_skip_reason or "")  # peer input is never echoed into logs
+
+
+@pytest.mark.parametrize(
+    "call_control_id",
+    ["v3:a/b", "v3:x?y=1", "v2:abc#frag", "v3:", "v3:abc def", "v3:ab%2Fcd", "..", "v3:" + "a" * 500, "v3:é"],
+)
+def test_a_call_control_id_outside_telnyxs_format_never_reaches_a_url(call_control_id: str) -> None:
+    assert serializer(call_control_id=call_control_id, api_key="k").hangup_request() is None
+
+
+@pytest.mark.parametrize(
+    "call_control_id",
+    [
+        "v3:T02llQxIyaRkhfRKxgAP8nY511EhFLizdvdUKJiSw8d6A9BborherQ",
+        "v2:T02llQ-_",
+        "v3:abc=",
+        "3e6f995f-0000-4b21-89a4-9e1819c043bc",
+    ],
+)
+def test_real_world_call_control_ids_are_hung_up(call_control_id: str) -> None:
+    request = serializer(call_control_id=call_control_id, api_key="k").hangup_request()
+    assert request is not None and f"/v2/calls/{call_control_id}/actions" in request.url
 
 
 def test_hang_up_is_skipped_with_a_reason_when_off_or_without_credentials() -> None:
-    off = serializer(call_control_id="c", api_key="k", params=TelnyxFrameSerializer.InputParams(auto_hang_up=False))
+    off = serializer(call_control_id="v3:c", api_key="k", params=TelnyxFrameSerializer.InputParams(auto_hang_up=False))
     assert off.hangup_request() is None and off.hangup_skip_reason == "auto_hang_up is off"
     assert serializer().hangup_skip_reason == "missing call_control_id, api_key"
 
 
 def test_a_base_url_override_points_hang_up_at_a_local_fake() -> None:
     params = TelnyxFrameSerializer.InputParams(base_url="http://127.0.0.1:9/")
-    request = serializer(call_control_id="c1", api_key="k", params=params).hangup_request()
-    assert request is not None and request.url == "http://127.0.0.1:9/v2/calls/c1/actions/hangup"
+    request = serializer(call_control_id="v3:c1", api_key="k", params=params).hangup_request()
+    assert request is not None and request.url == "http://127.0.0.1:9/v2/calls/v3:c1/actions/hangup"
 
 
 @pytest.mark.parametrize(
@@ -544,7 +566,7 @@ def test_a_base_url_override_points_hang_up_at_a_local_fake() -> None:
 def test_hang_up_responses_are_interpreted_as_telnyx_documents_them(
     status: int, body: bytes, outcome: HangupOutcome
 ) -> None:
-    request = serializer(call_control_id="c", api_key="k").hangup_request()
+    request = serializer(call_control_id="v3:c", api_key="k").hangup_request()
     assert request is not None
     assert request.interpret(status, body) is outcome
 
@@ -552,7 +574,7 @@ def test_hang_up_responses_are_interpreted_as_telnyx_documents_them(
 @given(status=st.integers(100, 599), body=st.binary(max_size=200))
 @settings(max_examples=100, deadline=None)
 def test_interpreting_any_hang_up_response_never_raises(status: int, body: bytes) -> None:
-    request = serializer(call_control_id="c", api_key="k").hangup_request()
+    request = serializer(call_control_id="v3:c", api_key="k").hangup_request()
     assert request is not None
     assert isinstance(request.interpret(status, body), HangupOutcome)
 

@@ -22,8 +22,12 @@ FIXTURE = Path(__file__).parent.parent / "fixtures" / "twilio.jsonl"
 SID = "MZ7ad72d46820dfaa83cd3e75c111c08de"
 
 
+CALL = "CA" + "a1" * 16
+ACCOUNT = "AC" + "b2" * 16
+
+
 def serializer(**kw: object) -> TwilioFrameSerializer:
-    return TwilioFrameSerializer(SID, "CA1", "AC1", "token", **kw)  # type: ignore[arg-type]
+    return TwilioFrameSerializer(SID, CALL, ACCOUNT, "token", **kw)  # type: ignore[arg-type]
 
 
 def test_a_recorded_call_parses_into_start_audio_dtmf_mark_and_stop() -> None:
@@ -93,13 +97,33 @@ def test_only_twilios_own_events_may_be_sent_as_transport_messages() -> None:
 def test_the_hang_up_request_posts_status_completed_with_basic_auth() -> None:
     req = serializer().hangup_request()
     assert req is not None
-    assert (req.method, req.url) == ("POST", "https://api.twilio.com/2010-04-01/Accounts/AC1/Calls/CA1.json")
+    url = f"https://api.twilio.com/2010-04-01/Accounts/{ACCOUNT}/Calls/{CALL}.json"
+    assert (req.method, req.url) == ("POST", url)
     assert req.form == {"Status": "completed"}
-    assert req.headers["Authorization"] == "Basic " + base64.b64encode(b"AC1:token").decode()
+    assert req.headers["Authorization"] == "Basic " + base64.b64encode(f"{ACCOUNT}:token".encode()).decode()
     assert req.interpret(200, b"") is HangupOutcome.DONE
     assert req.interpret(404, b'{"code":20404}') is HangupOutcome.ALREADY_ENDED
     assert req.interpret(503, b"") is HangupOutcome.RETRY
     assert req.interpret(401, b"") is HangupOutcome.FAILED
+
+
+@pytest.mark.parametrize(
+    ("account", "call"),
+    [
+        (f"{ACCOUNT}/Calls/CA{'9' * 32}.json?x=", CALL),  # issue 11 finding 4: re-targets another call
+        (ACCOUNT, f"{CALL}/../CA{'9' * 32}"),
+        ("AC" + "b2" * 15, CALL),  # too short
+        (ACCOUNT, "CA" + "g" * 32),  # not hex
+        (ACCOUNT + "\n", CALL),
+        ("..", CALL),
+        (ACCOUNT, "MZ" + "a" * 32),  # a stream SID, not a call SID
+    ],
+)
+def test_sids_outside_twilios_format_make_no_hang_up_request(account: str, call: str) -> None:
+    s = TwilioFrameSerializer(SID, call, account, "token")
+    assert s.hangup_request() is None
+    reason = s.hangup_skip_reason or ""
+    assert reason.startswith("invalid ") and "Calls" not in reason and "\n" not in reason
 
 
 def test_regional_and_overridden_api_roots() -> None:

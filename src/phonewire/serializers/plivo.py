@@ -20,12 +20,12 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from typing import Any, ClassVar
-from urllib.parse import quote
 
 from phonewire.audio.g711 import pcm_to_ulaw, ulaw_to_pcm
 from phonewire.exceptions import ConfigurationError, LocalProtocolError, RemoteProtocolError
 from phonewire.frames import Frame, InputAudioRawFrame
 from phonewire.serializers._auth import basic_auth_header
+from phonewire.serializers._ids import PLIVO_AUTH_ID, UUID, invalid_id_reason, segment
 from phonewire.serializers._json import b64decode, b64encode, field, load_object
 from phonewire.serializers._wire import (
     DTMF_DIGITS,
@@ -401,7 +401,11 @@ class PlivoFrameSerializer(FrameSerializer):
         missing = [n for n, v in (("call_id", self.call_id), ("auth_id", self.auth_id)) if not v]
         if not self._auth_token:
             missing.append("auth_token")
-        return f"missing {', '.join(missing)}" if missing else None
+        if missing:
+            return f"missing {', '.join(missing)}"
+        return invalid_id_reason("call_id", self.call_id, UUID) or invalid_id_reason(
+            "auth_id", self.auth_id, PLIVO_AUTH_ID
+        )
 
     def hangup_request(self) -> HangupRequest | None:
         if self.hangup_skip_reason is not None:
@@ -409,7 +413,7 @@ class PlivoFrameSerializer(FrameSerializer):
         assert self.call_id and self.auth_id and self._auth_token
         return HangupRequest(
             method="DELETE",
-            url=f"{self.api_root}/v1/Account/{quote(self.auth_id, safe='')}/Call/{quote(self.call_id, safe='')}/",
+            url=f"{self.api_root}/v1/Account/{segment(self.auth_id)}/Call/{segment(self.call_id)}/",
             headers={"Authorization": basic_auth_header(self.auth_id, self._auth_token)},
             interpret=_interpret_hangup,
         )

@@ -25,11 +25,11 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
-from urllib.parse import quote
 
 from phonewire.audio.g711 import alaw_to_pcm, pcm_to_alaw, pcm_to_ulaw, ulaw_to_pcm
 from phonewire.exceptions import ConfigurationError, LocalProtocolError, RemoteProtocolError
 from phonewire.frames import Frame, InputAudioRawFrame
+from phonewire.serializers._ids import TELNYX_CALL_CONTROL_ID, invalid_id_reason, segment
 from phonewire.serializers._json import b64decode, b64encode, field, load_object
 from phonewire.serializers._reorder import ReorderBuffer, ReorderStats
 from phonewire.serializers._wire import (
@@ -491,7 +491,9 @@ class TelnyxFrameSerializer(FrameSerializer):
         if not self.params.auto_hang_up:
             return "auto_hang_up is off"
         missing = [n for n, v in (("call_control_id", self.call_control_id), ("api_key", self._api_key)) if not v]
-        return f"missing {', '.join(missing)}" if missing else None
+        if missing:
+            return f"missing {', '.join(missing)}"
+        return invalid_id_reason("call_control_id", self.call_control_id, TELNYX_CALL_CONTROL_ID)
 
     def hangup_request(self) -> HangupRequest | None:
         if self.hangup_skip_reason is not None:
@@ -499,7 +501,7 @@ class TelnyxFrameSerializer(FrameSerializer):
         assert self.call_control_id and self._api_key
         return HangupRequest(
             method="POST",
-            url=f"{self.api_root}/v2/calls/{quote(self.call_control_id, safe=':')}/actions/hangup",
+            url=f"{self.api_root}/v2/calls/{segment(self.call_control_id, safe=':=')}/actions/hangup",
             headers={"Authorization": f"Bearer {self._api_key}"},
             json={},
             interpret=_interpret_hangup,

@@ -18,6 +18,7 @@ from phonewire.audio.g711 import pcm_to_ulaw, ulaw_to_pcm
 from phonewire.exceptions import ConfigurationError, LocalProtocolError, RemoteProtocolError
 from phonewire.frames import Frame, InputAudioRawFrame, InputDTMFFrame, KeypadEntry
 from phonewire.serializers._auth import basic_auth_header
+from phonewire.serializers._ids import TWILIO_ACCOUNT_SID, TWILIO_CALL_SID, invalid_id_reason, segment
 from phonewire.serializers._json import b64decode, b64encode, field, load_object, optional_str
 from phonewire.serializers.base import (
     CallInfo,
@@ -258,16 +259,22 @@ class TwilioFrameSerializer(FrameSerializer):
         missing = [n for n, v in (("call_sid", self.call_sid), ("account_sid", self.account_sid)) if not v]
         if not self._auth_token:
             missing.append("auth_token")
-        return f"missing {', '.join(missing)}" if missing else None
+        if missing:
+            return f"missing {', '.join(missing)}"
+        # Both SIDs come from the peer's start message: only Twilio's own shape reaches a URL.
+        return invalid_id_reason("account_sid", self.account_sid, TWILIO_ACCOUNT_SID) or invalid_id_reason(
+            "call_sid", self.call_sid, TWILIO_CALL_SID
+        )
 
     def hangup_request(self) -> HangupRequest | None:
         if self.hangup_skip_reason is not None:
             return None
         assert self.account_sid and self.call_sid and self._auth_token
         user = self.params.api_key_sid or self.account_sid
+        path = f"/2010-04-01/Accounts/{segment(self.account_sid)}/Calls/{segment(self.call_sid)}.json"
         return HangupRequest(
             method="POST",
-            url=f"{self.api_root}/2010-04-01/Accounts/{self.account_sid}/Calls/{self.call_sid}.json",
+            url=self.api_root + path,
             headers={"Authorization": basic_auth_header(user, self._auth_token)},
             form={"Status": "completed"},
             interpret=_interpret_hangup,

@@ -16,12 +16,12 @@ no outbound DTMF over the socket (that is ``PUT /v1/calls/{uuid}/dtmf``). Hang-u
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from phonewire.exceptions import ConfigurationError, LocalProtocolError, RemoteProtocolError
 from phonewire.frames import Frame, InputAudioRawFrame, InputDTMFFrame, InputTransportMessageFrame
+from phonewire.serializers._ids import UUID, invalid_id_reason, segment
 from phonewire.serializers._json import load_object
 from phonewire.serializers._wire_values import count, keypad, media_type, preview, text_params
 from phonewire.serializers.base import (
@@ -51,7 +51,7 @@ _TO_HEADERS = ("to", "to_number")
 _NOT_HEADERS = frozenset({"event", "content-type"})
 _CLEAR = '{"action":"clear"}'
 #: What a call UUID may look like before it goes into a REST URL (Vonage uses RFC 4122 UUIDs).
-_CALL_UUID = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]{0,63}")
+_CALL_UUID = UUID
 
 
 def parse_vonage_connected(msg: dict[str, Any]) -> CallInfo:
@@ -263,8 +263,8 @@ class VonageFrameSerializer(FrameSerializer):
             missing.append("private_key")
         if missing:
             return f"missing {', '.join(missing)}"
-        if not _CALL_UUID.fullmatch(self.call_uuid or ""):
-            return "call_uuid does not look like a Vonage call UUID"
+        if invalid_id_reason("call_uuid", self.call_uuid, _CALL_UUID):
+            return "invalid call_uuid (does not look like a Vonage call UUID)"
         return None
 
     def hangup_request(self) -> HangupRequest | None:
@@ -279,7 +279,7 @@ class VonageFrameSerializer(FrameSerializer):
         token = vonage_application_jwt(self.application_id, self._private_key)
         return HangupRequest(
             method="PUT",
-            url=f"{self.api_root}/v1/calls/{self.call_uuid}",
+            url=f"{self.api_root}/v1/calls/{segment(self.call_uuid)}",
             headers={"Authorization": f"Bearer {token}"},
             json={"action": "hangup"},
             interpret=_interpret_hangup,

@@ -23,6 +23,8 @@ class Metrics:
     audio_in_seconds: float = 0.0
     audio_out_seconds: float = 0.0
     hangups: Counter[str] = field(default_factory=Counter)
+    #: Hang-ups refused because a call/account id from the peer failed its provider's format.
+    invalid_hangup_ids: int = 0
 
     def record(self, stats: TransportStats) -> None:
         self.internal_errors += stats.internal_errors
@@ -31,6 +33,8 @@ class Metrics:
         self.audio_in_seconds += stats.audio_in_ms / 1000
         self.audio_out_seconds += stats.audio_out_ms / 1000
         self.hangups[(stats.hangup or "none").split(":")[0]] += 1
+        if (stats.hangup or "").startswith("skipped: invalid "):
+            self.invalid_hangup_ids += 1
 
     def render(self) -> str:
         lines = [
@@ -42,6 +46,7 @@ class Metrics:
             f"phonewire_internal_errors_total {self.internal_errors}",
             f"phonewire_protocol_errors_total {self.protocol_errors}",
             f"phonewire_underruns_total {self.underruns}",
+            f"phonewire_hangup_invalid_ids_total {self.invalid_hangup_ids}",
             f"phonewire_audio_in_seconds_total {self.audio_in_seconds:.3f}",
             f"phonewire_audio_out_seconds_total {self.audio_out_seconds:.3f}",
         ]

@@ -54,7 +54,9 @@ def _twilio_factory(info: CallInfo, **kw: Any) -> TwilioFrameSerializer:
     return TwilioFrameSerializer(
         info.stream_id or "",
         call_sid=info.call_id,
-        account_sid=kw.pop("account_sid", None) or info.account_id,
+        # A configured account (TWILIO_ACCOUNT_SID) wins over the peer's start.accountSid: our
+        # credentials belong to it, and a peer-written account never reaches a REST URL then.
+        account_sid=_env(kw, "account_sid", "TWILIO_ACCOUNT_SID") or info.account_id,
         auth_token=_env(kw, "auth_token", "TWILIO_AUTH_TOKEN"),
         **kw,
     )
