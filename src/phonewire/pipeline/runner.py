@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import signal
 
 from phonewire.pipeline.task import PipelineTask
 
-__all__ = ["PipelineRunner"]
+__all__ = ["PipelineRunner", "WorkerRunner"]
 
 logger = logging.getLogger("phonewire.pipeline")
 
@@ -17,7 +18,18 @@ class PipelineRunner:
     """Signals are handled only where the loop allows it (the main thread of the main
     loop); inside a server the server owns the signals and the runner just awaits."""
 
-    def __init__(self, *, handle_sigint: bool = True, handle_sigterm: bool = True) -> None:
+    def __init__(
+        self,
+        *,
+        name: str | None = None,
+        handle_sigint: bool = True,
+        handle_sigterm: bool = True,
+        force_gc: bool = False,
+    ) -> None:
+        #: Pipecat's ``force_gc``: a full collection after each run, so a long-lived server
+        #: returns a finished call's cycles at once rather than at the next threshold.
+        self.force_gc = force_gc
+        self.name = name or "PipelineRunner"
         self._signals = [s for s, on in ((signal.SIGINT, handle_sigint), (signal.SIGTERM, handle_sigterm)) if on]
         self._tasks: list[PipelineTask] = []
 
@@ -30,6 +42,8 @@ class PipelineRunner:
             self._tasks.remove(task)
             for sig in installed:
                 asyncio.get_running_loop().remove_signal_handler(sig)
+            if self.force_gc:
+                gc.collect()
 
     async def cancel(self) -> None:
         for task in list(self._tasks):
@@ -49,3 +63,7 @@ class PipelineRunner:
         logger.warning("= %s received: cancelling %d pipeline(s)", sig.name, len(self._tasks))
         for task in list(self._tasks):
             asyncio.get_running_loop().create_task(task.cancel(sig.name))
+
+
+#: Pipecat 1.14's name for the runner.
+WorkerRunner = PipelineRunner

@@ -7,9 +7,14 @@ import logging
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from phonewire.events import EventEmitter
+from phonewire.exceptions import ConfigurationError
 from phonewire.frames import (
+    BotSpeakingFrame,
+    BotStartedSpeakingFrame,
+    BotStoppedSpeakingFrame,
     CancelFrame,
     CancelTaskFrame,
     EndFrame,
@@ -17,12 +22,18 @@ from phonewire.frames import (
     ErrorFrame,
     Frame,
     FrameDirection,
+    InputDTMFFrame,
+    InterruptionFrame,
+    InterruptionTaskFrame,
+    MetricsFrame,
     StartFrame,
+    UserStartedSpeakingFrame,
+    UserStoppedSpeakingFrame,
 )
 from phonewire.pipeline.pipeline import _Edge
 from phonewire.processors.frame_processor import FrameProcessor, FrameProcessorSetup
 
-__all__ = ["PipelineParams", "PipelineTask"]
+__all__ = ["PipelineParams", "PipelineTask", "PipelineWorker"]
 
 logger = logging.getLogger("phonewire.pipeline")
 
@@ -39,7 +50,19 @@ class PipelineParams:
     audio_in_sample_rate: int | None = None
     audio_out_sample_rate: int | None = None
     allow_interruptions: bool = True
+    #: TTFB and processing-time MetricsFrames from the services.
     enable_metrics: bool = False
+    #: Token and character usage MetricsFrames (needs enable_metrics too, as in Pipecat).
+    enable_usage_metrics: bool = False
+    #: Report each service's TTFB for its first request only.
+    report_only_initial_ttfb: bool = False
+    #: Push one empty MetricsFrame right after the StartFrame (Pipecat does; observers
+    #: use it to learn the pipeline has metrics on).
+    send_initial_empty_metrics: bool = True
+    #: Pipecat's heartbeat frames. phonewire has none: True is refused (see __post_init__).
+    enable_heartbeats: bool = False
+    #: Metadata copied onto the StartFrame.
+    start_metadata: dict[str, Any] | None = None
     #: How long a CancelFrame may take to reach the end of the pipeline.
     cancel_timeout_secs: float = 5.0
     #: Safety net for a graceful end: the transport bounds its own audio drain, this
@@ -48,6 +71,32 @@ class PipelineParams:
     #: Bounds event-handler cleanup; the whole pipeline's cleanup gets twice this.
     cleanup_timeout_secs: float = 5.0
 
+    def __post_init__(self) -> None:
+        if self.enable_heartbeats:
+            raise ConfigurationError(
+                "PipelineParams(enable_heartbeats=True): phonewire sends no heartbeat frames; the transport's"
+                " watchdog and the task's idle_timeout_secs detect a stuck call instead"
+            )
+
+
+#: Frames that show the conversation is alive: each resets the idle timer.
+_ACTIVITY_FRAMES = (
+    UserStartedSpeakingFrame,
+    UserStoppedSpeakingFrame,
+    BotStartedSpeakingFrame,
+    BotStoppedSpeakingFrame,
+    BotSpeakingFrame,
+    InputDTMFFrame,
+)
+
+#: Pipecat arguments with no phonewire equivalent, and why: refused, never ignored.
+_REFUSED_TASK_ARGS = {
+    "observers": "observers are not supported; read frames in a FrameProcessor of your own",
+    "enable_tracing": "tracing is not available yet",
+    "enable_rtvi": "RTVI is a WebRTC client protocol; phone calls have no RTVI client",
+    "rtvi_processor": "RTVI is a WebRTC client protocol; phone calls have no RTVI client",
+}
+
 
 class PipelineTask(EventEmitter):
     """Owns a pipeline run. ``queue_frame(s)`` feed it, ``end()`` finishes it gracefully
@@ -55,13 +104,34 @@ class PipelineTask(EventEmitter):
     so they are safe to call from event handlers that the pipeline's own cleanup awaits.
 
     Events: ``on_pipeline_started(task)``, ``on_pipeline_finished(task)``,
-    ``on_pipeline_error(task, error_frame)``.
+    ``on_pipeline_error(task, error_frame)``, ``on_idle_timeout(task)``.
+
+    ``idle_timeout_secs`` (None: off, as phonewire's transport already ends dead calls): no
+    sign of conversation (speaking frames, DTMF) for that long fires ``on_idle_timeout`` and,
+    with ``cancel_on_idle_timeout``, cancels the task. Pipecat arguments phonewire has no
+    equivalent for are refused with a ConfigurationError saying why, never ignored.
     """
 
-    def __init__(self, pipeline: FrameProcessor, params: PipelineParams | None = None) -> None:
+    def __init__(
+        self,
+        pipeline: FrameProcessor,
+        params: PipelineParams | None = None,
+        *,
+        idle_timeout_secs: float | None = None,
+        cancel_on_idle_timeout: bool = True,
+        conversation_id: str | None = None,
+        check_dangling_tasks: bool = True,
+        **unsupported: Any,
+    ) -> None:
         super().__init__()
+        _refuse(unsupported)
         self.pipeline = pipeline
         self.params = params or PipelineParams()
+        self.idle_timeout_secs = idle_timeout_secs
+        self.cancel_on_idle_timeout = cancel_on_idle_timeout
+        self.conversation_id = conversation_id
+        self._last_activity = time.monotonic()
+        self._idle_task: asyncio.Task[None] | None = None
         self._source = _Edge(self._from_pipeline_upstream, name="PipelineTask::source")
         self._sink = _Edge(self._from_pipeline_downstream, name="PipelineTask::sink")
         self._source.link(pipeline)
@@ -73,7 +143,7 @@ class PipelineTask(EventEmitter):
         self._end_deadline: float | None = None
         self._ran = False
         self._done = False
-        for name in ("on_pipeline_started", "on_pipeline_finished", "on_pipeline_error"):
+        for name in ("on_pipeline_started", "on_pipeline_finished", "on_pipeline_error", "on_idle_timeout"):
             self._register_event_handler(name)
 
     # --- control -----------------------------------------------------------------------
@@ -127,9 +197,16 @@ class PipelineTask(EventEmitter):
             audio_out_sample_rate=p.audio_out_sample_rate,
             allow_interruptions=p.allow_interruptions,
             enable_metrics=p.enable_metrics,
+            enable_usage_metrics=p.enable_usage_metrics,
+            report_only_initial_ttfb=p.report_only_initial_ttfb,
+            metadata=dict(p.start_metadata) if p.start_metadata else None,
         )
         await self._source.push_frame(start, FrameDirection.DOWNSTREAM)
+        if p.enable_metrics and p.send_initial_empty_metrics:
+            await self._source.push_frame(MetricsFrame(), FrameDirection.DOWNSTREAM)
         self._started = True
+        if self.idle_timeout_secs is not None:
+            self._idle_task = asyncio.get_running_loop().create_task(self._idle_watch(), name="PipelineTask:idle")
         self._call_event_handler("on_pipeline_started")
         pending, self._pending = self._pending, []
         for frame in pending:
@@ -163,7 +240,24 @@ class PipelineTask(EventEmitter):
         except TimeoutError:
             logger.error("- CancelFrame did not reach the end within %.1fs", self.params.cancel_timeout_secs)
 
+    async def _idle_watch(self) -> None:
+        assert self.idle_timeout_secs is not None
+        while True:
+            remaining = self._last_activity + self.idle_timeout_secs - time.monotonic()
+            if remaining > 0:
+                await asyncio.sleep(remaining)
+                continue
+            logger.warning("- no conversation for %.0fs: idle timeout", self.idle_timeout_secs)
+            self._call_event_handler("on_idle_timeout")
+            if self.cancel_on_idle_timeout:
+                await self.cancel("idle timeout")
+            return
+
     async def _cleanup(self) -> None:
+        idle, self._idle_task = self._idle_task, None
+        if idle is not None:
+            idle.cancel()
+            await asyncio.gather(idle, return_exceptions=True)
         try:
             async with asyncio.timeout(self.params.cleanup_timeout_secs * 2):
                 await self.pipeline.cleanup()
@@ -176,11 +270,17 @@ class PipelineTask(EventEmitter):
     # --- frames leaving the pipeline ---------------------------------------------------
 
     async def _from_pipeline_downstream(self, frame: Frame, direction: FrameDirection) -> None:
-        if isinstance(frame, EndFrame | CancelFrame):
+        if isinstance(frame, _ACTIVITY_FRAMES):
+            self._last_activity = time.monotonic()
+        elif isinstance(frame, EndFrame | CancelFrame):
             self._finished.set()
 
     async def _from_pipeline_upstream(self, frame: Frame, direction: FrameDirection) -> None:
-        if isinstance(frame, EndTaskFrame):
+        if isinstance(frame, _ACTIVITY_FRAMES):
+            self._last_activity = time.monotonic()
+        elif isinstance(frame, InterruptionTaskFrame):
+            await self._source.push_frame(InterruptionFrame(), FrameDirection.DOWNSTREAM)
+        elif isinstance(frame, EndTaskFrame):
             await self.end(frame.reason)
         elif isinstance(frame, CancelTaskFrame):
             await self.cancel(frame.reason)
@@ -189,3 +289,15 @@ class PipelineTask(EventEmitter):
             if frame.fatal:
                 logger.error("! fatal error, cancelling: %s", frame.error)
                 await self.cancel(frame.error)
+
+
+def _refuse(unsupported: dict[str, Any]) -> None:
+    for name, value in unsupported.items():
+        if name in _REFUSED_TASK_ARGS and not value:
+            continue  # observers=[] / enable_tracing=False ask for nothing
+        why = _REFUSED_TASK_ARGS.get(name, "phonewire has no such option")
+        raise ConfigurationError(f"PipelineTask({name}=...): {why}")
+
+
+#: Pipecat 1.14's name for the task.
+PipelineWorker = PipelineTask

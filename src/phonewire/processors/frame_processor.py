@@ -37,6 +37,7 @@ from phonewire.frames import (
     SystemFrame,
     UninterruptibleFrame,
 )
+from phonewire.processors.metrics import FrameProcessorMetrics
 
 __all__ = ["FrameProcessor", "FrameProcessorSetup"]
 
@@ -78,6 +79,7 @@ class FrameProcessor(EventEmitter):
         self._current: Frame | None = None
         self._cancelled = False
         self.queue_high_water = 0
+        self.metrics = FrameProcessorMetrics(self.name)
 
     # --- wiring ------------------------------------------------------------------------
 
@@ -151,8 +153,17 @@ class FrameProcessor(EventEmitter):
         await self.push_error(f"{self.name}: {exc}", exception=exc)
 
     async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
-        """Override to act on frames; call ``push_frame`` to pass a frame on."""
-        await self.push_frame(frame, direction)
+        """Bookkeeping only; it never forwards the frame. Pipecat's contract.
+
+        Override it to act on frames, and forward each frame yourself with ``push_frame``
+        (or drop it, or push others). Calling ``await super().process_frame(frame, direction)``
+        first, Pipecat's idiom, is welcome and cheap: it records the metrics settings a
+        StartFrame carries and nothing else. (Lifecycle work - starting the process task,
+        emptying the queue on an interruption, stopping on a cancel - has already happened
+        by the time this runs, whether or not the subclass calls it.)
+        """
+        if isinstance(frame, StartFrame):
+            self.metrics.configure(frame)
 
     # --- sending -----------------------------------------------------------------------
 
@@ -168,6 +179,30 @@ class FrameProcessor(EventEmitter):
         """Push a fresh instance of ``frame_type`` both downstream and upstream."""
         await self.push_frame(frame_type(**kwargs), DOWNSTREAM)
         await self.push_frame(frame_type(**kwargs), UPSTREAM)
+
+    # --- metrics (Pipecat's names; no-ops unless the StartFrame enabled them) ---------
+
+    async def start_ttfb_metrics(self) -> None:
+        self.metrics.start_ttfb()
+
+    async def stop_ttfb_metrics(self) -> None:
+        await self._push_metrics(self.metrics.stop_ttfb())
+
+    async def start_processing_metrics(self) -> None:
+        self.metrics.start_processing()
+
+    async def stop_processing_metrics(self) -> None:
+        await self._push_metrics(self.metrics.stop_processing())
+
+    async def start_llm_usage_metrics(self, tokens: Any) -> None:
+        await self._push_metrics(self.metrics.llm_usage(tokens))
+
+    async def start_tts_usage_metrics(self, text: str) -> None:
+        await self._push_metrics(self.metrics.tts_usage(text))
+
+    async def _push_metrics(self, frame: Frame | None) -> None:
+        if frame is not None:
+            await self.push_frame(frame)
 
     # --- the process task --------------------------------------------------------------
 

@@ -1,0 +1,24 @@
+"""OpenAI and OpenAI-compatible services, on the official ``openai`` SDK (``phonewire[openai]``).
+
+Imported lazily so ``import phonewire.services.openai`` works (for documentation and type
+checking) without the extra installed; using a service without it raises a clear error.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__all__ = ["OpenAILLMService", "OpenAISTTService", "OpenAITTSService"]
+
+_WHERE = {
+    "OpenAILLMService": "phonewire.services.openai.llm",
+    "OpenAITTSService": "phonewire.services.openai.tts",
+    "OpenAISTTService": "phonewire.services.openai.stt",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _WHERE:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(_WHERE[name]), name)
