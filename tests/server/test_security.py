@@ -18,7 +18,8 @@ from phonewire.pipeline import Pipeline, PipelineRunner, PipelineTask
 from phonewire.server import ServerConfig, create_app
 from phonewire.telephony.signatures import twilio_signature
 from server_harness import serve
-from twilio_client import CALL_SID, TwilioTestClient
+from signed_webhooks import TWILIO_TOKEN, signed_answer
+from twilio_client import ACCOUNT_SID, CALL_SID, TwilioTestClient
 
 SECRET = "s" * 40
 
@@ -41,7 +42,7 @@ def keypad_server(api_host: str, **overrides: Any) -> FastAPI:
 
     config = ServerConfig(
         stream_secret=SECRET,
-        twilio_auth_token=None,
+        twilio_auth_token=TWILIO_TOKEN,
         serializer_kwargs={"twilio": {"auth_token": "tok", "base_url": f"http://{api_host}"}},
         **overrides,
     )
@@ -49,8 +50,9 @@ def keypad_server(api_host: str, **overrides: Any) -> FastAPI:
 
 
 async def twiml_token(hostport: str, call_sid: str = CALL_SID) -> str:
+    form = {"CallSid": call_sid, "AccountSid": ACCOUNT_SID, "From": "+1555"}
     async with httpx.AsyncClient() as http:
-        body = (await http.post(f"http://{hostport}/webhooks/twilio", data={"CallSid": call_sid, "From": "+1555"})).text
+        body = (await signed_answer(http, f"http://{hostport}", "twilio", form)).text
     match = re.search(r'name="phonewireToken" value="([^"]+)"', body)
     assert match, body
     return match.group(1)

@@ -14,19 +14,21 @@ import httpx
 from phonewire.serializers.base import CallInfo
 from phonewire.server import ServerConfig, create_app
 from server_harness import serve
+from signed_webhooks import ACCOUNT_SID, credentials, signed_answer
 from twilio_client import TwilioTestClient
 
 SECRET = "w" * 40
 
 
 def answer(method: str, path: str, data: dict[str, str] | None = None, **config: Any) -> tuple[int, str, str]:
+    """The provider's signed request to ``path`` (every route refuses what it cannot verify)."""
+
     async def main() -> tuple[int, str, str]:
-        app = create_app(lambda t, c: asyncio.sleep(0), ServerConfig(stream_secret=SECRET, **config))
+        settings = {**credentials(), **config}
+        app = create_app(lambda t, c: asyncio.sleep(0), ServerConfig(stream_secret=SECRET, **settings))
         async with serve(app) as hostport, httpx.AsyncClient() as http:
-            if method == "GET":
-                r = await http.get(f"http://{hostport}{path}", params=data)
-            else:
-                r = await http.post(f"http://{hostport}{path}", data=data)
+            provider = path.rsplit("/", 1)[1]
+            r = await signed_answer(http, f"http://{hostport}", provider, data or {}, method=method)
             return r.status_code, r.headers["content-type"], r.text
 
     return asyncio.run(main())
@@ -80,14 +82,12 @@ def test_parameters_from_the_webhook_reach_the_bots_call_info() -> None:
             seen.append(call)
             arrived.set()
 
-        app = create_app(bot, ServerConfig(stream_secret=SECRET, stream_scheme="ws"))
+        app = create_app(bot, ServerConfig(stream_secret=SECRET, stream_scheme="ws", **credentials()))
         async with serve(app) as hostport:
             async with httpx.AsyncClient() as http:
+                form = {"CallSid": "CA00000000000000000000000000000001", "AccountSid": ACCOUNT_SID}
                 twiml = (
-                    await http.post(
-                        f"http://{hostport}/webhooks/twilio",
-                        data={"CallSid": "CA00000000000000000000000000000001", "From": "+1555", "To": "+1666"},
-                    )
+                    await signed_answer(http, f"http://{hostport}", "twilio", {**form, "From": "+1555", "To": "+1666"})
                 ).text
             params = dict(re.findall(r'<Parameter name="([^"]+)" value="([^"]*)"', twiml))
             client = await TwilioTestClient.connect(hostport)

@@ -47,6 +47,13 @@ class ServerConfig:
     telnyx_stream_token: str | None = field(default_factory=lambda: _env("TELNYX_STREAM_AUTH_TOKEN"))
     plivo_auth_token: str | None = field(default_factory=lambda: _env("PLIVO_AUTH_TOKEN"))
     vonage_signature_secret: str | None = field(default_factory=lambda: _env("VONAGE_SIGNATURE_SECRET"))
+    #: ``user:pass`` that Exotel must send as HTTP Basic (put them in the applet URL:
+    #: ``https://user:pass@host/webhooks/exotel``). Exotel signs nothing, so without this the
+    #: Exotel webhook is refused (docs/security.md).
+    exotel_webhook_basic_auth: str | None = field(default_factory=lambda: _env("PHONEWIRE_EXOTEL_WEBHOOK_AUTH"))
+    #: Where answered signed webhooks are remembered so replays get the same token back
+    #: (``phonewire.telephony.request_memory.SignedRequestStore``); None: a bounded per-process one.
+    webhook_request_store: Any = None
     #: Extra keyword arguments per provider for its serializer (credentials, params, base_url).
     serializer_kwargs: dict[str, dict[str, Any]] = field(default_factory=dict)
     #: Freeze the objects alive once the app is built (gc.freeze) so full collections skip
@@ -66,7 +73,7 @@ class ServerConfig:
 
     def __repr__(self) -> str:
         # Secrets never appear in logs or reprs.
-        hidden = ("secret", "token", "key")
+        hidden = ("secret", "token", "key", "auth", "store")
         shown = {k: v for k, v in vars(self).items() if not any(h in k for h in hidden) and k != "serializer_kwargs"}
         shown["serializer_kwargs"] = {p: sorted(kw) for p, kw in self.serializer_kwargs.items()}  # names only
         return f"ServerConfig({shown})"

@@ -9,7 +9,9 @@ Two independent checks (docs/security.md):
 * **Stream tokens** - the webhook answer carries a short-lived, single-use token bound to
   the call id; the stream's start must present it for that same call id. Only then is the
   call "verified", and only verified calls are hung up with our credentials: a forged
-  ``start`` naming somebody else's call never reaches a REST API.
+  ``start`` naming somebody else's call never reaches a REST API. A Twilio token is also
+  bound to the webhook's ``AccountSid``, so the start's ``accountSid`` (which names the
+  account in the hang-up URL) must be the one the verified webhook named.
 """
 
 from __future__ import annotations
@@ -64,8 +66,11 @@ def check_stream_token(signer: StreamTokenSigner | None, info: CallInfo, *, requ
         return False, "stream tokens required but no stream secret configured" if required else None
     if token is None and not required:
         return False, None
+    # Twilio tokens are bound to the webhook's AccountSid: the start's accountSid goes into the
+    # REST hang-up URL, so a stream claiming another account must not pass (issue 11, finding 4).
+    account = (info.account_id or "") if info.provider == "twilio" else ""
     try:
-        signer.verify(token, info.call_id, provider=info.provider)
+        signer.verify(token, info.call_id, provider=info.provider, account=account)
     except StreamTokenError as exc:
         return False, f"stream token rejected: {exc.reason}"
     return True, None

@@ -8,23 +8,58 @@
 ``GET|POST /webhooks/exotel``  ``{"url": "wss://..."}`` for a Voicebot applet's dynamic URL
 =======================  ==========================================================
 
-When the provider's credential is configured its signature is checked (403 otherwise).
-When a stream secret is configured each answer carries a fresh stream token for the call id,
-plus the caller and callee numbers, as stream parameters that reach the bot's CallInfo.
+The rule (docs/security.md): **no route answers a request it cannot verify.** A route whose
+provider credential is not configured answers 404 (and logs why); a bad or missing signature
+gets 403 (401 for Exotel's Basic credentials). Only a verified request gets an answer with a
+stream token, minted for the call id read from the *signed* content and nothing else.
+
+Bodies are capped at ``MAX_WEBHOOK_BODY_BYTES`` by Content-Length and while streaming (413),
+parsed once, after the route knows it can verify them. Each answered signed request is
+remembered (``SignedRequestStore``) so a replay gets the same single-use token back instead of
+a fresh one: Twilio and Plivo for ``UNTIMED_MEMORY_S``, Telnyx and Vonage for their freshness
+window. Refusals are logged (never with a token or secret) and counted per (provider, reason)
+in ``app.state.webhook_refusals``.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import logging
+import re
+import time
 import urllib.parse
+from collections import Counter
 from collections.abc import Mapping
+from typing import Any
 
 from fastapi import APIRouter, Request, Response
 
 from phonewire.server.config import ServerConfig
 from phonewire.telephony import documents
-from phonewire.telephony.signatures import public_url, verify_plivo_v3, verify_telnyx, verify_twilio, verify_vonage_jwt
+from phonewire.telephony.request_memory import UNTIMED_MEMORY_S, InMemorySignedRequestStore, SignedRequestStore
+from phonewire.telephony.signatures import (
+    TELNYX_TOLERANCE_S,
+    VONAGE_MAX_AGE_S,
+    SignatureError,
+    public_url,
+    verify_basic_auth,
+    verify_plivo_v3,
+    verify_telnyx,
+    verify_twilio,
+    verify_vonage_jwt,
+    vonage_query_payloads,
+)
 from phonewire.telephony.tokens import STREAM_TOKEN_PARAMETER, StreamTokenSigner
+from phonewire.telephony.webhook_fields import (
+    MAX_WEBHOOK_BODY_BYTES,
+    CallFields,
+    MultiFields,
+    WebhookBodyError,
+    call_fields,
+    parse_body,
+    parse_form,
+)
 
 __all__ = ["webhook_router"]
 
@@ -32,76 +67,132 @@ logger = logging.getLogger("phonewire.webhooks")
 XML = "application/xml"
 JSON = "application/json"
 
-
-async def _fields(request: Request) -> tuple[bytes, dict[str, str]]:
-    """Query and form fields (form-encoded bodies parsed without python-multipart)."""
-    body = await request.body()
-    fields = dict(request.query_params)
-    if request.headers.get("content-type", "").startswith("application/x-www-form-urlencoded"):
-        fields.update(urllib.parse.parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
-    return body, fields
+# A Host (or public host) we are willing to put into a stream URL: a DNS name or a bracketed
+# IPv6 literal, optional port. Anything else (spaces, "[", "/", control characters) is a 400.
+_HOST = re.compile(r"(?:[A-Za-z0-9_](?:[A-Za-z0-9._-]{0,252})|\[[0-9A-Fa-f:.]{2,45}\])(?::(?P<port>[0-9]{1,5}))?")
 
 
-def _form_only(request: Request, body: bytes) -> dict[str, str]:
-    if not request.headers.get("content-type", "").startswith("application/x-www-form-urlencoded"):
-        return {}
-    return dict(urllib.parse.parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
+class _Refused(Exception):
+    def __init__(self, status: int, reason: str, headers: Mapping[str, str] | None = None) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+        self.headers = dict(headers or {})
+
+
+async def read_body(request: Request, limit: int = MAX_WEBHOOK_BODY_BYTES) -> bytes:
+    """The body, or ``_Refused(413)`` as soon as it is known to exceed ``limit``.
+
+    A declared Content-Length over the limit is refused before reading a byte; a body without
+    one (chunked) is read chunk by chunk and abandoned at the limit.
+    """
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        if not (declared.isascii() and declared.isdigit()):
+            raise _Refused(400, "malformed Content-Length")
+        if int(declared) > limit:
+            raise _Refused(413, f"body over {limit} bytes (Content-Length)")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise _Refused(413, f"body over {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _digest(*parts: str | bytes) -> str:
+    h = hashlib.sha256()
+    for part in parts:
+        data = part.encode("utf-8", "surrogatepass") if isinstance(part, str) else part
+        h.update(len(data).to_bytes(8, "big") + data)
+    return h.hexdigest()
 
 
 class _Answers:
-    def __init__(self, config: ServerConfig, signer: StreamTokenSigner | None) -> None:
+    def __init__(self, config: ServerConfig, signer: StreamTokenSigner | None, store: SignedRequestStore) -> None:
         self.config = config
         self.signer = signer
+        self.store = store
 
     def stream_url(self, request: Request) -> str:
         host = self.config.public_host
         if host is None:
-            seen = urllib.parse.urlsplit(
-                public_url(request.scope, request.headers, trust_forwarded=self.config.trust_forwarded)
-            )
-            host = seen.netloc
+            try:
+                host = urllib.parse.urlsplit(self.public(request)).netloc
+            except ValueError:
+                raise _Refused(400, "malformed Host header") from None
+        match = _HOST.fullmatch(host)
+        if match is None or (match["port"] is not None and not 0 < int(match["port"]) < 65536):
+            raise _Refused(400, "malformed Host header")
         return f"{self.config.stream_scheme}://{host}{self.config.ws_path}"
-
-    def parameters(self, provider: str, call_id: str | None, fields: Mapping[str, str]) -> dict[str, str]:
-        # Plivo documents extraHeaders keys as alphanumeric only, so it gets From/To.
-        keys = ("From", "To") if provider == "plivo" else ("from_number", "to_number")
-        values = (fields.get("From") or fields.get("from"), fields.get("To") or fields.get("to"))
-        params = {k: v for k, v in zip(keys, values, strict=True) if v}
-        if self.signer is not None and call_id:
-            params[STREAM_TOKEN_PARAMETER] = self.signer.mint(call_id, provider=provider)
-        return params
 
     def public(self, request: Request) -> str:
         return public_url(request.scope, request.headers, trust_forwarded=self.config.trust_forwarded)
 
+    def parameters(
+        self, provider: str, call: CallFields, *, replay_key: str | None, remember_until: float, numbers: bool = True
+    ) -> dict[str, str]:
+        # Plivo documents extraHeaders keys as alphanumeric only, so it gets From/To.
+        keys = ("From", "To") if provider == "plivo" else ("from_number", "to_number")
+        values = (call.from_number, call.to_number) if numbers else (None, None)
+        params = {k: v for k, v in zip(keys, values, strict=True) if v}
+        if self.signer is not None and call.call_id:
+            account = (call.account_id or "") if provider == "twilio" else ""
+            token = self.signer.mint(call.call_id, provider=provider, account=account)
+            if replay_key is not None:
+                token = self.store.remember(f"{provider}:{replay_key}", token, remember_until)
+            params[STREAM_TOKEN_PARAMETER] = token
+        return params
+
 
 def webhook_router(config: ServerConfig, signer: StreamTokenSigner | None) -> APIRouter:
     router = APIRouter(prefix=config.webhook_prefix)
-    answers = _Answers(config, signer)
+    store: SignedRequestStore = config.webhook_request_store or InMemorySignedRequestStore()
+    answers = _Answers(config, signer, store)
 
     @router.post("/twilio")
     async def twilio(request: Request) -> Response:
-        body, fields = await _fields(request)
-        token = config.twilio_auth_token
-        if token and not verify_twilio(
-            answers.public(request), _form_only(request, body), request.headers.get("x-twilio-signature"), token
-        ):
-            return _forbidden("twilio")
-        params = answers.parameters("twilio", fields.get("CallSid"), fields)
-        return Response(documents.twiml_connect_stream(answers.stream_url(request), params), media_type=XML)
+        try:
+            token = _configured(config.twilio_auth_token, "TWILIO_AUTH_TOKEN")
+            stream_url = answers.stream_url(request)
+            body = await read_body(request)
+            form, _ = _parse(request, body)
+            signature = request.headers.get("x-twilio-signature")
+            url = answers.public(request)
+            raw = body if form is None and body else None
+            if not verify_twilio(url, form, signature, token, body=raw):
+                raise _Refused(403, "bad or missing signature")
+            call = call_fields("twilio", form, None)
+            params = answers.parameters(
+                "twilio", call, replay_key=_digest(signature or "", url, body), remember_until=_untimed()
+            )
+        except _Refused as refused:
+            return _refuse(request, "twilio", refused)
+        return Response(documents.twiml_connect_stream(stream_url, params), media_type=XML)
 
     @router.post("/telnyx")
     async def telnyx(request: Request) -> Response:
-        body, fields = await _fields(request)
-        key = config.telnyx_public_key
-        if key and not verify_telnyx(
-            body, request.headers.get("telnyx-signature-ed25519"), request.headers.get("telnyx-timestamp"), key
-        ):
-            return _forbidden("telnyx")
-        call_id = fields.get("CallControlId") or fields.get("CallSid")
-        params = answers.parameters("telnyx", call_id, fields)
+        try:
+            key = _configured(config.telnyx_public_key, "TELNYX_PUBLIC_KEY")
+            stream_url = answers.stream_url(request)
+            body = await read_body(request)
+            signature = request.headers.get("telnyx-signature-ed25519")
+            timestamp = request.headers.get("telnyx-timestamp")
+            if not verify_telnyx(body, signature, timestamp, key):
+                raise _Refused(403, "bad, stale or missing signature")
+            assert signature is not None and timestamp is not None  # verified above
+            form, data = _parse(request, body)  # only the body: the query string is not signed
+            call = call_fields("telnyx", form, data)
+            replay_key = f"{timestamp}:{base64.b64decode(signature.strip()).hex()}"
+            params = answers.parameters(
+                "telnyx", call, replay_key=replay_key, remember_until=int(timestamp) + TELNYX_TOLERANCE_S
+            )
+        except _Refused as refused:
+            return _refuse(request, "telnyx", refused)
         doc = documents.telnyx_texml(
-            answers.stream_url(request),
+            stream_url,
             params,
             codec=config.telnyx_codec,
             sampling_rate=config.telnyx_sampling_rate if config.telnyx_codec.upper() == "L16" else 8000,
@@ -110,48 +201,124 @@ def webhook_router(config: ServerConfig, signer: StreamTokenSigner | None) -> AP
 
     @router.api_route("/plivo", methods=["GET", "POST"])
     async def plivo(request: Request) -> Response:
-        body, fields = await _fields(request)
-        token = config.plivo_auth_token
-        if token and not verify_plivo_v3(
-            request.method,
-            answers.public(request),
-            _form_only(request, body),
-            request.headers.get("x-plivo-signature-v3-nonce"),
-            request.headers.get("x-plivo-signature-v3"),
-            token,
-        ):
-            return _forbidden("plivo")
-        params = answers.parameters("plivo", fields.get("CallUUID"), fields)
-        doc = documents.plivo_stream_xml(answers.stream_url(request), params, content_type=config.plivo_content_type)
+        try:
+            token = _configured(config.plivo_auth_token, "PLIVO_AUTH_TOKEN")
+            stream_url = answers.stream_url(request)
+            body = await read_body(request)
+            form: MultiFields | None
+            signed_form: MultiFields | None = None  # GET: the query is part of the signed URL
+            if request.method == "GET":
+                form = _query(request)
+            else:
+                form = signed_form = _parse(request, body)[0]
+            nonce = request.headers.get("x-plivo-signature-v3-nonce")
+            signature = request.headers.get("x-plivo-signature-v3")
+            url = answers.public(request)
+            if not verify_plivo_v3(request.method, url, signed_form, nonce, signature, token):
+                raise _Refused(403, "bad or missing signature")
+            call = call_fields("plivo", form, None)
+            replay_key = _digest(nonce or "", signature or "", request.method, url, body)
+            params = answers.parameters("plivo", call, replay_key=replay_key, remember_until=_untimed())
+        except _Refused as refused:
+            return _refuse(request, "plivo", refused)
+        doc = documents.plivo_stream_xml(stream_url, params, content_type=config.plivo_content_type)
         return Response(doc, media_type=XML)
 
     @router.api_route("/vonage", methods=["GET", "POST"])
     async def vonage(request: Request) -> Response:
-        body, fields = await _fields(request)
-        secret = config.vonage_signature_secret
-        if secret:
-            try:
-                verify_vonage_jwt(
-                    request.headers.get("authorization"), secret, body=body if request.method == "POST" else None
-                )
-            except Exception:
-                return _forbidden("vonage")
-        uuid = fields.get("uuid")
-        headers = answers.parameters("vonage", uuid, fields)
-        if uuid:
-            headers["call_uuid"] = uuid  # Vonage never names the call on the socket itself
-        doc = documents.vonage_ncco(answers.stream_url(request), headers, content_type=config.vonage_content_type)
+        try:
+            secret = _configured(config.vonage_signature_secret, "VONAGE_SIGNATURE_SECRET")
+            stream_url = answers.stream_url(request)
+            body = await read_body(request)
+            jwt = request.headers.get("authorization")
+            if request.method == "GET":
+                pairs = request.query_params.multi_items()
+                claims = _vonage_claims(jwt, secret, vonage_query_payloads(pairs))
+                call = call_fields("vonage", _query(request), None)
+            else:
+                claims = _vonage_claims(jwt, secret, [body])
+                form, data = _parse(request, body)
+                call = call_fields("vonage", form, data)
+            jti = claims.get("jti")
+            replay_key = f"jti:{jti}" if isinstance(jti, str) and jti else f"jwt:{_digest(jwt or '')}"
+            issued_at = float(claims["iat"])  # verify_vonage_jwt checked it is a finite number
+            headers = answers.parameters(
+                "vonage", call, replay_key=replay_key, remember_until=issued_at + VONAGE_MAX_AGE_S
+            )
+        except _Refused as refused:
+            return _refuse(request, "vonage", refused)
+        if call.call_id:
+            headers["call_uuid"] = call.call_id  # Vonage never names the call on the socket itself
+        doc = documents.vonage_ncco(stream_url, headers, content_type=config.vonage_content_type)
         return Response(doc, media_type=JSON)
 
     @router.api_route("/exotel", methods=["GET", "POST"])
     async def exotel(request: Request) -> Response:
-        _, fields = await _fields(request)
-        params = answers.parameters("exotel", fields.get("CallSid"), {})
-        return Response(documents.exotel_stream_url(answers.stream_url(request), params), media_type=JSON)
+        try:
+            credentials = _configured(config.exotel_webhook_basic_auth, "PHONEWIRE_EXOTEL_WEBHOOK_AUTH")
+            if not verify_basic_auth(request.headers.get("authorization"), credentials):
+                raise _Refused(401, "bad or missing Basic credentials", {"WWW-Authenticate": 'Basic realm="phonewire"'})
+            stream_url = answers.stream_url(request)
+            body = await read_body(request)
+            form = _query(request) if request.method == "GET" else _parse(request, body)[0]
+            # Exotel allows 3 custom parameters in 256 characters: the token only, no numbers.
+            params = answers.parameters(
+                "exotel", call_fields("exotel", form, None), replay_key=None, remember_until=0, numbers=False
+            )
+        except _Refused as refused:
+            return _refuse(request, "exotel", refused)
+        return Response(documents.exotel_stream_url(stream_url, params), media_type=JSON)
 
     return router
 
 
-def _forbidden(provider: str) -> Response:
-    logger.warning("! %s webhook with a bad or missing signature: 403", provider)
-    return Response("invalid signature", status_code=403)
+def _configured(credential: str | None, env_name: str) -> str:
+    if not credential:
+        raise _Refused(404, f"no {env_name} configured, so this webhook cannot be verified")
+    return credential
+
+
+def _untimed() -> float:
+    return time.time() + UNTIMED_MEMORY_S
+
+
+def _parse(request: Request, body: bytes) -> tuple[MultiFields | None, dict[str, Any] | None]:
+    try:
+        return parse_body(request.headers.get("content-type"), body)
+    except WebhookBodyError as exc:
+        raise _Refused(exc.status, exc.reason) from None
+
+
+def _query(request: Request) -> MultiFields:
+    try:
+        return parse_form(request.scope.get("query_string", b""))
+    except WebhookBodyError as exc:
+        raise _Refused(exc.status, exc.reason) from None
+
+
+def _vonage_claims(jwt: str | None, secret: str, payloads: list[bytes]) -> dict[str, Any]:
+    """Claims of a JWT whose ``payload_hash`` covers one of ``payloads``, or ``_Refused(403)``.
+
+    A JWT that is valid but covers none of them (or has no ``payload_hash``) proves nothing
+    about the ids in this request: it may be a captured JWT re-sent with another ``uuid``.
+    """
+    for payload in payloads:
+        try:
+            return verify_vonage_jwt(jwt, secret, body=payload)
+        except SignatureError:
+            continue
+    try:
+        verify_vonage_jwt(jwt, secret)
+    except SignatureError:
+        raise _Refused(403, "bad, stale or missing JWT") from None
+    raise _Refused(403, "JWT payload_hash missing or not matching this request's body or query")
+
+
+def _refuse(request: Request, provider: str, refused: _Refused) -> Response:
+    state = request.app.state
+    counts: Counter[tuple[str, str]] | None = getattr(state, "webhook_refusals", None)
+    if counts is None:
+        counts = state.webhook_refusals = Counter()
+    counts[(provider, refused.reason)] += 1
+    logger.warning("! %s webhook refused (%d): %s", provider, refused.status, refused.reason)
+    return Response(refused.reason, status_code=refused.status, headers=refused.headers)

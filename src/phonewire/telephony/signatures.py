@@ -22,7 +22,8 @@ Per provider (details in docs/security.md and the provider references cited on e
 * Plivo: ``X-Plivo-Signature-V3`` HMAC-SHA256 (webhooks *and* the upgrade); legacy V2.
 * Vonage: an HS256 JWT in ``Authorization: Bearer``; we also mint the RS256 application JWT the
   Vonage REST API wants for hang-ups.
-* Exotel signs nothing (IP allow-listing or Basic credentials in the URL), so nothing is here.
+* Exotel signs nothing. The operator puts HTTP Basic credentials in the applet's URL
+  (``https://user:pass@host/...``, sent as ``Authorization: Basic``): ``verify_basic_auth``.
 """
 
 from __future__ import annotations
@@ -67,8 +68,10 @@ __all__ = [
     "verify_telnyx",
     "verify_telnyx_stream_token",
     "verify_twilio",
+    "verify_basic_auth",
     "verify_vonage_jwt",
     "vonage_application_jwt",
+    "vonage_query_payloads",
 ]
 
 Params = Mapping[str, str | Sequence[str]]
@@ -620,6 +623,20 @@ def verify_vonage_jwt(
     return claims
 
 
+def vonage_query_payloads(pairs: Sequence[tuple[str, str]]) -> list[bytes]:
+    """What a GET webhook's ``payload_hash`` may cover: the query as a JSON object.
+
+    Vonage documents the GET payload as "JSON of the query params in received order, no
+    whitespace" (protocols.md 5.6) without saying how non-ASCII is written, so both
+    ``\\uXXXX`` escapes and raw UTF-8 are offered (one per distinct encoding). A repeated
+    name keeps its last value, as a JSON object would. Pass the result, one at a time, as
+    ``body`` to ``verify_vonage_jwt``: that binds the query (``uuid``, ``from``…) to the JWT.
+    """
+    obj = dict(pairs)
+    variants = [json.dumps(obj, separators=(",", ":"), ensure_ascii=ascii_only) for ascii_only in (True, False)]
+    return [_utf8(text) for text in dict.fromkeys(variants)]
+
+
 @lru_cache(maxsize=4)
 def _rsa_private_key(private_key_pem: str | bytes) -> rsa.RSAPrivateKey:
     data = private_key_pem.encode("utf-8") if isinstance(private_key_pem, str) else private_key_pem
@@ -666,6 +683,27 @@ def vonage_application_jwt(
     signing_input = ".".join(segments).encode("ascii")
     signature = key.sign(signing_input, padding.PKCS1v15(), hashes.SHA256())
     return f"{signing_input.decode('ascii')}.{_b64url(signature)}"
+
+
+# --------------------------------------------------------------------------- HTTP Basic (Exotel)
+
+
+def verify_basic_auth(header: str | None, expected_credentials: str) -> bool:
+    """Check ``Authorization: Basic base64(user:pass)`` against the configured ``user:pass``.
+
+    For providers that sign nothing (Exotel): the operator embeds the credentials in the URL the
+    provider calls. An empty or colon-less expected value never matches (fail closed).
+    Constant-time; never raises on bad input.
+    """
+    if not header or ":" not in expected_credentials or len(header) > _MAX_HEADER_VALUE_CHARS:
+        return False
+    scheme, _, encoded = header.strip().partition(" ")
+    if scheme.lower() != "basic":
+        return False
+    raw = _b64decode(encoded)
+    if raw is None:
+        return False
+    return _same(raw, _utf8(expected_credentials))
 
 
 # --------------------------------------------------------------------------- public URL

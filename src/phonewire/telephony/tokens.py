@@ -247,13 +247,16 @@ class StreamTokenSigner:
     def __repr__(self) -> str:
         return f"StreamTokenSigner(ttl_s={self._ttl_s}, replay_store={self._replay_store!r})"
 
-    def mint(self, call_id: str, *, provider: str = "", nonce: str | None = None) -> str:
+    def mint(self, call_id: str, *, provider: str = "", account: str = "", nonce: str | None = None) -> str:
         """Return a token for ``call_id`` (the provider's id from the verified webhook).
 
         Args:
             call_id: Twilio ``CallSid``, Telnyx ``call_control_id``, Plivo ``CallUUID``, …
             provider: Optional label bound into the MAC ("twilio", …) so a token minted for one
                 provider's route is not accepted on another's.
+            account: Optional account id bound into the MAC (Twilio's ``AccountSid`` from the
+                verified webhook): the stream must then claim the same account, because the
+                account id is part of the REST hang-up URL. ``verify`` needs the same value.
             nonce: Only for reproducible tests; by default 16 random bytes. Tokens are
                 single-use per nonce, so never reuse one in production.
 
@@ -267,13 +270,15 @@ class StreamTokenSigner:
             raise ConfigurationError(f"the nonce must be 1 to {_MAX_NONCE_BYTES} bytes")
         expiry_ms = int((self._clock() + self._ttl_s) * 1000)
         body = _HEADER.pack(_VERSION, expiry_ms) + self._fingerprint(call_id) + bytes([len(nonce_bytes)]) + nonce_bytes
-        token = body + self._tag(body, provider, call_id)
+        token = body + self._tag(body, provider, call_id, account)
         return base64.urlsafe_b64encode(token).rstrip(b"=").decode("ascii")
 
-    def verify(self, token: str | None, call_id: str | None, *, provider: str = "") -> None:
+    def verify(self, token: str | None, call_id: str | None, *, provider: str = "", account: str = "") -> None:
         """Accept the token for this call exactly once, or raise.
 
-        Checks, in order: well-formed, MAC (telling "call id mismatch" from "bad signature"),
+        ``account`` must be what ``mint`` was given (a stream claiming another account fails
+        as "bad signature"). Checks, in order: well-formed, MAC (telling "call id mismatch"
+        from "bad signature"),
         not expired, not used before. Only a fully valid token is recorded as used, so a
         forged or expired one cannot burn a genuine token's single use.
 
@@ -282,7 +287,8 @@ class StreamTokenSigner:
         """
         parsed = _Parsed(_decode(token))
         call_id = call_id if isinstance(call_id, str) else ""
-        if not hmac.compare_digest(parsed.tag, self._tag(parsed.body, provider, call_id)):
+        account = account if isinstance(account, str) else ""
+        if not hmac.compare_digest(parsed.tag, self._tag(parsed.body, provider, call_id, account)):
             if not hmac.compare_digest(parsed.fingerprint, self._fingerprint(call_id)):
                 raise StreamTokenError("call id mismatch")
             raise StreamTokenError("bad signature")
@@ -300,8 +306,10 @@ class StreamTokenSigner:
         digest = hashlib.sha256(b"phonewire call id\x00" + _length_prefixed(call_id)).digest()
         return digest[:_FINGERPRINT_BYTES]
 
-    def _tag(self, body: bytes, provider: str, call_id: str) -> bytes:
+    def _tag(self, body: bytes, provider: str, call_id: str, account: str = "") -> bytes:
         message = b"tag\x00" + body + _length_prefixed(provider) + _length_prefixed(call_id)
+        if account:  # appended only when bound, so tokens minted without one keep their MAC
+            message += b"account\x00" + _length_prefixed(account)
         return hmac.new(self._key, message, hashlib.sha256).digest()
 
 
