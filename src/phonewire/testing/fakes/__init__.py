@@ -1,0 +1,106 @@
+"""Local fakes of the services a voice bot calls, for offline tests and benchmarks.
+
+``FakeOpenAIServer`` is a real HTTP server on 127.0.0.1 that speaks OpenAI's Chat Completions
+(SSE, tool calls), ``/audio/speech`` and ``/audio/transcriptions``, scripted with replies,
+latencies and faults, recording every request. See docs/testing-services.md.
+
+The validators (``validate_chat_request`` and friends) need the ``openai`` package and are
+imported on first use, so the fake itself works without it.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from phonewire.testing.fakes.openai_audio import (
+    SyntheticVoice,
+    UploadedFile,
+    WordSpan,
+    parse_multipart,
+    speech_duration_ms,
+    wav_header,
+    word_spans,
+)
+from phonewire.testing.fakes.openai_script import (
+    BadJSON,
+    BrokenStream,
+    ChatLatency,
+    ChatReply,
+    ChatStream,
+    Fault,
+    Hang,
+    Slow,
+    SpeechLatency,
+    StatusFault,
+    StreamError,
+    TextReply,
+    ToolCall,
+    ToolCallsReply,
+    encode_sse,
+    error_body,
+    parse_sse,
+    split_text,
+)
+from phonewire.testing.fakes.openai_server import Endpoint, FakeOpenAIServer, RecordedRequest
+
+if TYPE_CHECKING:
+    from phonewire.testing.fakes.openai_validate import (
+        OpenAIValidationError,
+        validate_chat_request,
+        validate_response,
+        validate_speech_request,
+        validate_transcription_form,
+    )
+
+_VALIDATORS = {
+    "OpenAIValidationError",
+    "validate_chat_request",
+    "validate_response",
+    "validate_speech_request",
+    "validate_transcription_form",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _VALIDATORS:
+        from phonewire.testing.fakes import openai_validate
+
+        return getattr(openai_validate, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+__all__ = [
+    "BadJSON",
+    "BrokenStream",
+    "ChatLatency",
+    "ChatReply",
+    "ChatStream",
+    "Endpoint",
+    "FakeOpenAIServer",
+    "Fault",
+    "Hang",
+    "OpenAIValidationError",
+    "RecordedRequest",
+    "Slow",
+    "SpeechLatency",
+    "StatusFault",
+    "StreamError",
+    "SyntheticVoice",
+    "TextReply",
+    "ToolCall",
+    "ToolCallsReply",
+    "UploadedFile",
+    "WordSpan",
+    "encode_sse",
+    "error_body",
+    "parse_sse",
+    "parse_multipart",
+    "speech_duration_ms",
+    "split_text",
+    "validate_chat_request",
+    "validate_response",
+    "validate_speech_request",
+    "validate_transcription_form",
+    "wav_header",
+    "word_spans",
+]
