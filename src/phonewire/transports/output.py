@@ -31,6 +31,10 @@ from phonewire.frames import (
     Frame,
     FrameDirection,
     InterruptionFrame,
+    LatencyStageFrame,
+    LLMFullResponseEndFrame,
+    LLMFullResponseStartFrame,
+    MetricsFrame,
     OutputAudioRawFrame,
     OutputDTMFFrame,
     OutputDTMFUrgentFrame,
@@ -39,13 +43,18 @@ from phonewire.frames import (
     PlaybackSource,
     StartFrame,
     TextFrame,
+    TTSStartedFrame,
     TTSStoppedFrame,
+    TTSTextFrame,
+    TurnLatencyMetricsData,
+    VADUserStoppedSpeakingFrame,
 )
 from phonewire.processors.frame_processor import FrameProcessor
 from phonewire.transports.dtmf import dtmf_tones
 from phonewire.transports.fastapi_limits import HANGUP_BEFORE_CLOSE_SECS
 from phonewire.transports.pacer import Pacer
 from phonewire.transports.playback import HeardReport, PlaybackTracker
+from phonewire.transports.turn_latency import TurnLatencyTracker, TurnRecord
 
 if TYPE_CHECKING:
     from phonewire.transports.fastapi import FastAPIWebsocketTransport
@@ -83,6 +92,13 @@ class FastAPIWebsocketOutputTransport(FrameProcessor):
         self._all_played.set()
         self.bot_speaking = False
         self._started = False
+        #: An LLM reply is being generated (LLMFullResponseStart seen, End not yet): the
+        #: caller talking now interrupts it even though no audio is queued yet.
+        self._reply_pending = False
+        #: Where in the utterance the current TTS reply's audio begins (TTSTextFrame.pts_ms
+        #: is relative to the reply).
+        self._reply_base_ms = 0.0
+        self.turns = TurnLatencyTracker()
 
     # --- setup ---------------------------------------------------------------------------
 
@@ -152,7 +168,18 @@ class FastAPIWebsocketOutputTransport(FrameProcessor):
             self._on_text(frame)
             await self.push_frame(frame, direction)
         elif isinstance(frame, InterruptionFrame):
+            self._reply_pending = False
+            self.turns.interrupted()
             await self._interrupt()
+            await self.push_frame(frame, direction)
+        elif isinstance(frame, LatencyStageFrame | VADUserStoppedSpeakingFrame):
+            self._on_turn_frame(frame)
+            await self.push_frame(frame, direction)
+        elif isinstance(frame, LLMFullResponseStartFrame | LLMFullResponseEndFrame):
+            self._reply_pending = isinstance(frame, LLMFullResponseStartFrame)
+            await self.push_frame(frame, direction)
+        elif isinstance(frame, TTSStartedFrame):
+            self._reply_base_ms = self._utterance_end_ms()
             await self.push_frame(frame, direction)
         elif isinstance(frame, EndFrame):
             await self._end(frame)
@@ -214,8 +241,46 @@ class FastAPIWebsocketOutputTransport(FrameProcessor):
             self._enqueue(AUDIO, packet, len(packet) // 2)
 
     def _on_text(self, frame: TextFrame) -> None:
-        self.tracker._queued_ahead_ms = self._queued_samples * 1000 / self.rate
+        queued_ms = self._queued_samples * 1000 / self.rate
+        if isinstance(frame, TTSTextFrame) and frame.pts_ms is not None:
+            # Word (or sentence) timing from the TTS: place the text where its audio is,
+            # however early or late the frame comes relative to that audio.
+            self.tracker.add_text_at(self._reply_base_ms + frame.pts_ms, frame.text)
+            return
+        self.tracker._queued_ahead_ms = queued_ms
         self.tracker.add_text(frame.text)
+
+    def _utterance_end_ms(self) -> float:
+        """Position, in the open utterance, where audio queued now will play (0: a new one)."""
+        utt = self.tracker.current
+        if utt is None or utt.finished or utt.final_mark is not None:
+            return 0.0
+        return utt.sent_ms + self._queued_samples * 1000 / self.rate
+
+    # --- turn latency ----------------------------------------------------------------------
+
+    def _on_turn_frame(self, frame: LatencyStageFrame | VADUserStoppedSpeakingFrame) -> None:
+        now = self._t.clock()
+        if isinstance(frame, VADUserStoppedSpeakingFrame):
+            unanswered = self.turns.caller_stopped(now, frame.stop_secs)
+            if unanswered is not None and unanswered.stages.get("turn_end") is not None:
+                self._t.log.info("= turn %d not answered: %s", unanswered.index, unanswered.describe())
+            return
+        self.turns.stage(frame.stage, frame.at)
+
+    async def _on_first_audio_sent(self, now: float) -> None:
+        self.turns.stage("first_audio_sent", now)
+        if not self.tracker.acks:
+            await self._turn_heard(self.turns.heard(now + self.tracker.latency_s, PlaybackSource.SEND_CLOCK.value))
+
+    async def _turn_heard(self, turn: TurnRecord | None) -> None:
+        if turn is None:
+            return
+        self._t.stats.turns.append(turn)
+        self._t.log.info("= turn %d: %s (heard by %s)", turn.index, turn.describe(), turn.heard_source)
+        if self.metrics.enabled:
+            data = TurnLatencyMetricsData(processor=self.name, turn=turn.index, stages=dict(turn.stages))
+            await self.push_frame(MetricsFrame(data=[data]))
 
     def _end_utterance(self) -> None:
         """Flush the tails of this utterance and queue its end (and final mark)."""
@@ -366,6 +431,8 @@ class FastAPIWebsocketOutputTransport(FrameProcessor):
         self._all_played.clear()
         if self.bot_speaking:
             return
+        if self.turns.waiting_for_audio():
+            await self._on_first_audio_sent(self._t.clock())
         self.bot_speaking = True
         await self.push_frame(BotStartedSpeakingFrame(), DOWN)
         await self.push_frame(BotStartedSpeakingFrame(), UP)
@@ -411,7 +478,11 @@ class FastAPIWebsocketOutputTransport(FrameProcessor):
     async def on_mark(self, name: str) -> None:
         """A playback acknowledgement arrived (called by the input side)."""
         self._t.stats.marks_acked += 1
-        utt = self.tracker.on_mark_acked(name, self._t.clock())
+        now = self._t.clock()
+        utt = self.tracker.on_mark_acked(name, now)
+        if self.turns.waiting_for_heard() and self.tracker.last_ack is not None:
+            position_ms, acked_at = self.tracker.last_ack
+            await self._turn_heard(self.turns.heard(acked_at - position_ms / 1000, PlaybackSource.PROVIDER_ACK.value))
         if utt is None:
             return
         self._cancel_stop_timer()
@@ -423,7 +494,7 @@ class FastAPIWebsocketOutputTransport(FrameProcessor):
 
     def has_pending_audio(self) -> bool:
         """True while the caller may still be hearing (or about to hear) bot audio."""
-        return self.bot_speaking or self._queued_samples > 0 or not self._all_played.is_set()
+        return self.bot_speaking or self._queued_samples > 0 or not self._all_played.is_set() or self._reply_pending
 
     # --- interruption, end, cancel ---------------------------------------------------------
 

@@ -62,6 +62,8 @@ class PlaybackTracker:
         self.latency_s = 0.0  # learned: provider playback start minus our first send
         self.marks_sent = 0
         self.marks_acked = 0
+        #: (position ms in its utterance, echo time) of the last acknowledged mark.
+        self.last_ack: tuple[float, float] | None = None
 
     # --- sending side ------------------------------------------------------------------
 
@@ -76,6 +78,12 @@ class PlaybackTracker:
     def add_text(self, text: str) -> None:
         utt, _ = self.begin_if_needed()
         utt.text.append((utt.sent_ms + self._queued_ahead_ms, text))
+
+    def add_text_at(self, position_ms: float, text: str) -> None:
+        """Text whose audio starts at ``position_ms`` of the current utterance (TTS timing)."""
+        utt, _ = self.begin_if_needed()
+        utt.text.append((position_ms, text))
+        utt.text.sort(key=lambda item: item[0])
 
     _queued_ahead_ms = 0.0  # audio queued but not yet sent when text arrives (set by the output)
 
@@ -118,6 +126,7 @@ class PlaybackTracker:
             return None  # not ours, or flushed by a clear
         utt, position, final = entry
         self.marks_acked += 1
+        self.last_ack = (position, now)
         utt.acked_ms, utt.acked_at = position, now
         if utt.first_sent_at is not None and not final:
             self.latency_s = max(0.0, now - utt.first_sent_at - position / 1000)

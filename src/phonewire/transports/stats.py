@@ -28,6 +28,8 @@ class TransportStats:
     dtmf_in: int = 0
     hangup: str | None = None
     close_reason: str | None = None
+    #: Answered caller turns with their latency breakdown (transports/turn_latency.py).
+    turns: list[Any] = field(default_factory=list)
 
     @property
     def protocol_error_count(self) -> int:
@@ -36,4 +38,5 @@ class TransportStats:
     def as_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["protocol_errors"] = dict(self.protocol_errors)
+        d["turns"] = [{"index": t.index, "stages": dict(t.stages), "heard_by": t.heard_source} for t in self.turns]
         return d
