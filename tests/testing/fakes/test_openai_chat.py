@@ -188,7 +188,13 @@ def test_missing_messages_are_a_400_in_openais_error_shape(fake: FakeOpenAIServe
 
 
 def test_validate_chat_request_rejects_what_the_api_would_not_accept() -> None:
-    good = {"model": "m", "messages": MESSAGES, "stream": True, "tools": TOOLS, "stream_options": {"include_usage": True}}
+    good = {
+        "model": "m",
+        "messages": MESSAGES,
+        "stream": True,
+        "tools": TOOLS,
+        "stream_options": {"include_usage": True},
+    }
     assert validate_chat_request(good)["model"] == "m"
     bad = [
         {**good, "bogus": 1},

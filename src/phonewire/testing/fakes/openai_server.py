@@ -363,6 +363,7 @@ class FakeOpenAIServer:
         server.should_exit = True
         thread.join(self.stop_timeout_s)
         self._thread = self._server = self._loop = None
+        self._port = None
         if thread.is_alive():
             raise RuntimeError(f"FakeOpenAIServer thread did not stop within {self.stop_timeout_s} s")
 
