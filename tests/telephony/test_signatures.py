@@ -742,3 +742,46 @@ def test_twilio_websocket_signature_verifies_behind_a_trusted_tls_proxy_only() -
     untrusted = public_url(seen, headers, trust_forwarded=False)
     assert verify_twilio(trusted, None, vector["expected"], vector["token"])
     assert not verify_twilio(untrusted, None, vector["expected"], vector["token"])
+
+
+def test_basic_auth_matches_only_the_configured_credentials() -> None:
+    """Issue 11, finding 3: Exotel's webhook is authenticated by the operator's Basic credentials."""
+    import base64
+
+    from phonewire.telephony.signatures import verify_basic_auth
+
+    def header(text: str) -> str:
+        return "Basic " + base64.b64encode(text.encode()).decode()
+
+    assert verify_basic_auth(header("u:p"), "u:p")
+    assert verify_basic_auth("basic " + header("u:p")[6:], "u:p")
+    for bad in (None, "", header("u:x"), header("u:pp"), "Bearer abc", "Basic !!!", header("u:p") + "x" * 2000):
+        assert not verify_basic_auth(bad, "u:p")
+    assert not verify_basic_auth(header(""), "")  # nothing configured: never matches
+
+
+def test_vonage_query_payloads_bind_a_get_query_to_the_jwt() -> None:
+    """Issue 11, finding 2: a GET JWT's payload_hash covers the query as compact JSON."""
+    import hashlib
+    import time
+
+    from phonewire.telephony.signatures import verify_vonage_jwt, vonage_query_payloads
+
+    payloads = vonage_query_payloads([("uuid", "u1"), ("from", "44ü")])
+    assert b'{"uuid":"u1","from":"44\\u00fc"}' in payloads and '{"uuid":"u1","from":"44ü"}'.encode() in payloads
+    claims = {"iat": int(time.time()), "payload_hash": hashlib.sha256(payloads[0]).hexdigest()}
+    token = _hs256(claims, "sec")
+    assert verify_vonage_jwt(token, "sec", body=payloads[0])["payload_hash"] == claims["payload_hash"]
+
+
+def _hs256(claims: dict[str, object], secret: str) -> str:
+    import base64
+    import hashlib
+    import hmac
+    import json
+
+    def b64(data: bytes) -> str:
+        return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+    signing_input = f"{b64(json.dumps({'alg': 'HS256'}).encode())}.{b64(json.dumps(claims).encode())}"
+    return f"{signing_input}.{b64(hmac.new(secret.encode(), signing_input.encode(), hashlib.sha256).digest())}"

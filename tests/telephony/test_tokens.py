@@ -345,3 +345,20 @@ def test_signer_from_env_reads_os_environ_by_default(monkeypatch: pytest.MonkeyP
 def test_signer_from_env_refuses_a_short_secret() -> None:
     with pytest.raises(ConfigurationError):
         signer_from_env(environ={SECRET_ENV_VAR: "short"})
+
+
+def test_a_token_bound_to_an_account_verifies_only_for_that_account() -> None:
+    """Issue 11, finding 4: the Twilio account in the hang-up URL must be the webhook's."""
+    from phonewire.telephony.tokens import StreamTokenError, StreamTokenSigner
+
+    def ok(account: str) -> bool:
+        signer = StreamTokenSigner("k" * 32)
+        token = signer.mint("CA1", provider="twilio", account="AC1")
+        try:
+            signer.verify(token, "CA1", provider="twilio", account=account)
+        except StreamTokenError:
+            return False
+        return True
+
+    assert ok("AC1")
+    assert not ok("AC2") and not ok("") and not ok("AC1/Calls/CA9.json?x=")

@@ -28,7 +28,6 @@ import hashlib
 import logging
 import re
 import time
-import urllib.parse
 from collections import Counter
 from collections.abc import Mapping
 from typing import Any
@@ -119,13 +118,12 @@ class _Answers:
     def stream_url(self, request: Request) -> str:
         host = self.config.public_host
         if host is None:
-            try:
-                host = urllib.parse.urlsplit(self.public(request)).netloc
-            except ValueError:
-                raise _Refused(400, "malformed Host header") from None
-        match = _HOST.fullmatch(host)
-        if match is None or (match["port"] is not None and not 0 < int(match["port"]) < 65536):
-            raise _Refused(400, "malformed Host header")
+            # The Host header itself, and then the host public_url settled on (X-Forwarded-Host
+            # when trusted): "h/x" would otherwise pass as "h" once the URL is split.
+            _check_host(request.headers.get("host", ""))
+            after_scheme = self.public(request).partition("://")[2]
+            host = re.split(r"[/?#]", after_scheme, maxsplit=1)[0]
+        _check_host(host)
         return f"{self.config.stream_scheme}://{host}{self.config.ws_path}"
 
     def public(self, request: Request) -> str:
@@ -270,6 +268,12 @@ def webhook_router(config: ServerConfig, signer: StreamTokenSigner | None) -> AP
         return Response(documents.exotel_stream_url(stream_url, params), media_type=JSON)
 
     return router
+
+
+def _check_host(host: str) -> None:
+    match = _HOST.fullmatch(host)
+    if match is None or (match["port"] is not None and not 0 < int(match["port"]) < 65536):
+        raise _Refused(400, "malformed Host header")
 
 
 def _configured(credential: str | None, env_name: str) -> str:
