@@ -19,6 +19,7 @@ The same engine backs ``phonewire call URL``. See docs/simulator.md.
 """
 
 from phonewire.testing.fake_api import FakeProviderAPI, RecordedRequest
+from phonewire.testing.fakes import FakeOpenAIServer as FakeOpenAIServer  # the fake LLM/TTS/STT API
 from phonewire.testing.network import NetworkConditions
 from phonewire.testing.playout import Playout
 from phonewire.testing.providers import (
