@@ -17,7 +17,12 @@ from typing import Any
 
 import httpx
 import pytest
+from fastapi import FastAPI, Request, Response
+from websockets.exceptions import ConnectionClosed
 
+from bots import KeypadBot
+from phonewire.audio.analysis import tone
+from phonewire.pipeline import Pipeline, PipelineRunner, PipelineTask
 from phonewire.server import ServerConfig, create_app
 from phonewire.telephony.tokens import StreamTokenError, StreamTokenSigner
 from server_harness import serve
@@ -34,6 +39,7 @@ from signed_webhooks import (
     vonage_jwt,
     vonage_query_payload,
 )
+from twilio_client import CALL_SID, STREAM_SID, TwilioTestClient
 
 SECRET = "a" * 40
 GENUINE = "v3:genuine-call"
@@ -377,3 +383,54 @@ def test_finding4_a_twilio_token_is_bound_to_the_webhooks_account_sid() -> None:
     assert not tokens_check(token, "CA1", "twilio", account="AC" + "9" * 32)
     assert not tokens_check(token, "CA1", "twilio", account=f"{ACCOUNT_SID}/Calls/CA9.json?x=")
     assert not tokens_check(token, "CA1", "twilio")
+
+
+def test_finding4_a_stream_claiming_another_account_than_its_webhook_is_refused_with_no_rest_call() -> None:
+    api, seen = FastAPI(), []
+
+    @api.post("/2010-04-01/Accounts/{account}/Calls/{call}.json")
+    async def hangup(account: str, call: str, request: Request) -> Response:
+        seen.append((account, call))
+        return Response("{}", media_type="application/json")
+
+    async def bot(transport: Any, call: Any) -> None:
+        task = PipelineTask(Pipeline([transport.input(), KeypadBot(tone(300, 0.2, 24000)), transport.output()]))
+        await PipelineRunner(handle_sigint=False).run(task)
+
+    async def stream(hostport: str, token: str, account: str) -> int | None:
+        client = await TwilioTestClient.connect(hostport)
+        start = {
+            "accountSid": account,
+            "streamSid": STREAM_SID,
+            "callSid": CALL_SID,
+            "tracks": ["inbound"],
+            "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1},
+            "customParameters": {"phonewireToken": token},
+        }
+        await client.send({"event": "connected", "protocol": "Call", "version": "1.0.0"})
+        await client.send({"event": "start", "sequenceNumber": "1", "start": start, "streamSid": STREAM_SID})
+        try:
+            await client.dtmf("#")
+            async with asyncio.timeout(5):
+                while True:
+                    await client.ws.recv()
+        except ConnectionClosed as exc:
+            return exc.rcvd.code if exc.rcvd else None
+        finally:
+            await client.close()
+
+    async def main() -> list[int | None]:
+        async with serve(api) as api_host:
+            twilio_kwargs = {"auth_token": "tok", "base_url": f"http://{api_host}"}
+            config = ServerConfig(stream_secret=SECRET, serializer_kwargs={"twilio": twilio_kwargs}, **credentials())
+            async with serve(create_app(bot, config)) as hostport, httpx.AsyncClient() as http:
+                codes = []
+                for account in ("AC" + "9" * 32, ACCOUNT_SID):
+                    form = {"CallSid": CALL_SID, "AccountSid": ACCOUNT_SID, "Nonce": account}  # one token each
+                    token = xml_token((await signed_answer(http, f"http://{hostport}", "twilio", form)).text)
+                    assert token is not None
+                    codes.append(await stream(hostport, token, account))
+                return codes
+
+    assert asyncio.run(main()) == [1008, 1000]
+    assert seen == [(ACCOUNT_SID, CALL_SID)]  # only the webhook's own account was ever hung up
