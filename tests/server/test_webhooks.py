@@ -118,3 +118,14 @@ def test_the_telnyx_serializer_sends_the_codec_the_texml_asked_for() -> None:
         telnyx_sampling_rate=16000,
     )
     assert 'bidirectionalCodec="L16"' in body and 'bidirectionalSamplingRate="16000"' in body
+
+
+def test_plivo_get_webhooks_are_verified_over_the_query_and_name_the_call() -> None:
+    status, _, body = answer("GET", "/webhooks/plivo", {"CallUUID": "uuid-get", "From": "+1"}, public_host="h")
+    assert status == 200 and "phonewireToken=" in body and "From=+1" in body
+
+
+def test_vonage_get_webhooks_with_a_payload_hash_over_the_query_get_a_token() -> None:
+    status, _, body = answer("GET", "/webhooks/vonage", {"uuid": "u-get", "from": "4477"}, public_host="h")
+    headers = json.loads(body)[0]["endpoint"][0]["headers"]
+    assert status == 200 and headers["call_uuid"] == "u-get" and "phonewireToken" in headers
