@@ -11,19 +11,20 @@ import uvicorn
 
 
 @contextlib.asynccontextmanager
-async def serve(app: Any) -> AsyncIterator[str]:
-    """Yield ``"127.0.0.1:PORT"`` while ``app`` is served; stops the server on exit."""
-    config = uvicorn.Config(
-        app,
-        host="127.0.0.1",
-        port=0,
-        ws="websockets-sansio",
-        ws_per_message_deflate=False,
-        lifespan="off",
-        log_level="warning",
-        loop="asyncio",
-        timeout_graceful_shutdown=2,
-    )
+async def serve(app: Any, **overrides: Any) -> AsyncIterator[str]:
+    """Yield ``"127.0.0.1:PORT"`` while ``app`` is served; stops the server on exit.
+
+    ``overrides`` are uvicorn.Config arguments, e.g. ``**uvicorn_config_kwargs(config)``."""
+    settings: dict[str, Any] = {
+        "ws": "websockets-sansio",
+        "ws_per_message_deflate": False,
+        "lifespan": "off",
+        "log_level": "warning",
+        "loop": "asyncio",
+        "timeout_graceful_shutdown": 2,
+        **overrides,
+    }
+    config = uvicorn.Config(app, host="127.0.0.1", port=0, **settings)
     server = uvicorn.Server(config)
     server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
     task = asyncio.get_running_loop().create_task(server.serve())

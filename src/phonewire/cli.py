@@ -13,6 +13,7 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 __all__ = ["main"]
 
@@ -26,6 +27,22 @@ ENV = {
     "providers": "PHONEWIRE_PROVIDERS",
     "handshake_timeout": "PHONEWIRE_HANDSHAKE_TIMEOUT",
     "twilio_api_base_url": "PHONEWIRE_TWILIO_API_BASE_URL",
+    "max_pending_handshakes": "PHONEWIRE_MAX_PENDING_HANDSHAKES",
+    "max_pending_per_client": "PHONEWIRE_MAX_PENDING_PER_CLIENT",
+    "header_timeout": "PHONEWIRE_HEADER_TIMEOUT",
+    "max_header_bytes": "PHONEWIRE_MAX_HEADER_BYTES",
+    "max_connections": "PHONEWIRE_MAX_CONNECTIONS",
+    "api_docs": "PHONEWIRE_API_DOCS",
+}
+#: ENV keys whose values are numbers, by the type ServerConfig wants.
+_NUMBERS = {
+    "max_calls": int,
+    "handshake_timeout": float,
+    "max_pending_handshakes": int,
+    "max_pending_per_client": int,
+    "header_timeout": float,
+    "max_header_bytes": int,
+    "max_connections": int,
 }
 
 
@@ -70,12 +87,21 @@ def _serve_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-calls", type=int, default=200, help="calls per process; more are refused (1013)")
     p.add_argument("--providers", default=None, help="comma list to accept (default: detect all)")
     p.add_argument("--handshake-timeout", type=float, default=10.0)
+    p.add_argument("--max-pending-handshakes", type=int, default=None, help="streams not yet identified (64)")
+    p.add_argument("--max-pending-per-client", type=int, default=None, help="the same per client address (16)")
+    p.add_argument("--header-timeout", type=float, default=None, help="seconds to send request headers (10)")
+    p.add_argument("--max-header-bytes", type=int, default=None, help="largest request head (16384)")
+    p.add_argument("--max-connections", type=int, default=None, help="HTTP+WebSocket connections (derived)")
+    p.add_argument("--api-docs", action="store_true", help="serve /docs, /redoc and /openapi.json")
     p.add_argument("--twilio-api-base-url", default=None, help="Twilio REST root (a local fake in tests)")
     p.add_argument("--log-level", default="info")
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
+
+    from phonewire.server import ServerConfig
+    from phonewire.server.web_server import uvicorn_config_kwargs
 
     for key, env in ENV.items():
         value = getattr(args, key)
@@ -88,14 +114,34 @@ def cmd_serve(args: argparse.Namespace) -> int:
         host=args.host,
         port=args.port,
         workers=args.workers,
-        ws="websockets-sansio",
-        ws_per_message_deflate=False,
         loop="uvloop" if sys.platform != "win32" else "asyncio",
-        http="httptools",
         log_level=args.log_level,
         timeout_graceful_shutdown=5,
+        # Header deadline and size, ws_max_size, connection bound, redacted access log (issue 11 #8, #9).
+        **uvicorn_config_kwargs(ServerConfig(**config_kwargs_from_env())),
     )
     return 0
+
+
+def config_kwargs_from_env() -> dict[str, Any]:
+    """ServerConfig keyword arguments from PHONEWIRE_* variables (so every worker builds the same)."""
+    env = os.environ.get
+    vad = env(ENV["vad"], "silero")
+    kwargs: dict[str, Any] = {"vad": None if vad == "none" else vad}
+    if env(ENV["stream_scheme"]):
+        kwargs["stream_scheme"] = env(ENV["stream_scheme"])
+    if env(ENV["trust_forwarded"]):
+        kwargs["trust_forwarded"] = True
+    if env(ENV["api_docs"]):
+        kwargs["api_docs"] = True
+    for key, kind in _NUMBERS.items():
+        if env(ENV[key]):
+            kwargs[key] = kind(env(ENV[key]) or 0)
+    if env(ENV["providers"]):
+        kwargs["providers"] = (env(ENV["providers"]) or "").split(",")
+    if env(ENV["twilio_api_base_url"]):
+        kwargs["serializer_kwargs"] = {"twilio": {"base_url": env(ENV["twilio_api_base_url"])}}
+    return kwargs
 
 
 def app_from_env():
@@ -103,22 +149,7 @@ def app_from_env():
     from phonewire.demo.app import make_app
     from phonewire.server import ServerConfig
 
-    env = os.environ.get
-    vad = env(ENV["vad"], "silero")
-    kwargs: dict[str, object] = {"vad": None if vad == "none" else vad}
-    if env(ENV["stream_scheme"]):
-        kwargs["stream_scheme"] = env(ENV["stream_scheme"])
-    if env(ENV["trust_forwarded"]):
-        kwargs["trust_forwarded"] = True
-    if env(ENV["max_calls"]):
-        kwargs["max_calls"] = int(env(ENV["max_calls"]) or 0)
-    if env(ENV["providers"]):
-        kwargs["providers"] = (env(ENV["providers"]) or "").split(",")
-    if env(ENV["handshake_timeout"]):
-        kwargs["handshake_timeout"] = float(env(ENV["handshake_timeout"]) or 10)
-    if env(ENV["twilio_api_base_url"]):
-        kwargs["serializer_kwargs"] = {"twilio": {"base_url": env(ENV["twilio_api_base_url"])}}
-    app = make_app(ServerConfig(**kwargs))
+    app = make_app(ServerConfig(**config_kwargs_from_env()))
     # Everything loaded so far lives as long as the process: freezing it keeps full garbage
     # collections from walking ~300k module objects (measured 70 ms pauses at 100 calls,
     # heard by every call at once).

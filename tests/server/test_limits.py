@@ -86,6 +86,7 @@ def test_calls_beyond_max_calls_are_refused_politely_with_1013_while_the_first_g
         await first.media(b"\0\0" * 160)
         await first.recv_event("media")
         second = await TwilioTestClient.connect(hostport)
+        await second.handshake()  # a slot is taken only by an identified stream (issue 11 #8)
         refused = await close_code(second)
         await first.media(b"\0\0" * 160)
         still_up = (await first.recv_event("media"))["event"] == "media"

@@ -8,9 +8,16 @@
 
     app = create_app(bot)          # uvicorn module:app
 
-Each call: refuse politely beyond ``max_calls`` (close 1013), check upgrade signatures,
-read the provider's handshake under a deadline, check the stream token, build the
-transport with the call's own media format, run the bot, log a one-line summary.
+Each call: check upgrade signatures, refuse politely beyond ``max_pending_handshakes``
+(in total and per client address; close 1013), read the provider's handshake under a
+deadline, check the stream token, only then take one of ``max_calls`` (close 1013 when
+none is free), build the transport with the call's own media format, run the bot, log a
+one-line summary.
+
+Run it under uvicorn with ``uvicorn_config_kwargs(config)`` (``phonewire.server.web_server``):
+header deadline and size limit, ``ws_max_size`` = ``max_message_bytes``, a connection bound
+and redacted access logs. ``/docs``, ``/redoc`` and ``/openapi.json`` are off unless
+``ServerConfig.api_docs``.
 """
 
 from __future__ import annotations
@@ -26,11 +33,13 @@ from typing import Any
 from fastapi import FastAPI, WebSocket
 from fastapi.responses import JSONResponse, PlainTextResponse
 
+from phonewire import logsafe
 from phonewire.exceptions import ConfigurationError, HandshakeError
 from phonewire.serializers.base import CallInfo
 from phonewire.server.config import ServerConfig
 from phonewire.server.guard import check_stream_token, check_upgrade
 from phonewire.server.metrics import Metrics
+from phonewire.server.web_server import install_uvicorn_log_filter, render_counters
 from phonewire.server.webhooks import webhook_router
 from phonewire.telephony.handshake import read_handshake
 from phonewire.telephony.tokens import StreamTokenSigner
@@ -57,7 +66,15 @@ def create_app(bot: Bot, config: ServerConfig | None = None) -> FastAPI:
         SileroModel.shared()  # load once, now, instead of on the first call's audio path
     if signer is None:
         logger.warning("= no PHONEWIRE_STREAM_SECRET: streams are not authenticated and auto hang-up is off")
-    app = FastAPI(title="phonewire")
+    logsafe.install()  # peer values in phonewire's log lines cannot forge lines (issue 11 #7)
+    install_uvicorn_log_filter()  # tokens and numbers in uvicorn's request lines are redacted (#9)
+    docs = config.api_docs
+    app = FastAPI(
+        title="phonewire",
+        docs_url="/docs" if docs else None,
+        redoc_url="/redoc" if docs else None,
+        openapi_url="/openapi.json" if docs else None,
+    )
     app.add_middleware(RawWebSocketMiddleware)  # the transport's direct line to uvicorn (transports/asgi.py)
     metrics = Metrics()
     app.state.metrics = metrics
@@ -70,7 +87,7 @@ def create_app(bot: Bot, config: ServerConfig | None = None) -> FastAPI:
 
     @app.get("/metrics")
     async def prometheus() -> PlainTextResponse:
-        return PlainTextResponse(metrics.render())
+        return PlainTextResponse(metrics.render() + render_counters())
 
     @app.websocket(config.ws_path)
     async def media_stream(websocket: WebSocket) -> None:
@@ -85,29 +102,46 @@ def create_app(bot: Bot, config: ServerConfig | None = None) -> FastAPI:
 async def _serve_call(
     websocket: WebSocket, bot: Bot, config: ServerConfig, signer: StreamTokenSigner | None, metrics: Metrics
 ) -> None:
-    if metrics.active >= config.max_calls:
-        metrics.refused += 1
-        logger.warning("! refusing a call: %d calls already (max_calls); closing with 1013", metrics.active)
-        await websocket.accept()
-        await websocket.close(1013, "server busy, try again later")
-        return
     refusal = check_upgrade(config, websocket.scope, websocket.headers)
     if refusal is not None:
         metrics.rejected += 1
         logger.warning("! refusing a stream: %s", refusal)
         await websocket.close(1008)
         return
-    metrics.active += 1
+    # Until its handshake is done a socket is only "pending": it holds no max_calls slot, and
+    # pending sockets are capped on their own, in total and per client address (issue 11 #8).
+    client = websocket.client.host if websocket.client else "-"
+    busy = metrics.pending_refusal(client, config.max_pending_handshakes, config.max_pending_per_client)
+    if busy is not None:
+        metrics.refused += 1
+        logger.warning("! refusing a stream: %s; closing with 1013", busy)
+        await websocket.accept()
+        await _close(websocket, 1013, "server busy, try again later")
+        return
+    metrics.pending_started(client)
     try:
         await websocket.accept()
-        await _run_call(websocket, bot, config, signer, metrics)
+        call = await _identify(websocket, config, signer, metrics)
+    finally:
+        metrics.pending_ended(client)
+    if call is None:
+        return
+    if metrics.active >= config.max_calls:
+        metrics.refused += 1
+        logger.warning("! refusing a call: %d calls already (max_calls); closing with 1013", metrics.active)
+        await _close(websocket, 1013, "server busy, try again later")
+        return
+    metrics.active += 1
+    try:
+        await _run_bot(bot, call[0], call[1], metrics)
     finally:
         metrics.active -= 1
 
 
-async def _run_call(
-    websocket: WebSocket, bot: Bot, config: ServerConfig, signer: StreamTokenSigner | None, metrics: Metrics
-) -> None:
+async def _identify(
+    websocket: WebSocket, config: ServerConfig, signer: StreamTokenSigner | None, metrics: Metrics
+) -> tuple[FastAPIWebsocketTransport, CallInfo] | None:
+    """Handshake and stream token: the call's transport, or None when the stream was refused."""
     try:
         handshake = await read_handshake(
             websocket,
@@ -119,25 +153,25 @@ async def _run_call(
         metrics.rejected += 1
         logger.warning("! stream refused: %s (close %d)", exc, exc.close_code)
         await _close(websocket, exc.close_code, str(exc))
-        return
+        return None
     except Exception:
         metrics.internal_errors += 1
         logger.exception("! handshake failed unexpectedly (bug); closing (1011)")
         await _close(websocket, 1011, "internal error")
-        return
+        return None
     info = handshake.info
     verified, refusal = check_stream_token(signer, info, required=config.tokens_required)
     if refusal is not None:
         metrics.rejected += 1
         logger.warning("[%s %s] ! %s: closing (1008), no bot, no hang-up", info.provider, info.call_id, refusal)
         await _close(websocket, 1008, "stream not authorised")
-        return
+        return None
     defaults = {"audio_in_enabled": True, "audio_out_enabled": True, "vad_analyzer": make_vad(config.vad)}
     params = FastAPIWebsocketParams(**{**defaults, **config.transport_params, "serializer": handshake.serializer})
     transport = FastAPIWebsocketTransport(websocket, params, handshake=handshake)
     transport.verified = verified
     transport.hangup_allowed = verified
-    await _run_bot(bot, transport, info, metrics)
+    return transport, info
 
 
 async def _run_bot(bot: Bot, transport: FastAPIWebsocketTransport, info: CallInfo, metrics: Metrics) -> None:

@@ -35,8 +35,20 @@ class ServerConfig:
     providers: list[str] | None = None
     #: Seconds a new stream has to identify itself.
     handshake_timeout: float = 10.0
-    #: Calls served at once by this process; more are refused with close code 1013.
+    #: Calls served at once by this process; more are refused with close code 1013. A stream
+    #: counts once its handshake is done and its token checked (idle sockets hold no slot).
     max_calls: int = 200
+    #: Streams still in their handshake at once (process-wide, and per client address);
+    #: more are refused (close 1013) so unidentified sockets cannot crowd out calls.
+    max_pending_handshakes: int = 64
+    max_pending_per_client: int = 16
+    #: Web server limits (``uvicorn_config_kwargs``): seconds a client has to send a request's
+    #: headers, their largest size, and open HTTP/WebSocket connections (None: derived).
+    header_timeout: float = 10.0
+    max_header_bytes: int = 16 * 1024
+    max_connections: int | None = None
+    #: Serve /docs, /redoc and /openapi.json (off: they map the attack surface for nobody's benefit).
+    api_docs: bool = False
     #: Secret for stream tokens; with one set, streams must carry a valid token.
     stream_secret: str | None = field(default_factory=lambda: _env("PHONEWIRE_STREAM_SECRET"))
     #: None: require tokens exactly when a stream secret is configured.

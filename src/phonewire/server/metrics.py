@@ -23,6 +23,9 @@ class Metrics:
     audio_in_seconds: float = 0.0
     audio_out_seconds: float = 0.0
     hangups: Counter[str] = field(default_factory=Counter)
+    #: Streams accepted but not yet identified (handshake and token pending), per client address.
+    pending: int = 0
+    pending_by_client: Counter[str] = field(default_factory=Counter)
     #: Hang-ups refused because a call/account id from the peer failed its provider's format.
     invalid_hangup_ids: int = 0
 
@@ -36,9 +39,28 @@ class Metrics:
         if (stats.hangup or "").startswith("skipped: invalid "):
             self.invalid_hangup_ids += 1
 
+    def pending_refusal(self, client: str, total: int, per_client: int) -> str | None:
+        """Why one more pending handshake (from ``client``) is refused, or None."""
+        if self.pending >= total:
+            return f"{self.pending} handshakes pending (max_pending_handshakes)"
+        if self.pending_by_client[client] >= per_client:
+            return f"{per_client} handshakes pending from one address (max_pending_per_client)"
+        return None
+
+    def pending_started(self, client: str) -> None:
+        self.pending += 1
+        self.pending_by_client[client] += 1
+
+    def pending_ended(self, client: str) -> None:
+        self.pending -= 1
+        self.pending_by_client[client] -= 1
+        if self.pending_by_client[client] <= 0:
+            del self.pending_by_client[client]  # the Counter must not grow with every address seen
+
     def render(self) -> str:
         lines = [
             f"phonewire_active_calls {self.active}",
+            f"phonewire_pending_handshakes {self.pending}",
             f"phonewire_calls_total {self.calls}",
             f"phonewire_calls_refused_total {self.refused}",
             f"phonewire_streams_rejected_total {self.rejected}",

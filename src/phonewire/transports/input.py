@@ -181,19 +181,25 @@ class FastAPIWebsocketInputTransport(FrameProcessor):
         """Returns (close code, reason) when a limit trips."""
         t = self._t
         params, stats, size = t._params, t.stats, len(data)
+        limit = params.max_message_bytes
+        if size > limit >> 2 and type(data) is str:
+            # A text frame's limit is in UTF-8 bytes: len() counts characters, up to 4 bytes
+            # each. Only a frame whose characters could exceed the limit is encoded (a media
+            # packet is ~300 ASCII characters, never near it).
+            size = len(data.encode("utf-8", "surrogatepass"))
         stats.messages_in += 1
         stats.bytes_in += size
-        if size > params.max_message_bytes:
+        if size > limit:
             t.log.warning("! message of %d bytes exceeds max_message_bytes: closing (1009)", size)
             return 1009, "message too big"
-        limit = params.max_messages_per_second
-        if limit is None:
+        rate = params.max_messages_per_second
+        if rate is None:
             return None
         if now - self._rate_window_start >= 1.0:
             self._rate_window_start, self._rate_window_count = now, 0
         self._rate_window_count += 1
-        if self._rate_window_count > limit:
-            t.log.warning("! more than %.0f messages/s: closing (1008)", limit)
+        if self._rate_window_count > rate:
+            t.log.warning("! more than %.0f messages/s: closing (1008)", rate)
             return 1008, "message rate"
         return None
 
