@@ -15,6 +15,8 @@ from phonewire.frames import (
     LLMContextFrame,
     LLMFullResponseEndFrame,
     LLMFullResponseStartFrame,
+    StartFrame,
+    SystemFrame,
     TTSTextFrame,
 )
 from phonewire.pipeline import Pipeline, PipelineTask
@@ -55,6 +57,24 @@ class Recorder(FrameProcessor):
                 self._changed.clear()
                 await self._changed.wait()
         return self.of(kind, direction)
+
+
+    async def wait_count(self, count: int, timeout: float = 3.0) -> None:
+        """Until ``count`` frames other than the StartFrame went through."""
+        async with asyncio.timeout(timeout):
+            while sum(not isinstance(f, StartFrame) for f, _ in self.frames) < count:
+                self._changed.clear()
+                await self._changed.wait()
+
+
+async def queue_in_order(task: PipelineTask, frames: list[Frame], tail: Recorder) -> None:
+    """Queue ``frames`` so they arrive as a live pipeline delivers them: a system frame only
+    after the data before it went through (in a call, seconds of audio separate them)."""
+    for n, frame in enumerate(frames):
+        if isinstance(frame, SystemFrame):
+            await tail.wait_count(n)
+        await task.queue_frame(frame)
+    await tail.wait_count(len(frames))
 
 
 def spoken_reply(*utterances: list[str]) -> list[Frame]:

@@ -136,6 +136,7 @@ class _Reply:
     ended: bool = False
     message: dict[str, Any] | None = None  # the context message this reply fills, once it exists
     heard_ms: float | None = None
+    cut: bool = False  # the caller interrupted its audio
 
     def pending(self) -> str:
         return self.text.words() if self.tts else self.text.concatenated()
@@ -231,14 +232,15 @@ class LLMAssistantAggregator(ContextAggregator):
             self._on_call_cancelled(frame.tool_call_id)
         elif isinstance(frame, EndFrame | CancelFrame):
             self._commit_all(cut=True)
+            self._settle_amend()
         await self.push_frame(frame, direction)
 
     # --- replies -----------------------------------------------------------------------
 
     def _new_reply(self, *, ended: bool = False) -> _Reply:
+        self._settle_amend()
         self._last_committed = None
         self._batch = None
-        self._amend = None
         if len(self._replies) >= _MAX_OPEN_REPLIES:
             logger.warning("- %s: %d replies never heard: recording the oldest", self.name, len(self._replies))
             self._commit(self._replies.pop(0), interrupted=False)
@@ -289,18 +291,20 @@ class LLMAssistantAggregator(ContextAggregator):
             reply, pending = self._amend
             self._amend = None
             piece = self._heard_piece(frame, pending)
+            reply.heard_ms = frame.heard_ms
             if piece:
                 reply.heard.append(piece)
-                reply.heard_ms = frame.heard_ms
-                self._write(reply, interrupted=True)
+            self._report(reply, self._write(reply, interrupted=True), interrupted=True)
             return
         current = next((r for r in self._replies if r.pending()), None)
         if current is not None:
             current.heard_ms = frame.heard_ms
+            current.cut = True
             current.mark_heard(self._heard_piece(frame, current.pending()))
         self._commit_all(cut=True)
 
     def _on_interruption(self) -> None:
+        self._settle_amend()
         for batch in {id(c.batch): c.batch for c in self._calls.values() if c.batch.pending}.values():
             self._interrupt_calls(batch)
         current = next((r for r in self._replies if r.pending()), None)
@@ -326,19 +330,30 @@ class LLMAssistantAggregator(ContextAggregator):
     def _commit_all(self, *, cut: bool) -> None:
         replies, self._replies = self._replies, []
         for reply in replies:
-            unheard = bool(reply.pending()) or not reply.ended
+            unheard = bool(reply.pending()) or not reply.ended or reply.cut
             self._commit(reply, interrupted=cut and unheard)
 
     def _commit(self, reply: _Reply, *, interrupted: bool) -> None:
         content = self._write(reply, interrupted=interrupted)
+        self._last_committed = None if interrupted else reply
+        if self._amend is not None and self._amend[0] is reply:
+            return  # reported once the transport says what of it was heard
+        self._report(reply, content, interrupted=interrupted)
+
+    def _report(self, reply: _Reply, content: str | None, *, interrupted: bool) -> None:
         if content is None and interrupted:
             logger.info("= %s: the caller interrupted before hearing the reply: nothing recorded", self.name)
-        self._last_committed = None if interrupted else reply
         stamp = datetime.now(UTC).isoformat(timespec="milliseconds")
         message = AssistantTurnStoppedMessage(
             content=content, timestamp=stamp, interrupted=interrupted, heard_ms=reply.heard_ms
         )
         self._call_event_handler("on_assistant_turn_stopped", message)
+
+    def _settle_amend(self) -> None:
+        """The awaited interrupted stop never came: report the reply as it stands."""
+        if self._amend is not None:
+            reply, self._amend = self._amend[0], None
+            self._report(reply, reply.message.get("content") if reply.message else None, interrupted=True)
 
     def _write(self, reply: _Reply, *, interrupted: bool) -> str | None:
         """Put the reply's heard text into the context (in place if its message exists)."""
