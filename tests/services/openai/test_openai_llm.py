@@ -193,3 +193,18 @@ def test_a_handler_past_its_timeout_or_raising_answers_with_an_error_result() ->
         assert llm.error_counts["function_arguments"] == 1 and llm.error_counts["function_unknown"] == 1
 
     run(scenario)
+
+
+def test_run_and_append_frames_reaching_the_llm_are_forwarded_untouched() -> None:
+    async def scenario(fake: FakeOpenAIServer) -> None:
+        from phonewire.frames import LLMMessagesAppendFrame, LLMRunFrame
+
+        llm = service(fake)
+        async with pipeline(llm) as h:
+            run_frame, append = LLMRunFrame(), LLMMessagesAppendFrame(messages=[{"role": "user", "content": "x"}])
+            await h.task.queue_frames([run_frame, append])
+            await h.down.wait_count(LLMMessagesAppendFrame, 1)
+            assert h.down.of(LLMRunFrame) == [run_frame] and h.down.of(LLMMessagesAppendFrame) == [append]
+        assert fake.chat_requests == []
+
+    run(scenario)
