@@ -9,6 +9,12 @@ gain from parallelism, and ORT's default pool spin-waits a whole core per proces
 
 The model file is the unmodified ``silero_vad.onnx`` from the silero-vad 6.2.3 wheel (MIT); see
 ``data/README.md`` for its provenance and checksum.
+
+ONNX Runtime's telemetry is turned off (``ORT_DISABLE_TELEMETRY=1``) before onnxruntime is
+imported: the security review saw it try a telemetry host when the model loaded, which
+``disable_telemetry_events()`` did not stop and the variable did. phonewire makes no outbound
+connection the operator did not configure (issue 11, finding 9). An operator's own value of the
+variable is kept.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ import importlib.resources
 import os
 import threading
 from collections.abc import Sequence
+from contextlib import suppress
 from types import ModuleType
 from typing import TYPE_CHECKING, ClassVar
 
@@ -28,6 +35,10 @@ from phonewire.exceptions import ConfigurationError
 
 if TYPE_CHECKING:
     import onnxruntime
+
+#: Read by onnxruntime when it starts; set on import of this module so it precedes onnxruntime's.
+TELEMETRY_ENV = "ORT_DISABLE_TELEMETRY"
+os.environ.setdefault(TELEMETRY_ENV, "1")
 
 __all__ = [
     "MODEL_RESET_QUIET_SECS",
@@ -66,7 +77,11 @@ class SileroModel:
 
     def __init__(self, model: bytes | str | os.PathLike[str] | None = None) -> None:
         """Load the model: the shipped file by default, or ONNX bytes / a path for another one."""
+        os.environ.setdefault(TELEMETRY_ENV, "1")  # again, in case something removed it since
         import onnxruntime  # deferred: energy-only deployments never pay its ~200 ms import
+
+        with suppress(Exception):  # absent from some builds
+            onnxruntime.disable_telemetry_events()  # belt and braces; the variable is what works
 
         source = _shipped_model_bytes() if model is None else model
         if isinstance(source, os.PathLike):
