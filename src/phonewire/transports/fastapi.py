@@ -26,6 +26,7 @@ from typing import Any
 
 from starlette.websockets import WebSocket, WebSocketState
 
+from phonewire import logsafe
 from phonewire.events import EventEmitter
 from phonewire.exceptions import ConfigurationError, ProtocolError
 from phonewire.frames import CancelTaskFrame, EndTaskFrame, FrameDirection
@@ -41,6 +42,7 @@ from phonewire.transports.stats import TransportStats
 __all__ = ["FastAPIWebsocketTransport"]
 
 logger = logging.getLogger("phonewire.transport")
+logsafe.install()  # call ids and other peer values in log lines cannot forge lines (issue 11 #7)
 
 EVENTS = ("on_client_connected", "on_client_disconnected", "on_session_timeout")
 #: How long cleanup waits for a running hang-up before abandoning it.
