@@ -89,9 +89,10 @@ class SentenceSplitter:
         cuts = [c for c in (self._sentence_cut(buf, start), self._clause_cut(buf, start)) if c is not None]
         if cuts:
             return min(cuts)
-        if len(buf) >= self.max_piece_chars:
-            space = buf.rfind(" ", start + 1)
-            return space if space > start else len(buf)
+        if len(buf) - start >= self.max_piece_chars:
+            limit = start + self.max_piece_chars
+            space = buf.rfind(" ", start + 1, limit)
+            return space if space > start else limit
         return None
 
     def _sentence_cut(self, buf: str, start: int) -> int | None:
