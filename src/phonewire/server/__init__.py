@@ -2,5 +2,6 @@
 
 from phonewire.server.app import Bot, create_app
 from phonewire.server.config import ServerConfig
+from phonewire.server.web_server import uvicorn_config_kwargs
 
-__all__ = ["Bot", "ServerConfig", "create_app"]
+__all__ = ["Bot", "ServerConfig", "create_app", "uvicorn_config_kwargs"]
