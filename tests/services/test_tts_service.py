@@ -253,3 +253,22 @@ def test_hang_falls_back_to_the_apology_within_the_deadline() -> None:
             assert h.downstream.of(TTSAudioRawFrame)[0].sample_rate == 8000  # the packaged recording
 
     asyncio.run(main())
+
+
+def test_ttfb_and_usage_metrics_when_enabled() -> None:
+    from phonewire.frames import MetricsFrame, TTFBMetricsData, TTSUsageMetricsData
+    from phonewire.pipeline import PipelineParams
+
+    tts = ScriptedTTS()
+    params = PipelineParams(enable_metrics=True, enable_usage_metrics=True)
+
+    async def main() -> None:
+        async with running(tts, params=params) as h:
+            await h.push(*reply("First sentence here.", " Second one."))
+            await h.downstream.wait_for_type(LLMFullResponseEndFrame)
+            data = [d for f in h.downstream.of(MetricsFrame) for d in f.data]  # type: ignore[attr-defined]
+            assert len([d for d in data if isinstance(d, TTFBMetricsData)]) == 1  # once per reply
+            usage = [d.value for d in data if isinstance(d, TTSUsageMetricsData)]
+            assert usage == [len("First sentence here."), len("Second one.")]
+
+    asyncio.run(main())
