@@ -16,14 +16,18 @@ logger = logging.getLogger("phonewire.pipeline")
 
 class PipelineRunner:
     """Signals are handled only where the loop allows it (the main thread of the main
-    loop); inside a server the server owns the signals and the runner just awaits."""
+    loop); inside a server the server owns the signals and the runner just awaits.
+
+    SIGTERM is opt-in, as in Pipecat: a runner inside uvicorn that took SIGTERM would leave
+    the server running after the deploy asked it to stop.
+    """
 
     def __init__(
         self,
         *,
         name: str | None = None,
         handle_sigint: bool = True,
-        handle_sigterm: bool = True,
+        handle_sigterm: bool = False,
         force_gc: bool = False,
     ) -> None:
         #: Pipecat's ``force_gc``: a full collection after each run, so a long-lived server
