@@ -53,6 +53,7 @@ __all__ = [
     "TTSAudioRawFrame",
     "TTSStartedFrame",
     "TTSStoppedFrame",
+    "TTSWireAudioFrame",
     "TextFrame",
     "TranscriptionFrame",
     "UninterruptibleFrame",
@@ -212,7 +213,8 @@ class AudioRawFrame:
 
     @property
     def num_frames(self) -> int:
-        return len(self.audio) // (2 * self.num_channels)
+        width = 1 if getattr(self, "wire_encoding", None) in ("mulaw", "alaw") else 2
+        return len(self.audio) // (width * self.num_channels)
 
     @property
     def duration(self) -> float:
@@ -221,25 +223,55 @@ class AudioRawFrame:
 
 @dataclass(slots=True, kw_only=True)
 class InputAudioRawFrame(SystemFrame, AudioRawFrame):
-    """Caller audio. A system frame so it is never queued behind bot work."""
+    """Caller audio. A system frame so it is never queued behind bot work.
+
+    ``wire_audio`` is the payload exactly as the phone line carried it (``wire_encoding``
+    "mulaw" or "alaw", at ``sample_rate``), kept when the input transport is in wire mode
+    (``use_wire_audio()``) so a service that speaks the line's codec (OpenAI Realtime, Deepgram)
+    sends it untouched: no decode, no resample. In wire mode ``audio`` is empty.
+    """
 
     audio: bytes
     sample_rate: int
     num_channels: int = 1
+    wire_audio: bytes | None = None
+    wire_encoding: str | None = None
 
 
 @dataclass(slots=True, kw_only=True)
 class OutputAudioRawFrame(DataFrame, AudioRawFrame):
-    """Audio for the caller to hear; any rate, the transport resamples once to the wire."""
+    """Audio for the caller to hear; any rate, the transport resamples once to the wire.
+
+    With ``wire_encoding`` set ("mulaw"/"alaw") ``audio`` is already in that codec at
+    ``sample_rate``: when that is the line's own format the output transport sends the bytes
+    untouched (zero transcoding); otherwise it decodes them once and carries on as PCM.
+    """
 
     audio: bytes
     sample_rate: int
     num_channels: int = 1
+    wire_encoding: str | None = None
 
 
 @dataclass(slots=True, kw_only=True)
 class TTSAudioRawFrame(OutputAudioRawFrame):
     context_id: str | None = None
+
+
+@dataclass(slots=True, kw_only=True)
+class TTSWireAudioFrame(TTSAudioRawFrame):
+    """TTS audio already in a G.711 wire encoding (``encoding`` "mulaw" or "alaw", one byte
+    per sample), not PCM. Why: a TTS that can speak the call's own format (Cartesia
+    ``pcm_mulaw``, ElevenLabs ``ulaw_8000``) should reach the wire with zero transcoding; the
+    output transport packetizes it and sends it as is when it matches the serializer's output
+    format, and decodes it once otherwise. Processors that read ``audio`` as PCM must check
+    for this type (``isinstance(frame, TTSWireAudioFrame)``)."""
+
+    encoding: str = "mulaw"
+
+    @property
+    def num_frames(self) -> int:
+        return len(self.audio) // self.num_channels
 
 
 @dataclass(slots=True, kw_only=True)

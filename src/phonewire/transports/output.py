@@ -46,6 +46,7 @@ from phonewire.frames import (
     TTSStartedFrame,
     TTSStoppedFrame,
     TTSTextFrame,
+    TTSWireAudioFrame,
     TurnLatencyMetricsData,
     VADUserStoppedSpeakingFrame,
 )
@@ -70,8 +71,8 @@ ACK_GRACE_SECS = 1.5
 UTTERANCE_GAP_SECS = 0.1
 _WAV_TAGS = {"l16": 1, "alaw": 6, "mulaw": 7}
 
-# queue item kinds
-AUDIO, END_UTT, MESSAGE, BARRIER = range(4)
+# queue item kinds (WIRE_AUDIO: a packet already in the wire encoding, sent as is)
+AUDIO, END_UTT, MESSAGE, BARRIER, WIRE_AUDIO = range(5)
 
 
 class FastAPIWebsocketOutputTransport(FrameProcessor):
@@ -123,6 +124,12 @@ class FastAPIWebsocketOutputTransport(FrameProcessor):
         # The packetizer works on PCM16, so encoded sizes are scaled to PCM bytes.
         scale = 2 // self._bps
         self._packetizer = Packetizer(size * scale, multiple_of=max(2, multiple * scale), exact=exact)
+        # TTSWireAudioFrame audio in the wire's own encoding is cut as is (zero transcoding);
+        # only G.711 qualifies, and not with WAV headers (they wrap each packet).
+        self._wire_encoding = fmt.encoding if fmt.encoding != "l16" and not t.params.add_wav_header else None
+        self._wire_packetizer = Packetizer(
+            size, multiple_of=max(1, multiple), exact=exact, pad_byte=t.serializer.silence_byte
+        )
         self._max_buffer_samples = int(t.params.audio_out_max_buffer_secs * self.rate)
         self._serializer = t.serializer
         self._encode = self._encode_with_wav_header if t.params.add_wav_header else t.serializer.encode_audio
@@ -160,7 +167,10 @@ class FastAPIWebsocketOutputTransport(FrameProcessor):
             self._started = True
             await self.push_frame(frame, direction)
         elif isinstance(frame, OutputAudioRawFrame):
-            await self._on_audio(frame)
+            if type(frame) is TTSWireAudioFrame:
+                await self._on_wire_audio(frame)
+            else:
+                await self._on_audio(frame)
         elif isinstance(frame, TTSStoppedFrame):
             self._end_utterance()
             await self.push_frame(frame, direction)
@@ -240,6 +250,28 @@ class FastAPIWebsocketOutputTransport(FrameProcessor):
             await self._wait_for_space()
             self._enqueue(AUDIO, packet, len(packet) // 2)
 
+    async def _on_wire_audio(self, frame: TTSWireAudioFrame) -> None:
+        """Audio already in a G.711 encoding: packetized and sent untouched when it is the
+        wire's encoding and rate; otherwise decoded once and handled like any PCM."""
+        if not self._started or self._t.state == "closed" or not self._t._params.audio_out_enabled:
+            return
+        if frame.encoding != self._wire_encoding or frame.sample_rate != self.rate or frame.num_channels != 1:
+            from phonewire.audio.g711 import alaw_to_pcm, ulaw_to_pcm
+
+            decode = ulaw_to_pcm if frame.encoding == "mulaw" else alaw_to_pcm
+            pcm = OutputAudioRawFrame(
+                audio=decode(frame.audio), sample_rate=frame.sample_rate, num_channels=frame.num_channels
+            )
+            await self._on_audio(pcm)
+            return
+        if self._packetizer.buffered:  # PCM of this utterance held back goes first
+            last = self._packetizer.flush()
+            if last:
+                self._enqueue(AUDIO, last, len(last) // 2)
+        for packet in self._wire_packetizer.push(frame.audio):
+            await self._wait_for_space()
+            self._enqueue(WIRE_AUDIO, packet, len(packet))
+
     def _on_text(self, frame: TextFrame) -> None:
         queued_ms = self._queued_samples * 1000 / self.rate
         if isinstance(frame, TTSTextFrame) and frame.pts_ms is not None:
@@ -293,6 +325,9 @@ class FastAPIWebsocketOutputTransport(FrameProcessor):
             packets.append(last)
         for packet in packets:
             self._enqueue(AUDIO, packet, len(packet) // 2)
+        wire = self._wire_packetizer.flush()
+        if wire:
+            self._enqueue(WIRE_AUDIO, wire, len(wire))
         self._enqueue(END_UTT, None, 0)
 
     def _enqueue(self, kind: int, payload: Any, samples: int) -> None:
@@ -332,6 +367,8 @@ class FastAPIWebsocketOutputTransport(FrameProcessor):
                 await self._t.send_all(payload)
             elif kind == BARRIER:
                 payload.set_result(None)
+            elif kind == WIRE_AUDIO:
+                await self._send_audio(payload, samples, wire=True)
 
     def _on_queue_drained(self) -> None:
         """A producer with no TTS frames (an echo bot) still gets utterance ends and marks:
@@ -368,9 +405,9 @@ class FastAPIWebsocketOutputTransport(FrameProcessor):
     def _cancel_gap_timer(self) -> None:
         self._gap_armed = False  # the timer task notices when it wakes
 
-    async def _send_audio(self, pcm: bytes, samples: int, *, paced: bool = False) -> None:
+    async def _send_audio(self, pcm: bytes, samples: int, *, paced: bool = False, wire: bool = False) -> None:
         """Send one packet at its media-time deadline (``paced``: the caller already asked
-        the pacer and got 0)."""
+        the pacer and got 0; ``wire``: the packet is in the wire encoding already)."""
         t = self._t
         if t.state == "closed":
             return
@@ -390,7 +427,7 @@ class FastAPIWebsocketOutputTransport(FrameProcessor):
         if not self.bot_speaking:
             await self._bot_started()
         try:
-            messages = self._encode(pcm)
+            messages = self._serializer.encode_raw_audio(pcm) if wire else self._encode(pcm)
         except LocalProtocolError as exc:
             t.log.warning("! audio packet not sent: %s", exc)
             return
@@ -509,6 +546,7 @@ class FastAPIWebsocketOutputTransport(FrameProcessor):
         self._queued_samples = 0
         self._space.set()
         self._packetizer.clear()
+        self._wire_packetizer.clear()
         self._converter.reset()
         self._cancel_timers()
         if not had_audio:
