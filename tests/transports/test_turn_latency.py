@@ -67,3 +67,23 @@ def test_text_placed_by_tts_timing_is_heard_to_the_word() -> None:
     # late-arriving words are still ordered by where their audio is
     tracker.add_text_at(150, "and-a-half ")
     assert utt.heard_text(320) == "One and-a-half two "
+
+
+def test_tts_sentences_heard_across_a_boundary_keep_their_space() -> None:
+    import asyncio
+
+    from phonewire.frames import TTSTextFrame
+    from phonewire.transports.output import FastAPIWebsocketOutputTransport
+
+    class _Stub:
+        tracker = PlaybackTracker(acks=True)
+        _queued_samples = 0
+        rate = 8000
+        _reply_base_ms = 0.0
+
+    stub = _Stub()
+    for pts, sentence in [(0, "Your order shipped today."), (900, "It will arrive tomorrow.")]:
+        FastAPIWebsocketOutputTransport._on_text(stub, TTSTextFrame(text=sentence, pts_ms=pts))  # type: ignore[arg-type]
+    utt = stub.tracker.current
+    assert utt is not None and utt.heard_text(1000) == "Your order shipped today. It will arrive tomorrow. "
+    assert asyncio.iscoroutinefunction(FastAPIWebsocketOutputTransport._turn_heard)

@@ -55,7 +55,7 @@ from phonewire.transports.dtmf import dtmf_tones
 from phonewire.transports.fastapi_limits import HANGUP_BEFORE_CLOSE_SECS
 from phonewire.transports.pacer import Pacer
 from phonewire.transports.playback import HeardReport, PlaybackTracker
-from phonewire.transports.turn_latency import TurnLatencyTracker, TurnRecord
+from phonewire.transports.turn_latency import MAX_TURNS_KEPT, TurnLatencyTracker, TurnRecord
 
 if TYPE_CHECKING:
     from phonewire.transports.fastapi import FastAPIWebsocketTransport
@@ -274,13 +274,19 @@ class FastAPIWebsocketOutputTransport(FrameProcessor):
 
     def _on_text(self, frame: TextFrame) -> None:
         queued_ms = self._queued_samples * 1000 / self.rate
-        if isinstance(frame, TTSTextFrame) and frame.pts_ms is not None:
-            # Word (or sentence) timing from the TTS: place the text where its audio is,
-            # however early or late the frame comes relative to that audio.
-            self.tracker.add_text_at(self._reply_base_ms + frame.pts_ms, frame.text)
-            return
+        text = frame.text
+        if isinstance(frame, TTSTextFrame):
+            # TTS pieces are words or sentences without their separating space: keep one, so
+            # heard_text reads "today. It", not "today.It".
+            if text and not text[-1].isspace():
+                text += " "
+            if frame.pts_ms is not None:
+                # Word (or sentence) timing from the TTS: place the text where its audio is,
+                # however early or late the frame comes relative to that audio.
+                self.tracker.add_text_at(self._reply_base_ms + frame.pts_ms, text)
+                return
         self.tracker._queued_ahead_ms = queued_ms
-        self.tracker.add_text(frame.text)
+        self.tracker.add_text(text)
 
     def _utterance_end_ms(self) -> float:
         """Position, in the open utterance, where audio queued now will play (0: a new one)."""
@@ -308,7 +314,10 @@ class FastAPIWebsocketOutputTransport(FrameProcessor):
     async def _turn_heard(self, turn: TurnRecord | None) -> None:
         if turn is None:
             return
-        self._t.stats.turns.append(turn)
+        turns = self._t.stats.turns
+        turns.append(turn)
+        if len(turns) > MAX_TURNS_KEPT:
+            del turns[0]  # a long call keeps its most recent turns
         self._t.log.info("= turn %d: %s (heard by %s)", turn.index, turn.describe(), turn.heard_source)
         if self.metrics.enabled:
             data = TurnLatencyMetricsData(processor=self.name, turn=turn.index, stages=dict(turn.stages))
