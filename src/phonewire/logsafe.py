@@ -78,8 +78,14 @@ _FILTER = ControlCharFilter()
 
 
 def install(*names: str) -> None:
-    """Put the filter on phonewire's loggers (and ``names``); idempotent."""
-    for name in (*PHONEWIRE_LOGGERS, *names):
+    """Put the filter on phonewire's loggers (and ``names``); idempotent.
+
+    A logger's filter does not apply to its children's records, so every ``phonewire.*``
+    logger that exists now gets it too; ``PipelineTask`` calls this once per call, by which
+    time every service module a bot uses has created its logger.
+    """
+    existing = [n for n in logging.Logger.manager.loggerDict if n.startswith("phonewire.")]
+    for name in (*PHONEWIRE_LOGGERS, *existing, *names):
         target = logging.getLogger(name)
         if not any(isinstance(f, ControlCharFilter) for f in target.filters):
             target.addFilter(_FILTER)

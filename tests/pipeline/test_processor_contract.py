@@ -217,3 +217,18 @@ def test_worker_runner_is_the_runner_and_force_gc_collects(monkeypatch: pytest.M
 
     asyncio.run(main())
     assert collected
+
+
+@pytest.mark.parametrize(
+    ("params", "words"),
+    [({"heartbeats_period_secs": 1.0}, "heartbeat"), ({"interruption_strategies": [object()]}, "barge-in")],
+)
+def test_pipecat_only_params_are_refused_with_a_reason(params: dict, words: str) -> None:
+    with pytest.raises(ConfigurationError, match=words):
+        PipelineParams(**params)
+
+
+def test_turn_tracking_is_always_on_and_turning_it_off_is_refused() -> None:
+    PipelineTask(Pipeline([]), enable_turn_tracking=True)
+    with pytest.raises(ConfigurationError, match="always tracks turns"):
+        PipelineTask(Pipeline([]), enable_turn_tracking=False)

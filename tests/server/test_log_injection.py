@@ -93,3 +93,18 @@ def test_the_filter_escapes_arguments_and_keeps_numbers_formattable(caplog: pyte
         log.info("call %s: %d bytes in %.1fs, %r", "CA\nforged", 12, 1.25, ValueError("bad\nvalue"))
     [record] = [r for r in caplog.records if r.name == "phonewire.server"]
     assert record.getMessage() == "call CA\\nforged: 12 bytes in 1.2s, 'bad\\\\nvalue'"
+
+
+def test_every_phonewire_logger_escapes_once_a_pipeline_exists() -> None:
+    import logging
+
+    from phonewire.logsafe import ControlCharFilter
+    from phonewire.pipeline import Pipeline, PipelineTask
+    from phonewire.services.openai import OpenAILLMService  # noqa: F401  (its module creates its logger)
+
+    late = logging.getLogger("phonewire.services.late_module")
+    PipelineTask(Pipeline([]))
+    for name in [n for n in logging.Logger.manager.loggerDict if n.startswith("phonewire.")]:
+        logger = logging.getLogger(name)
+        assert any(isinstance(f, ControlCharFilter) for f in logger.filters), name
+    assert any(isinstance(f, ControlCharFilter) for f in late.filters)

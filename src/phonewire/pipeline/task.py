@@ -9,6 +9,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from phonewire import logsafe
 from phonewire.events import EventEmitter
 from phonewire.exceptions import ConfigurationError
 from phonewire.frames import (
@@ -56,13 +57,16 @@ class PipelineParams:
     enable_usage_metrics: bool = False
     #: Report each service's TTFB for its first request only.
     report_only_initial_ttfb: bool = False
-    #: Push one empty MetricsFrame right after the StartFrame (Pipecat does; observers
-    #: use it to learn the pipeline has metrics on).
+    #: Push one empty MetricsFrame right after the StartFrame, as Pipecat does, so processors
+    #: downstream learn that metrics are on before the first measurement.
     send_initial_empty_metrics: bool = True
     #: Pipecat's heartbeat frames. phonewire has none: True is refused (see __post_init__).
     enable_heartbeats: bool = False
     #: Metadata copied onto the StartFrame.
     start_metadata: dict[str, Any] | None = None
+    #: Pipecat's heartbeat period and interruption strategies: refused when set (see __post_init__).
+    heartbeats_period_secs: float | None = None
+    interruption_strategies: list[Any] | None = None
     #: How long a CancelFrame may take to reach the end of the pipeline.
     cancel_timeout_secs: float = 5.0
     #: Safety net for a graceful end: the transport bounds its own audio drain, this
@@ -72,7 +76,12 @@ class PipelineParams:
     cleanup_timeout_secs: float = 5.0
 
     def __post_init__(self) -> None:
-        if self.enable_heartbeats:
+        if self.interruption_strategies:
+            raise ConfigurationError(
+                "PipelineParams(interruption_strategies=...): phonewire's barge-in policy lives in the transport"
+                " (TransportParams.interruption_min_speech_secs) and the turn strategies of the user aggregator"
+            )
+        if self.enable_heartbeats or self.heartbeats_period_secs is not None:
             raise ConfigurationError(
                 "PipelineParams(enable_heartbeats=True): phonewire sends no heartbeat frames; the transport's"
                 " watchdog and the task's idle_timeout_secs detect a stuck call instead"
@@ -121,10 +130,17 @@ class PipelineTask(EventEmitter):
         cancel_on_idle_timeout: bool = True,
         conversation_id: str | None = None,
         check_dangling_tasks: bool = True,
+        enable_turn_tracking: bool = True,
         **unsupported: Any,
     ) -> None:
         super().__init__()
+        logsafe.install()  # peer values logged by any phonewire.* logger stay on one line
         _refuse(unsupported)
+        if not enable_turn_tracking:
+            raise ConfigurationError(
+                "PipelineTask(enable_turn_tracking=False): phonewire always tracks turns (the per-turn latency"
+                " breakdown in transport.stats.turns costs a few frames per turn)"
+            )
         self.pipeline = pipeline
         self.params = params or PipelineParams()
         self.idle_timeout_secs = idle_timeout_secs

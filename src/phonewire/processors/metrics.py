@@ -2,8 +2,8 @@
 
 The StartFrame says what is wanted (``enable_metrics``, ``enable_usage_metrics``,
 ``report_only_initial_ttfb``); every method is a cheap no-op otherwise, so services call
-them unconditionally. Results travel as ``MetricsFrame``s downstream, where the transport
-counts them and an observer or the user's processor can read them.
+them unconditionally. Results travel as ``MetricsFrame``s downstream, where any processor
+after the service (one of the user's, or the assistant aggregator) can read them.
 """
 
 from __future__ import annotations

@@ -77,7 +77,7 @@ class STTService(FrameProcessor):
         sample_rate: int | None = None,
         language: str | None = None,
         audio_passthrough: bool = True,
-        request_timeout_secs: float = 10.0,
+        request_timeout_secs: float = 4.0,
         max_retries: int = 1,
         retry_backoff_secs: float = 0.1,
         failure_text: str | None = DEFAULT_STT_FAILURE_TEXT,

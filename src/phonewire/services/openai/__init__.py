@@ -21,4 +21,10 @@ _WHERE = {
 def __getattr__(name: str) -> Any:
     if name not in _WHERE:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(_WHERE[name]), name)
+    try:
+        module = importlib.import_module(_WHERE[name])
+    except ModuleNotFoundError as exc:
+        if exc.name != "openai":
+            raise
+        raise ImportError(f"{name} needs the openai SDK: pip install 'phonewire[openai]'") from exc
+    return getattr(module, name)

@@ -95,7 +95,7 @@ class OpenAILLMService(LLMService):
         client: openai.AsyncOpenAI | None = None,
         timeout_secs: float = 30.0,
         connect_timeout_secs: float = 3.0,
-        first_token_timeout_secs: float = 5.0,
+        first_token_timeout_secs: float = 2.5,
         stream_timeout_secs: float = 5.0,
         retries: int = 1,
         max_retry_after_secs: float = 1.0,
