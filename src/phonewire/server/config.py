@@ -71,9 +71,10 @@ class ServerConfig:
     #: Freeze the objects alive once the app is built (gc.freeze) so full collections skip
     #: them: measured 85 ms pauses at 200 calls without it (docs/benchmarks.md).
     freeze_gc: bool = True
-    #: Voice activity detection per call: "silero" (one model per process, state per call),
-    #: "energy" (the light fallback) or None.
-    vad: str | None = None
+    #: Voice activity detection per call: "silero" (the default: an agent needs caller turns
+    #: and barge-in; one model per process, state per call), "energy" (the light fallback) or
+    #: None (a bot that needs neither, e.g. a pure echo).
+    vad: str | None = "silero"
     #: Overrides for FastAPIWebsocketParams of every call.
     transport_params: dict[str, Any] = field(default_factory=dict)
     #: Media formats offered in webhook answers.
