@@ -12,6 +12,15 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from phonewire.testing.fakes.deepgram_script import (
+    DropConnection,
+    RejectConnect,
+    SendError,
+    SlowConnect,
+    Utterance,
+    voiced_ms,
+)
+from phonewire.testing.fakes.deepgram_server import FakeDeepgramServer, RecordedConnection
 from phonewire.testing.fakes.openai_audio import (
     SyntheticVoice,
     UploadedFile,
@@ -42,6 +51,8 @@ from phonewire.testing.fakes.openai_script import (
     split_text,
 )
 from phonewire.testing.fakes.openai_server import Endpoint, FakeOpenAIServer, RecordedRequest
+from phonewire.testing.fakes.realtime_server import FakeRealtimeServer, RecordedSession
+from phonewire.testing.fakes.realtime_session import RealtimeFault, RealtimeReply, RealtimeToolCall
 
 if TYPE_CHECKING:
     from phonewire.testing.fakes.openai_validate import (
@@ -70,6 +81,14 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
+    "DropConnection",
+    "FakeDeepgramServer",
+    "RecordedConnection",
+    "RejectConnect",
+    "SendError",
+    "SlowConnect",
+    "Utterance",
+    "voiced_ms",
     "BadJSON",
     "BrokenStream",
     "ChatLatency",
@@ -77,6 +96,11 @@ __all__ = [
     "ChatStream",
     "Endpoint",
     "FakeOpenAIServer",
+    "FakeRealtimeServer",
+    "RealtimeFault",
+    "RealtimeReply",
+    "RealtimeToolCall",
+    "RecordedSession",
     "Fault",
     "Hang",
     "OpenAIValidationError",
