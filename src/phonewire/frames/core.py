@@ -213,8 +213,7 @@ class AudioRawFrame:
 
     @property
     def num_frames(self) -> int:
-        width = 1 if getattr(self, "wire_encoding", None) in ("mulaw", "alaw") else 2
-        return len(self.audio) // (width * self.num_channels)
+        return len(self.audio) // (2 * self.num_channels)
 
     @property
     def duration(self) -> float:
@@ -228,7 +227,8 @@ class InputAudioRawFrame(SystemFrame, AudioRawFrame):
     ``wire_audio`` is the payload exactly as the phone line carried it (``wire_encoding``
     "mulaw" or "alaw", at ``sample_rate``), kept when the input transport is in wire mode
     (``use_wire_audio()``) so a service that speaks the line's codec (OpenAI Realtime, Deepgram)
-    sends it untouched: no decode, no resample. In wire mode ``audio`` is empty.
+    sends it untouched: no decode, no resample. In wire mode ``audio`` is empty. (The output
+    side's counterpart is ``TTSWireAudioFrame``.)
     """
 
     audio: bytes
@@ -240,17 +240,11 @@ class InputAudioRawFrame(SystemFrame, AudioRawFrame):
 
 @dataclass(slots=True, kw_only=True)
 class OutputAudioRawFrame(DataFrame, AudioRawFrame):
-    """Audio for the caller to hear; any rate, the transport resamples once to the wire.
-
-    With ``wire_encoding`` set ("mulaw"/"alaw") ``audio`` is already in that codec at
-    ``sample_rate``: when that is the line's own format the output transport sends the bytes
-    untouched (zero transcoding); otherwise it decodes them once and carries on as PCM.
-    """
+    """Audio for the caller to hear; any rate, the transport resamples once to the wire."""
 
     audio: bytes
     sample_rate: int
     num_channels: int = 1
-    wire_encoding: str | None = None
 
 
 @dataclass(slots=True, kw_only=True)

@@ -176,6 +176,10 @@ class FrameSerializer(ABC):
     supports_playback_acks: ClassVar[bool] = False
     #: True when the provider can play DTMF digits into the call.
     supports_dtmf_out: ClassVar[bool] = False
+    #: Wire mode, set by the input transport (``use_wire_audio``): G.711 caller audio is
+    #: handed over as carried (``InputAudioRawFrame.wire_audio``, empty ``audio``), not decoded.
+    #: Serializers that do not support it ignore it and decode as usual.
+    keep_wire_audio: bool = False
 
     @property
     @abstractmethod

@@ -192,6 +192,8 @@ class TwilioFrameSerializer(FrameSerializer):
         payload = b64decode(media.get("payload"), PROVIDER)
         if not payload:
             return []
+        if self.keep_wire_audio:  # wire mode: the payload as carried, no decode
+            return [InputAudioRawFrame(audio=b"", sample_rate=8000, wire_audio=payload, wire_encoding="mulaw")]
         return [InputAudioRawFrame(audio=ulaw_to_pcm(payload), sample_rate=8000)]
 
     def _on_dtmf(self, msg: dict[str, Any]) -> list[Frame | SerializerEvent]:

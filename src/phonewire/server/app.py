@@ -39,6 +39,7 @@ from phonewire.serializers.base import CallInfo
 from phonewire.server.config import ServerConfig
 from phonewire.server.guard import check_stream_token, check_upgrade
 from phonewire.server.metrics import Metrics
+from phonewire.server.prewarm import PrewarmRegistry, discard, handing
 from phonewire.server.web_server import install_uvicorn_log_filter, render_counters
 from phonewire.server.webhooks import webhook_router
 from phonewire.telephony.handshake import read_handshake
@@ -80,6 +81,12 @@ def create_app(bot: Bot, config: ServerConfig | None = None) -> FastAPI:
     app.state.metrics = metrics
     app.state.config = config
     app.include_router(webhook_router(config, signer))
+    # Started by verified webhooks, handed to the call's bot (server/prewarm.py).
+    app.state.prewarm = (
+        PrewarmRegistry(config.prewarm, ttl_secs=config.prewarm_ttl_secs, max_entries=config.prewarm_max)
+        if config.prewarm
+        else None
+    )
 
     @app.get("/healthz")
     async def healthz() -> JSONResponse:
@@ -132,10 +139,20 @@ async def _serve_call(
         await _close(websocket, 1013, "server busy, try again later")
         return
     metrics.active += 1
+    registry = getattr(websocket.scope.get("app"), "state", None)
+    registry = getattr(registry, "prewarm", None)
+    # Only a stream proven to be this call (its token checked) gets the call's prewarm.
+    allowed = call[0].verified or not config.tokens_required
+    warm = registry.take(call[1].call_id) if registry is not None and allowed else None
+    token = handing(warm)
     try:
         await _run_bot(bot, call[0], call[1], metrics)
     finally:
         metrics.active -= 1
+        handing(None)
+        del token
+        if warm is not None:
+            await discard(warm)  # closed if the bot did not (a session is closed twice harmlessly)
 
 
 async def _identify(

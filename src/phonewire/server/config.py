@@ -83,6 +83,12 @@ class ServerConfig:
     telnyx_codec: str = "PCMU"
     #: Rate of the audio we send Telnyx when telnyx_codec is "L16" (8000 or 16000).
     telnyx_sampling_rate: int = 8000
+    #: ``async (PrewarmCall) -> Any``, started when a webhook is verified (the phone rings
+    #: meanwhile); its result is the call's ``phonewire.server.prewarm.prewarmed()``. Unused
+    #: results are closed after ``prewarm_ttl_secs``; at most ``prewarm_max`` are pending.
+    prewarm: Any = None
+    prewarm_ttl_secs: float = 30.0
+    prewarm_max: int = 100
 
     def __repr__(self) -> str:
         # Secrets never appear in logs or reprs.

@@ -35,6 +35,7 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 
 from phonewire.server.config import ServerConfig
+from phonewire.server.prewarm import PrewarmCall
 from phonewire.telephony import documents
 from phonewire.telephony.request_memory import UNTIMED_MEMORY_S, InMemorySignedRequestStore, SignedRequestStore
 from phonewire.telephony.signatures import (
@@ -163,6 +164,7 @@ def webhook_router(config: ServerConfig, signer: StreamTokenSigner | None) -> AP
             if not verify_twilio(url, form, signature, token, body=raw):
                 raise _Refused(403, "bad or missing signature")
             call = call_fields("twilio", form, None)
+            _prewarm(request, "twilio", call)
             params = answers.parameters(
                 "twilio", call, replay_key=_digest(signature or "", url, body), remember_until=_untimed()
             )
@@ -183,6 +185,7 @@ def webhook_router(config: ServerConfig, signer: StreamTokenSigner | None) -> AP
             assert signature is not None and timestamp is not None  # verified above
             form, data = _parse(request, body)  # only the body: the query string is not signed
             call = call_fields("telnyx", form, data)
+            _prewarm(request, "telnyx", call)
             replay_key = f"{timestamp}:{base64.b64decode(signature.strip()).hex()}"
             params = answers.parameters(
                 "telnyx", call, replay_key=replay_key, remember_until=int(timestamp) + TELNYX_TOLERANCE_S
@@ -215,6 +218,7 @@ def webhook_router(config: ServerConfig, signer: StreamTokenSigner | None) -> AP
             if not verify_plivo_v3(request.method, url, signed_form, nonce, signature, token):
                 raise _Refused(403, "bad or missing signature")
             call = call_fields("plivo", form, None)
+            _prewarm(request, "plivo", call)
             replay_key = _digest(nonce or "", signature or "", request.method, url, body)
             params = answers.parameters("plivo", call, replay_key=replay_key, remember_until=_untimed())
         except _Refused as refused:
@@ -237,6 +241,7 @@ def webhook_router(config: ServerConfig, signer: StreamTokenSigner | None) -> AP
                 claims = _vonage_claims(jwt, secret, [body])
                 form, data = _parse(request, body)
                 call = call_fields("vonage", form, data)
+            _prewarm(request, "vonage", call)
             jti = claims.get("jti")
             replay_key = f"jti:{jti}" if isinstance(jti, str) and jti else f"jwt:{_digest(jwt or '')}"
             issued_at = float(claims["iat"])  # verify_vonage_jwt checked it is a finite number
@@ -268,6 +273,13 @@ def webhook_router(config: ServerConfig, signer: StreamTokenSigner | None) -> AP
         return Response(documents.exotel_stream_url(stream_url, params), media_type=JSON)
 
     return router
+
+
+def _prewarm(request: Request, provider: str, call: CallFields) -> None:
+    """The webhook is verified: start the app's prewarm for this call id (server/prewarm.py)."""
+    registry = getattr(request.app.state, "prewarm", None)
+    if registry is not None and call.call_id:
+        registry.start(PrewarmCall(provider, call.call_id, call.from_number, call.to_number))
 
 
 def _check_host(host: str) -> None:

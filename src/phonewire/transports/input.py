@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from starlette.websockets import WebSocketState
 
+from phonewire.audio.g711 import alaw_to_pcm, ulaw_to_pcm
 from phonewire.audio.resample import RateConverter
 from phonewire.audio.vad.silero import SileroVADAnalyzer
 from phonewire.exceptions import ProtocolError
@@ -53,6 +54,8 @@ DOWN = FrameDirection.DOWNSTREAM
 UP = FrameDirection.UPSTREAM
 #: Silero runs at 8 or 16 kHz; other wire rates are converted for the VAD only.
 VAD_FALLBACK_RATE = 16000
+#: Decoders for wire-mode audio that a VAD still needs as PCM.
+_G711 = {"mulaw": ulaw_to_pcm, "alaw": alaw_to_pcm}
 
 
 class FastAPIWebsocketInputTransport(FrameProcessor):
@@ -244,7 +247,38 @@ class FastAPIWebsocketInputTransport(FrameProcessor):
         elif isinstance(item, ClearAcknowledged):
             t.log.debug("< clear acknowledged")
 
+    def use_wire_audio(self) -> bool:
+        """Wire mode: G.711 caller audio is forwarded as carried (``InputAudioRawFrame.wire_audio``),
+        never decoded or resampled, for a service that speaks the line's codec. Refused (False)
+        when the line is not G.711 or the pipeline needs PCM at another rate or filtered; a VAD
+        still gets PCM (decoded for it alone). Call it before the pipeline starts."""
+        params, ser = self._t.params, self._t.serializer
+        if ser.input_format.encoding not in _G711 or params.audio_in_filter is not None:
+            return False
+        if params.audio_in_sample_rate not in (None, ser.input_format.sample_rate):
+            return False
+        ser.keep_wire_audio = True
+        return True
+
+    async def _on_wire_audio(self, frame: InputAudioRawFrame, wire: bytes) -> None:
+        t = self._t
+        params = t._params
+        t.stats.audio_in_ms += len(wire) * 1000 / frame.sample_rate
+        if not params.audio_in_enabled:
+            return
+        if params.vad_analyzer is not None:
+            pcm = _G711[frame.wire_encoding or "mulaw"](wire)  # for the VAD only
+            if self._vad_converter is not None:
+                pcm = self._vad_converter.convert(pcm, frame.sample_rate)
+            await self._run_vad(pcm)
+        if params.audio_in_passthrough and self._next is not None:
+            await self._next.queue_frame(frame, DOWN)
+
     async def _on_audio(self, frame: InputAudioRawFrame) -> None:
+        wire = frame.wire_audio
+        if wire is not None and not frame.audio:
+            await self._on_wire_audio(frame, wire)
+            return
         t = self._t
         params = t._params
         t.stats.audio_in_ms += len(frame.audio) * 500 / (frame.sample_rate * frame.num_channels)  # duration, ms

@@ -51,6 +51,8 @@ from phonewire.testing.fakes.openai_script import (
     split_text,
 )
 from phonewire.testing.fakes.openai_server import Endpoint, FakeOpenAIServer, RecordedRequest
+from phonewire.testing.fakes.realtime_server import FakeRealtimeServer, RecordedSession
+from phonewire.testing.fakes.realtime_session import RealtimeFault, RealtimeReply, RealtimeToolCall
 
 if TYPE_CHECKING:
     from phonewire.testing.fakes.openai_validate import (
@@ -94,6 +96,11 @@ __all__ = [
     "ChatStream",
     "Endpoint",
     "FakeOpenAIServer",
+    "FakeRealtimeServer",
+    "RealtimeFault",
+    "RealtimeReply",
+    "RealtimeToolCall",
+    "RecordedSession",
     "Fault",
     "Hang",
     "OpenAIValidationError",
