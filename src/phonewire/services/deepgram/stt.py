@@ -116,7 +116,7 @@ class DeepgramSTTService(STTService):
         self.connection: LiveConnection | None = None
         self._ring: AudioRing | None = None
         self._speaking = False
-        self._turn_text = False  # a final with text pushed this turn, not yet finalised
+        self._turn_text = False  # a final with text pushed this turn
         self._turn_stage_sent = False
         self._turn_failed = False  # the connection failed or dropped during this turn
         self._awaiting_final = False
@@ -253,7 +253,7 @@ class DeepgramSTTService(STTService):
         if isinstance(event, TranscriptEvent):
             await self._on_transcript(event)
         elif isinstance(event, UtteranceEndEvent):
-            if self._turn_text and not self._speaking:
+            if self._turn_text and not self._speaking and not self._turn_stage_sent:
                 await self._push_final("")  # Deepgram's fallback end of utterance
         elif isinstance(event, ErrorEvent):
             self.server_errors += 1
@@ -275,7 +275,7 @@ class DeepgramSTTService(STTService):
         finalized = event.from_finalize or event.speech_final
         if event.transcript:
             await self._push_final(event.transcript, finalized=finalized)
-        elif event.from_finalize and self._turn_text:
+        elif event.from_finalize and self._turn_text and not self._speaking:
             await self._push_final("")  # nothing more pending: the turn's text is complete
         if event.from_finalize or (finalized and not self._speaking):
             self._awaiting_final = False
@@ -283,9 +283,9 @@ class DeepgramSTTService(STTService):
 
     async def _push_final(self, text: str, *, finalized: bool = True) -> None:
         frame = TranscriptionFrame(text=text, timestamp=_now(), language=self.language, finalized=finalized)
-        self._turn_text = bool(text) and not finalized
+        self._turn_text = self._turn_text or bool(text)
         await self.push_frame(frame)
-        if finalized and not self._speaking and not self._turn_stage_sent:
+        if finalized and self._turn_text and not self._speaking and not self._turn_stage_sent:
             self._turn_stage_sent = True
             await self.stop_ttfb_metrics()
             await self.push_frame(LatencyStageFrame(stage="transcript", at=time.monotonic(), processor=self.name))
