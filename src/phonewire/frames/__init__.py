@@ -6,6 +6,8 @@ the frames a cascaded agent passes between its STT, context aggregators, LLM and
 imports them from ``pipecat.frames.frames``.
 """
 
+from phonewire.frames.call_control import *  # noqa: F403
+from phonewire.frames.call_control import __all__ as _call_control
 from phonewire.frames.conversation import *  # noqa: F403
 from phonewire.frames.conversation import __all__ as _conversation
 from phonewire.frames.core import *  # noqa: F403
@@ -13,4 +15,4 @@ from phonewire.frames.core import __all__ as _core
 from phonewire.frames.metrics import *  # noqa: F403
 from phonewire.frames.metrics import __all__ as _metrics
 
-__all__ = [*_core, *_conversation, *_metrics]
+__all__ = [*_core, *_conversation, *_metrics, *_call_control]

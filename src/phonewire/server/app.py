@@ -36,8 +36,10 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from phonewire import logsafe
 from phonewire.exceptions import ConfigurationError, HandshakeError
 from phonewire.serializers.base import CallInfo
+from phonewire.server.call_control_routes import attach_live_call, call_control_router
 from phonewire.server.config import ServerConfig
 from phonewire.server.guard import check_stream_token, check_upgrade
+from phonewire.server.live_calls import LiveCalls
 from phonewire.server.metrics import Metrics
 from phonewire.server.prewarm import PrewarmRegistry, discard, handing
 from phonewire.server.web_server import install_uvicorn_log_filter, render_counters
@@ -87,6 +89,8 @@ def create_app(bot: Bot, config: ServerConfig | None = None) -> FastAPI:
         if config.prewarm
         else None
     )
+    app.state.live_calls = LiveCalls()  # verified live calls, for the call-control callbacks
+    app.include_router(call_control_router(config, signer, app.state.live_calls))
 
     @app.get("/healthz")
     async def healthz() -> JSONResponse:
@@ -188,6 +192,7 @@ async def _identify(
     transport = FastAPIWebsocketTransport(websocket, params, handshake=handshake)
     transport.verified = verified
     transport.hangup_allowed = verified
+    attach_live_call(transport, websocket, config)
     return transport, info
 
 
@@ -195,12 +200,17 @@ async def _run_bot(bot: Bot, transport: FastAPIWebsocketTransport, info: CallInf
     metrics.calls += 1
     started = time.monotonic()
     transport.log.info("= call started (%s %d Hz)", info.media_format.encoding, info.media_format.sample_rate)
+    live = transport.live_calls
+    if live is not None and transport.verified and info.call_id:
+        live.add(info.provider, info.call_id, transport)
     try:
         await bot(transport, info)
     except Exception:
         metrics.bot_errors += 1
         transport.log.exception("! bot raised; the call is closed")
     finally:
+        if live is not None and info.call_id:
+            live.remove(info.provider, info.call_id, transport)
         await transport.close(1000, "bot finished")
         metrics.record(transport.stats)
         s = transport.stats

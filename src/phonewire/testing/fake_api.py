@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 from urllib.parse import parse_qsl, unquote, urlsplit
 
+from phonewire.testing.fake_control_routes import CONTROL_ROUTES, ControlRoute, error_body
 from phonewire.testing.providers import PROVIDERS
 from phonewire.testing.providers.base import HangupRoute
 
@@ -31,6 +32,8 @@ Mode = Literal["ok", "not_found", "error", "hang"]
 _REASONS = {
     422: "Unprocessable Entity",
     200: "OK",
+    201: "Created",
+    202: "Accepted",
     204: "No Content",
     400: "Bad Request",
     404: "Not Found",
@@ -52,6 +55,13 @@ class RecordedRequest:
     provider: str | None = None
     call_id: str | None = None
     is_hangup: bool = False
+    #: A call-control request: "transfer", "dtmf", "create_call", "streaming_start" (else None).
+    action: str | None = None
+    #: Where a transfer sends the call (number, SIP URI or conference room), as the request says.
+    transfer_to: str | None = None
+    #: The status and body this request was answered with.
+    status: int = 0
+    reply: Any = None
 
 
 class FakeProviderAPI:
@@ -75,6 +85,8 @@ class FakeProviderAPI:
         self._handlers: set[asyncio.Task[None]] = set()
         self._writers: set[asyncio.StreamWriter] = set()
         self._calls: dict[str, Callable[[], None]] = {}
+        self._transfers: dict[str, Callable[[str], None]] = {}
+        self._failures: dict[tuple[str | None, str], int] = {}
         self._request_seen = asyncio.Condition()
 
     # --- lifecycle ------------------------------------------------------------------------
@@ -114,12 +126,37 @@ class FakeProviderAPI:
 
     # --- calls ----------------------------------------------------------------------------
 
-    def register_call(self, call_id: str, on_hangup: Callable[[], None]) -> None:
-        """The simulator registers each call so a REST hang-up can end it."""
+    def register_call(
+        self, call_id: str, on_hangup: Callable[[], None], on_transfer: Callable[[str], None] | None = None
+    ) -> None:
+        """The simulator registers each call so a REST hang-up (or a transfer: the call
+        leaves the bot, ``on_transfer(target)``) can end it."""
         self._calls[call_id] = on_hangup
+        if on_transfer is not None:
+            self._transfers[call_id] = on_transfer
 
     def unregister_call(self, call_id: str) -> None:
         self._calls.pop(call_id, None)
+        self._transfers.pop(call_id, None)
+
+    def fail(self, action: str, status: int = 400, *, provider: str | None = None) -> None:
+        """Answer every ``action`` request ("transfer", "dtmf", "create_call"...) with
+        ``status`` and the provider's error body (``provider`` None: any provider)."""
+        self._failures[(provider, action)] = status
+
+    def control_requests(self, action: str | None = None, call_id: str | None = None) -> list[RecordedRequest]:
+        """Call-control requests received (of ``action`` / for ``call_id`` only, if given)."""
+        return [
+            r
+            for r in self.requests
+            if r.action and (action is None or r.action == action) and (call_id is None or r.call_id == call_id)
+        ]
+
+    async def wait_for(self, action: str, call_id: str | None = None) -> RecordedRequest:
+        """Wait for a call-control request. Wrap in ``asyncio.timeout``."""
+        async with self._request_seen:
+            await self._request_seen.wait_for(lambda: bool(self.control_requests(action, call_id)))
+        return self.control_requests(action, call_id)[0]
 
     def hangups(self, call_id: str | None = None) -> list[RecordedRequest]:
         """Hang-up requests received (for ``call_id`` only, if given)."""
@@ -162,6 +199,7 @@ class FakeProviderAPI:
         body = await reader.readexactly(length)
         request = _parse_request(method, target, headers, body)
         status, payload = self._route(request)
+        request.status, request.reply = status, payload
         await self._record(request)
         if status == 0:  # "hang": answer never comes; stop() cancels this handler
             await asyncio.Event().wait()
@@ -176,6 +214,13 @@ class FakeProviderAPI:
 
     def _route(self, request: RecordedRequest) -> tuple[int, Mapping[str, Any] | None]:
         """Match a provider route and decide the reply; (0, None) means never answer."""
+        for control in CONTROL_ROUTES:
+            match = control.path.match(request.path) if control.method == request.method else None
+            found = control.classify(request.form, request.json) if match else None
+            if match and found:
+                request.provider, (request.action, request.transfer_to) = control.provider, found
+                request.call_id = match.groupdict().get("call_id")
+                return self._control_reply(control, match, request)
         for name, cls in PROVIDERS.items():
             route = cls.hangup_route
             match = route.path.match(request.path) if route and route.method == request.method else None
@@ -195,6 +240,21 @@ class FakeProviderAPI:
         if request.is_hangup and self.close_on_hangup and request.call_id in self._calls:
             self._calls[request.call_id]()
         return route.ok_status, route.ok_body(match)
+
+    def _control_reply(
+        self, control: ControlRoute, match: Any, request: RecordedRequest
+    ) -> tuple[int, Mapping[str, Any] | None]:
+        action = request.action or ""
+        failure = self._failures.get((control.provider, action)) or self._failures.get((None, action))
+        if self.mode == "hang":
+            return 0, None
+        if failure is not None:
+            return failure, error_body(control.provider, failure)
+        status, body = control.reply(match, request)
+        on_transfer = self._transfers.get(request.call_id or "")
+        if action == "transfer" and on_transfer is not None:
+            on_transfer(request.transfer_to or "?")
+        return status, body
 
 
 async def _read_headers(reader: asyncio.StreamReader) -> dict[str, str]:

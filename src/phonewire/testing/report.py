@@ -28,7 +28,7 @@ __all__ = [
     "render_progress",
 ]
 
-Hangup = Literal["rest", "socket_closed", "caller", "none"]
+Hangup = Literal["rest", "socket_closed", "caller", "transferred", "none"]
 
 #: How close to a caller utterance's start the bot must have been talking for it to count
 #: as still talking (the barge-in step decides one packet before the speech starts).
@@ -75,6 +75,8 @@ class CallReport:
     completed: bool = False
     end_reason: str = ""
     hangup: Hangup = "none"
+    #: Where the bot transferred the call (the fake API accepted the transfer), else None.
+    transferred_to: str | None = None
     close_code: int | None = None
     duration_s: float = 0.0
     call_id: str | None = None

@@ -177,7 +177,7 @@ class CallSimulator:
     async def _call(self) -> None:
         assert self._ended is not None and self._uplink is not None
         if self.api is not None:
-            self.api.register_call(self.provider.call_id, self._on_rest_hangup)
+            self.api.register_call(self.provider.call_id, self._on_rest_hangup, self._on_rest_transfer)
         tasks = [
             asyncio.create_task(self._guard(self._send_loop(), "send loop")),
             asyncio.create_task(self._guard(self._receive_loop(), "receive loop")),
@@ -221,7 +221,7 @@ class CallSimulator:
         tasks[0].cancel()  # the send loop: no more media
         if self._abort:
             self._ws.transport.abort()
-        elif self.report.hangup in ("caller", "rest"):
+        elif self.report.hangup in ("caller", "rest", "transferred"):
             await self._send_stop()
         with contextlib.suppress(ConnectionClosed, TimeoutError):
             async with asyncio.timeout(_CLOSE_TIMEOUT_S + 1):
@@ -374,6 +374,11 @@ class CallSimulator:
         """The fake API got a hang-up for this call: the provider ends it, like Twilio."""
         self._finish("the bot hung up over the REST API", "rest", completed=True)
 
+    def _on_rest_transfer(self, target: str) -> None:
+        """The fake API accepted a transfer: the call leaves the bot (the provider stops the stream)."""
+        self.report.transferred_to = target
+        self._finish(f"transferred to {target}", "transferred", completed=True)
+
     # --- the report --------------------------------------------------------------------------
 
     def _write_report(self) -> None:
@@ -388,7 +393,7 @@ class CallSimulator:
         report.turns = measure_turns(self.caller.log.utterances, heard)
         report.barge_ins = measure_barge_ins(self.caller.log.utterances, heard, self._clear_times, end)
         report.warnings += self.caller.log.notes
-        if self.api is not None and self.api.hangups(self.provider.call_id):
+        if self.api is not None and self.api.hangups(self.provider.call_id) and report.hangup != "transferred":
             # The bot asked the provider to hang up; end_reason says what actually ended the call.
             report.hangup = "rest"
         if playout.dropped_s:

@@ -34,6 +34,7 @@ from phonewire.serializers.base import CallInfo, FrameSerializer, Message
 from phonewire.telephony.handshake import Handshake
 from phonewire.telephony.hangup import perform_hangup
 from phonewire.transports.asgi import Receive, Send, raw_channel
+from phonewire.transports.call_control import CallControlOutputTransport
 from phonewire.transports.input import FastAPIWebsocketInputTransport
 from phonewire.transports.output import FastAPIWebsocketOutputTransport
 from phonewire.transports.params import FastAPIWebsocketParams
@@ -44,7 +45,13 @@ __all__ = ["FastAPIWebsocketTransport"]
 logger = logging.getLogger("phonewire.transport")
 logsafe.install()  # call ids and other peer values in log lines cannot forge lines (issue 11 #7)
 
-EVENTS = ("on_client_connected", "on_client_disconnected", "on_session_timeout")
+EVENTS = (
+    "on_client_connected",
+    "on_client_disconnected",
+    "on_session_timeout",
+    "on_answering_machine",  # (transport, AnsweringMachineFrame): the provider's AMD verdict
+    "on_call_status",  # (transport, CallStatusFrame): ringing/answered/... from signed callbacks
+)
 #: How long cleanup waits for a running hang-up before abandoning it.
 HANGUP_SHUTDOWN_SECS = 4.0
 
@@ -129,10 +136,17 @@ class FastAPIWebsocketTransport(EventEmitter):
         #: Auto hang-up runs only when True; ``create_app`` sets it to ``verified`` so a
         #: forged start never makes us hang up somebody else's call with our credentials.
         self.hangup_allowed = True
+        #: Where the call went once a transfer succeeded: no hang-up then (it would end the
+        #: transferred call), and the provider's stop is the expected end, not the caller leaving.
+        self.transferred_to: str | None = None
+        #: Set by create_app: this server's public base URL and its live-call registry.
+        self.public_base: str | None = None
+        self.live_calls: Any = None
+        self._call_control: Any = None
         call_id = (call_info.call_id if call_info else None) or getattr(params.serializer, "call_sid", None)
         self.log = CallLog(logger, {"provider": params.serializer.provider, "call_id": call_id or "-"})
         self._input = FastAPIWebsocketInputTransport(self, pending_messages or [], name=input_name)
-        self._output = FastAPIWebsocketOutputTransport(self, name=output_name)
+        self._output = CallControlOutputTransport(self, name=output_name)
         for name in EVENTS:
             self._register_event_handler(name)
         if handshake is not None and handshake.early_messages:
@@ -161,6 +175,23 @@ class FastAPIWebsocketTransport(EventEmitter):
     @property
     def closed(self) -> bool:
         return self.state == "closed"
+
+    @property
+    def call_control(self) -> Any:
+        """This call's ``CallController`` (transfer, DTMF through the provider's API)."""
+        if self._call_control is None:
+            from phonewire.telephony.call_control import CallController
+
+            info = self.call_info
+            self._call_control = CallController(
+                self.serializer,
+                verified=self.hangup_allowed and self.verified,
+                public_base=self.public_base,
+                waiters=self.live_calls,
+                own_number=info.to_number if info else None,
+                timeout_secs=self._params.hangup_timeout_secs,
+            )
+        return self._call_control
 
     @property
     def bot_speaking(self) -> bool:
@@ -298,6 +329,13 @@ class FastAPIWebsocketTransport(EventEmitter):
         Not called when our own pipeline ended the call (a close we started is no disconnect)."""
         if self.closed and not self._aborting:
             return
+        if self.transferred_to is not None and self.state != "closed":
+            # The provider ended our stream because the call moved: end the pipeline gracefully.
+            self.state = "closed"
+            self.stats.close_reason = self.stats.close_reason or f"transferred to {self.transferred_to}"
+            self._output.on_peer_gone()
+            await self._input.push_frame(EndTaskFrame(reason="call transferred"), FrameDirection.UPSTREAM)
+            return
         if self.state == "ending":
             # We are ending the call (goodbye played, hang-up running): the provider's stop
             # or close is the expected answer, not the caller leaving.
@@ -372,6 +410,9 @@ class FastAPIWebsocketTransport(EventEmitter):
         if self._hangup_started:
             return
         self._hangup_started = True
+        if self.transferred_to is not None:
+            self.stats.hangup = "skipped: transferred"
+            return
         if self.stats.close_reason in CALL_OVER_REASONS or self._input.peer_closed:
             self.stats.hangup = "skipped: call already ended"
             return
