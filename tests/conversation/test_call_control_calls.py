@@ -32,7 +32,7 @@ from phonewire.server import ServerConfig, create_app
 from phonewire.services.call_control import register_call_control
 from phonewire.services.openai import OpenAILLMService, OpenAISTTService, OpenAITTSService
 from phonewire.testing import FakeProviderAPI, Say, WaitForBotReply, WaitForHangup, builtin_recording, simulate_call
-from phonewire.testing.fakes import FakeOpenAIServer, ToolCall, ToolCallsReply
+from phonewire.testing.fakes import FakeOpenAIServer, TextReply, ToolCall, ToolCallsReply
 from phonewire.testing.providers import PlivoClient, ProviderClient, TelnyxClient, TwilioClient, VonageClient
 from server_harness import serve
 from signed_webhooks import ACCOUNT_SID, TWILIO_TOKEN, credentials, signed_answer
@@ -206,3 +206,36 @@ def test_transfer_call_tool_sends_the_documented_request_after_the_announcement_
     assert report.audio_played_s > 2.0 and report.audio_received_s - report.audio_played_s < 0.05, text
     assert side.finished == ["skipped: transferred"]  # the runner returned; no hang-up of the moved call
     assert api.hangups() == []
+
+
+APOLOGY = "Sorry, sales is not available right now. Can I help with anything else?"
+THANKS = builtin_recording("thanks")
+
+
+@pytest.mark.parametrize("name", PROVIDERS)
+def test_a_failed_transfer_lets_the_bot_apologise_and_end_call_plays_the_goodbye_before_hanging_up(name: str) -> None:
+    replies = [
+        ToolCallsReply([ToolCall("transfer_call", {"destination": "sales"})]),
+        TextReply(APOLOGY),
+        # The goodbye and the tool call in one reply: the text already generated plays out first.
+        ToolCallsReply([ToolCall("end_call")], text=GOODBYE),
+    ]
+    script = [
+        WaitForBotReply(timeout=8),
+        Say.from_wav(HELLO),
+        WaitForBotReply(timeout=12),
+        Say.from_wav(THANKS),
+        WaitForHangup(timeout=15),
+    ]
+    report, client, api, side, speech, chats = run_call(name, replies, script, fail="transfer")
+    text = report.render_text()
+    assert report.completed and report.transferred_to is None, text
+    [refused] = api.control_requests("transfer")
+    assert refused.status == 400
+    tool_message = chats[1].json["messages"][-1]
+    assert tool_message["role"] == "tool" and "failed" in tool_message["content"]
+    assert "".join(speech).replace(" ", "") == (GREETING + ANNOUNCEMENT + APOLOGY + GOODBYE).replace(" ", "")
+    # The bot hung up over REST only after the goodbye was heard in full.
+    assert report.hangup == "rest" and report.end_reason == "the bot hung up over the REST API", text
+    assert report.audio_received_s - report.audio_played_s < 0.05, text
+    assert len(api.hangups(client.call_id)) == 1 and side.finished == ["done"]
