@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import base64
 import binascii
+import logging
+import os
 import re
 from typing import Any
 
@@ -33,6 +35,7 @@ from phonewire.server.live_calls import LiveCalls
 from phonewire.server.webhooks import _configured, _parse, _query, _refuse, _Refused, _vonage_claims, read_body
 from phonewire.telephony.call_control import plivo, telnyx, twilio, vonage
 from phonewire.telephony.call_control.client import perform
+from phonewire.telephony.call_control.outbound import DIAL_REF_PREFIX
 from phonewire.telephony.signatures import public_url, verify_plivo_v3, verify_telnyx, verify_twilio
 from phonewire.telephony.tokens import STREAM_TOKEN_PARAMETER, StreamTokenSigner
 from phonewire.telephony.webhook_fields import MultiFields, first
@@ -40,7 +43,13 @@ from phonewire.telephony.webhook_fields import MultiFields, first
 __all__ = ["attach_live_call", "call_control_router", "public_base"]
 
 PREFIX = "/call-control"
-_OK = Response(status_code=204)
+logger = logging.getLogger("phonewire.call_control")
+
+
+def _ok() -> Response:
+    return Response(status_code=204)
+
+
 _REF = re.compile(r"[A-Za-z0-9_-]{8,64}")
 
 
@@ -83,7 +92,7 @@ def call_control_router(config: ServerConfig, signer: StreamTokenSigner | None, 
         event = CallStatusFrame(status=twilio.normalise_status(fields), detail=fields.get("CallStatus", ""),
                                 provider="twilio", raw=fields)  # fmt: skip
         await live.deliver("twilio", fields.get("CallSid"), _ref(request.query_params.get("ref")), event)
-        return _OK
+        return _ok()
 
     @router.post("/twilio/amd")
     async def twilio_amd(request: Request) -> Response:
@@ -95,7 +104,7 @@ def call_control_router(config: ServerConfig, signer: StreamTokenSigner | None, 
         result, beep = twilio.amd_result(answered_by)
         event = AnsweringMachineFrame(result=result, detail=answered_by, beep=beep, provider="twilio")
         await live.deliver("twilio", first(form, "CallSid"), _ref(request.query_params.get("ref")), event)
-        return _OK
+        return _ok()
 
     @router.post("/telnyx/events")
     async def telnyx_events(request: Request) -> Response:
@@ -108,8 +117,9 @@ def call_control_router(config: ServerConfig, signer: StreamTokenSigner | None, 
             data = _parse(request, body)[1] or {}
         except _Refused as refused:
             return _refuse(request, "telnyx", refused)
-        await _telnyx_event(data, live, signer)
-        return _OK
+        stream_url = f"{config.stream_scheme}://{config.public_host or request.headers.get('host', '')}{config.ws_path}"
+        await _telnyx_event(data, live, lambda call_id: _start_telnyx_stream(config, signer, stream_url, call_id))
+        return _ok()
 
     async def plivo_form(request: Request) -> MultiFields:
         token = _configured(config.plivo_auth_token, "PLIVO_AUTH_TOKEN")
@@ -132,7 +142,7 @@ def call_control_router(config: ServerConfig, signer: StreamTokenSigner | None, 
         event = CallStatusFrame(status=plivo.normalise_status(fields), detail=fields.get("CallStatus", ""),
                                 provider="plivo", raw=fields)  # fmt: skip
         await live.deliver("plivo", fields.get("CallUUID"), _ref(request.query_params.get("ref")), event)
-        return _OK
+        return _ok()
 
     @router.api_route("/plivo/amd", methods=["GET", "POST"])
     async def plivo_amd(request: Request) -> Response:
@@ -144,7 +154,7 @@ def call_control_router(config: ServerConfig, signer: StreamTokenSigner | None, 
         result, beep = plivo.amd_result(fields)
         event = AnsweringMachineFrame(result=result, detail=fields.get("Machine", ""), beep=beep, provider="plivo")
         await live.deliver("plivo", fields.get("CallUUID"), _ref(request.query_params.get("ref")), event)
-        return _OK
+        return _ok()
 
     @router.api_route("/plivo/transfer", methods=["GET", "POST"])
     async def plivo_transfer(request: Request) -> Response:
@@ -178,12 +188,12 @@ def call_control_router(config: ServerConfig, signer: StreamTokenSigner | None, 
         if status is not None:
             event = CallStatusFrame(status=status, detail=str(data.get("status")), provider="vonage", raw=data)
             await live.deliver("vonage", call_id, ref, event)
-        return _OK
+        return _ok()
 
     return router
 
 
-async def _telnyx_event(data: dict[str, Any], live: LiveCalls, signer: StreamTokenSigner | None) -> None:
+async def _telnyx_event(data: dict[str, Any], live: LiveCalls, start_stream: Any) -> None:
     inner = data.get("data") if isinstance(data.get("data"), dict) else {}
     assert isinstance(inner, dict)
     event_type, payload = str(inner.get("event_type", "")), inner.get("payload")
@@ -199,19 +209,28 @@ async def _telnyx_event(data: dict[str, Any], live: LiveCalls, signer: StreamTok
     status = telnyx.event_status(event_type, payload)
     if status is None:
         return
-    if status == "answered" and ref and call_id and ref in live.pending_dials:
-        await _start_telnyx_stream(live.pending_dials[ref], call_id, signer)
+    if status == "answered" and ref and call_id and ref.startswith(DIAL_REF_PREFIX):
+        await start_stream(call_id)  # one of our outbound calls (place_call set the ref)
     raw = {"event_type": event_type, "hangup_cause": payload.get("hangup_cause")}
     await live.deliver(
         "telnyx", call_id, ref, CallStatusFrame(status=status, detail=event_type, provider="telnyx", raw=raw)
     )
 
 
-async def _start_telnyx_stream(dial: Any, call_control_id: str, signer: StreamTokenSigner | None) -> None:
+async def _start_telnyx_stream(
+    config: ServerConfig, signer: StreamTokenSigner | None, stream_url: str, call_control_id: str
+) -> None:
     """An answered outbound call: start its stream with a token for the id Telnyx signed."""
-    params = {STREAM_TOKEN_PARAMETER: signer.mint(call_control_id, provider="telnyx")} if signer else {}
+    kwargs = config.serializer_kwargs.get("telnyx", {})
+    api_key = kwargs.get("api_key") or os.environ.get("TELNYX_API_KEY")
+    if not api_key:
+        logger.warning("! telnyx call answered but no TELNYX_API_KEY to start its stream")
+        return
+    params = getattr(kwargs.get("params"), "base_url", None)
+    root = params or "https://api.telnyx.com"
+    token = {STREAM_TOKEN_PARAMETER: signer.mint(call_control_id, provider="telnyx")} if signer else {}
     request = telnyx.streaming_start_request(
-        dial.api_root, dial.api_key, call_control_id, stream_url=dial.stream_url, parameters=params
+        root, api_key, call_control_id, stream_url=stream_url, parameters=token, codec=config.telnyx_codec
     )
     await perform(request)
 

@@ -38,8 +38,6 @@ class LiveCalls:
         self._calls: dict[tuple[str, str], Any] = {}
         self._refs: dict[str, asyncio.Queue[Any]] = {}
         self._ref_calls: dict[str, tuple[str, str]] = {}
-        #: Outbound calls waiting to be answered, by ref: what starts their stream (Telnyx).
-        self.pending_dials: dict[str, Any] = {}
         #: Called for every callback event (event, ref) - ``place_call`` users' status events.
         self.listeners: list[Listener] = []
 
@@ -71,7 +69,6 @@ class LiveCalls:
     def forget(self, ref: str) -> None:
         self._refs.pop(ref, None)
         self._ref_calls.pop(ref, None)
-        self.pending_dials.pop(ref, None)
 
     def bind(self, ref: str, provider: str, call_id: str) -> None:
         """Remember which call a ref's callbacks are about (known once the call exists)."""

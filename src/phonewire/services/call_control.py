@@ -33,6 +33,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from phonewire.frames import (
+    AnsweringMachineFrame,
+    EndFrame,
     EndTaskFrame,
     FrameDirection,
     FunctionCallResultProperties,
@@ -43,7 +45,7 @@ from phonewire.frames import (
 from phonewire.services.function_calls import FunctionCallParams
 from phonewire.services.llm_service import LLMService
 
-__all__ = ["DEFAULT_ANNOUNCEMENT", "CallControlTools", "register_call_control"]
+__all__ = ["DEFAULT_ANNOUNCEMENT", "CallControlTools", "leave_voicemail", "register_call_control"]
 
 logger = logging.getLogger("phonewire.call_control")
 
@@ -198,3 +200,25 @@ def register_call_control(
         llm.register_function("send_dtmf", tools.send_dtmf, timeout_secs=15.0)
     llm.call_control_tools = tools  # type: ignore[attr-defined]
     return tools.schemas(dtmf=dtmf)
+
+
+def leave_voicemail(transport: Any, task: Any, message: str) -> None:
+    """The common answering-machine policy: on a "machine" verdict, say ``message`` and hang up.
+
+    Registers an ``on_answering_machine`` handler on ``transport``; the message and an
+    ``EndFrame`` are queued on ``task``, so the message follows what is already being said,
+    plays out in full (the transport's graceful end), and then the call is hung up. A human
+    verdict changes nothing. Providers that report the greeting's end (Twilio
+    ``machine_end_*``, Telnyx ``greeting.ended``, Vonage ``beep_start``) send it once the beep
+    has passed, so the message is recorded whole."""
+    done = False
+
+    async def on_machine(transport: Any, frame: AnsweringMachineFrame) -> None:
+        nonlocal done
+        if frame.result != "machine" or done:
+            return
+        done = True
+        logger.info("= answering machine (%s %s): leaving the message", frame.provider, frame.detail)
+        await task.queue_frames([TTSSpeakFrame(text=message), EndFrame(reason="voicemail left")])
+
+    transport.add_event_handler("on_answering_machine", on_machine)
