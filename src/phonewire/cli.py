@@ -69,6 +69,11 @@ def _parser() -> argparse.ArgumentParser:
 
     cli_call.add_arguments(call)
     call.set_defaults(func=lambda a: asyncio.run(cli_call.run(a)))
+    dial = sub.add_parser("dial", help="place an outbound call that streams to a phonewire server")
+    from phonewire.telephony.call_control import dial_cli
+
+    dial_cli.add_arguments(dial)
+    dial.set_defaults(func=dial_cli.run)
     demo = sub.add_parser("demo", help="start the demo server, call it, print the report")
     demo.add_argument("--record", default=None, help="stereo WAV path (default recordings/demo-TIME.wav)")
     demo.add_argument("--json", action="store_true", help="print the report as JSON")

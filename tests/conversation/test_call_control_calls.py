@@ -330,8 +330,8 @@ async def answer(
         params = {p["name"]: p["value"] for p in start.json["custom_parameters"]}
         assert start.json["stream_bidirectional_mode"] == "rtp"
         client = TelnyxClient(call_control_id=placed.call_id, custom_parameters=params)
-        amd = {"data": {"event_type": "call.machine.detection.ended",
-                        "payload": {"call_control_id": placed.call_id, "client_state": state, "result": "machine"}}}  # fmt: skip
+        payload = {"call_control_id": placed.call_id, "client_state": state, "result": "machine"}
+        amd = {"data": {"event_type": "call.machine.detection.ended", "payload": payload}}
         return start.json["stream_url"], client, create.json["webhook_url"], amd
     if name == "plivo":
         call_uuid = str(uuid.uuid4())  # Plivo names the call when it is answered
