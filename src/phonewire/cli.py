@@ -77,7 +77,13 @@ def _parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="start the demo server, call it, print the report")
     demo.add_argument("--record", default=None, help="stereo WAV path (default recordings/demo-TIME.wav)")
     demo.add_argument("--json", action="store_true", help="print the report as JSON")
-    demo.add_argument("--audio", default=None, help="caller speech WAV (default: a built-in recording)")
+    demo.add_argument("--audio", default=None, help="the caller's first question, a WAV (default: a built-in one)")
+    demo.add_argument(
+        "--brain",
+        choices=["auto", "rules", "llm"],
+        default="auto",
+        help="who answers: keyword rules, or an OpenAI-compatible LLM (auto: llm when OPENAI_API_KEY/_BASE_URL set)",
+    )
     demo.add_argument("--progress", action="store_true", help="show the live progress line even without a TTY")
     demo.add_argument("--log-level", default="warning", help="server log level")
     demo.set_defaults(func=cmd_demo)

@@ -1,4 +1,6 @@
-"""The demo bot: no cloud services, and the reference for writing your own.
+"""The echo bot: no models and no cloud services; ``phonewire serve`` runs it when no ``--bot``
+is given, and the transport and provider tests call it. (The conversing demo that
+``phonewire demo`` runs is ``phonewire.demo.conversation``.)
 
 It greets the caller, listens (the transport's VAD marks the caller's turns), and when the
 caller stops talking plays back what they said. It reads back DTMF digits. ``#`` or the
