@@ -18,7 +18,9 @@ timestamps, keyed by a *context* per reply (Cartesia, ElevenLabs multi-context):
 * Failures (an error message, a lost socket, no audio within ``first_byte_timeout_secs`` of
   the flush, ``stall_timeout_secs`` between chunks): ``ErrorFrame`` upstream, ``error_count``,
   the recorded apology instead of the rest of the reply; the next reply uses a new context.
-* ``max_contexts``: a new context waits (bounded) for a slot; finished ones are closed.
+* ``max_contexts``: a new context waits (bounded) for a slot; finished ones are closed. With
+  ``cancel_holds_slot`` a cancelled context keeps its slot until the service reports it done
+  (or ``context_close_timeout_secs`` passes), so the service's own count is never exceeded.
 * ``context_expiry_secs`` (Cartesia's 1 s): text arriving for a context that has been idle
   nearly that long goes to a fresh context, whose audio continues the same utterance.
 """
@@ -63,6 +65,22 @@ MAX_PENDING_ITEMS = 256
 #: Largest message accepted from the service (base64 audio chunks are large).
 MAX_MESSAGE_BYTES = 16 * 1024 * 1024
 _ids = itertools.count(1)
+_SECRET_HEADERS = frozenset({"authorization", "x-api-key", "xi-api-key", "api-key"})
+
+
+class _RedactCredentials(logging.Filter):
+    """websockets logs every handshake header at DEBUG: keep the credentials out."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        if isinstance(args, tuple) and len(args) == 2 and str(args[0]).lower() in _SECRET_HEADERS:
+            record.args = (args[0], "<redacted>")
+        return True
+
+
+#: The websockets client's logger for these connections (its DEBUG handshake log redacted).
+wire_logger = logging.getLogger("phonewire.services.tts.wire")
+wire_logger.addFilter(_RedactCredentials())
 
 
 class WebsocketTTSService(FrameProcessor):
@@ -87,6 +105,8 @@ class WebsocketTTSService(FrameProcessor):
         first_byte_timeout_secs: float = 3.0,
         stall_timeout_secs: float = 3.0,
         context_slot_timeout_secs: float = 2.0,
+        context_close_timeout_secs: float = 5.0,
+        close_timeout_secs: float = 2.0,
         apology: ApologyAudio | bool = True,
         name: str | None = None,
     ) -> None:
@@ -102,6 +122,8 @@ class WebsocketTTSService(FrameProcessor):
         self.first_byte_timeout_secs = first_byte_timeout_secs
         self.stall_timeout_secs = stall_timeout_secs
         self.context_slot_timeout_secs = context_slot_timeout_secs
+        self.context_close_timeout_secs = context_close_timeout_secs
+        self.close_timeout_secs = close_timeout_secs
         self.apology = default_apology() if apology is True else (apology or None)
         self.protocol: TTSProtocol | None = None
         self._ws: ClientConnection | None = None
@@ -109,6 +131,7 @@ class WebsocketTTSService(FrameProcessor):
         self._receiver: asyncio.Task[None] | None = None
         self._keepalive: asyncio.Task[None] | None = None
         self._contexts: dict[str, Segment] = {}  # open at the service: id -> its segment
+        self._retiring: dict[str, asyncio.TimerHandle] = {}  # cancelled, slot held until done
         self._slot_free = asyncio.Event()
         self._items: asyncio.Queue[Frame | Reply] = asyncio.Queue(MAX_PENDING_ITEMS)
         self._speaker = Speaker(self)
@@ -230,7 +253,7 @@ class WebsocketTTSService(FrameProcessor):
         limit = self.protocol.max_contexts
         try:
             async with asyncio.timeout(self.context_slot_timeout_secs):
-                while limit is not None and len(self._contexts) >= limit:
+                while limit is not None and self.contexts_held >= limit:
                     self._slot_free.clear()
                     await self._slot_free.wait()
         except TimeoutError:
@@ -244,6 +267,32 @@ class WebsocketTTSService(FrameProcessor):
     def _release(self, context_id: str) -> None:
         if self._contexts.pop(context_id, None) is not None:
             self._slot_free.set()
+
+    @property
+    def contexts_held(self) -> int:
+        """Contexts counting toward ``max_contexts`` now (open, and cancelled but not done)."""
+        return len(self._contexts) + len(self._retiring)
+
+    def _retire(self, context_id: str) -> None:
+        """A cancelled context: free its slot now, or (``cancel_holds_slot``) when it is done."""
+        if self.protocol is not None and self.protocol.cancel_holds_slot and context_id in self._contexts:
+            self._contexts.pop(context_id)
+            loop = asyncio.get_running_loop()
+            self._retiring[context_id] = loop.call_later(self.context_close_timeout_secs, self.retired, context_id)
+        else:
+            self._release(context_id)
+
+    def retired(self, context_id: str) -> None:
+        """A cancelled context is done at the service (or its wait timed out): its slot is free."""
+        handle = self._retiring.pop(context_id, None)
+        if handle is not None:
+            handle.cancel()
+            self._slot_free.set()
+
+    def _forget_retiring(self) -> None:
+        for handle in self._retiring.values():
+            handle.cancel()
+        self._retiring.clear()
 
     async def _send(self, messages: list[str], reply: Reply | None = None) -> bool:
         if not messages:
@@ -295,6 +344,7 @@ class WebsocketTTSService(FrameProcessor):
                         open_timeout=self.connect_timeout_secs,
                         max_size=MAX_MESSAGE_BYTES,
                         ping_interval=None,
+                        logger=wire_logger,
                     )
                 except (OSError, TimeoutError, Exception) as exc:
                     last = exc
@@ -318,19 +368,27 @@ class WebsocketTTSService(FrameProcessor):
             async for message in ws:
                 for event in self.protocol.parse(message):
                     await self._speaker.dispatch(event)
+                    if self.protocol.error_closes_connection and isinstance(event, ServiceError):
+                        if event.context_id is None:
+                            raise ConnectionError(f"the service ended the connection: {event.message}")
         except Exception as exc:  # CancelledError is a BaseException: it propagates
             reason = repr(exc)
         finally:
+            # no await before the state is reset: the next reply must not see this socket
             if self._ws is ws:
                 self._ws = None
             lost = list(self._contexts.values())
             self._contexts.clear()
+            self._forget_retiring()
             self._slot_free.set()
             if not self._closing:
                 logger.warning("! %s: connection lost (%s)", self.name, reason)
                 for segment in lost:
                     segment.reply.fail(ServiceError(None, f"connection lost: {reason}"))
                 self._connect_in_background()
+            if self._ws is not ws:
+                with contextlib.suppress(Exception):
+                    await ws.close()
 
     async def _keep_alive(self) -> None:
         assert self.protocol is not None and self.protocol.keepalive_secs
@@ -345,9 +403,17 @@ class WebsocketTTSService(FrameProcessor):
         for task in tasks:
             task.cancel()
         ws, self._ws = self._ws, None
+        goodbye = self.protocol.goodbye() if self.protocol is not None else []
+        if ws is not None and goodbye:
+            with contextlib.suppress(Exception):  # TimeoutError included: then close it ourselves
+                async with asyncio.timeout(self.close_timeout_secs):
+                    for message in goodbye:
+                        await ws.send(message)
+                    await ws.wait_closed()
         if ws is not None:
             with contextlib.suppress(Exception):
                 await ws.close()
+        self._forget_retiring()
         if self._receiver is not None:
             self._receiver.cancel()
             tasks.append(self._receiver)
@@ -367,7 +433,7 @@ class WebsocketTTSService(FrameProcessor):
         for reply in replies:
             for segment in reply.segments:
                 if segment.context_id in self._contexts:
-                    self._release(segment.context_id)
+                    self._retire(segment.context_id)
                     self.cancelled_contexts.append(segment.context_id)
                     if self.protocol is not None and self._ws is not None:
                         await self._send(self.protocol.cancel(segment.context_id))

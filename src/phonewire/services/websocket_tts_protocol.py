@@ -71,13 +71,19 @@ class TTSProtocol(ABC):
 
     ``encoding`` ("mulaw" or "l16") and ``sample_rate`` describe the audio asked for;
     ``max_contexts`` is how many contexts one connection may hold open (None: no limit);
-    ``context_expiry_secs``: a context idle this long after its last audio is gone (Cartesia)."""
+    ``context_expiry_secs``: a context idle this long after its last audio is gone (Cartesia);
+    ``cancel_holds_slot``: a cancelled context keeps its slot at the service until the service
+    reports it done (ElevenLabs counts a closed context toward its 5 until its ``isFinal``);
+    ``error_closes_connection``: an error not about one context ends the connection (ElevenLabs
+    closes with 1008 after it), so the next reply must not be sent on it."""
 
     encoding: str = "l16"
     sample_rate: int = 8000
     max_contexts: int | None = None
     context_expiry_secs: float | None = None
     keepalive_secs: float | None = None
+    cancel_holds_slot: bool = False
+    error_closes_connection: bool = False
 
     @abstractmethod
     def url(self) -> str:
@@ -109,6 +115,11 @@ class TTSProtocol(ABC):
 
     def keepalive(self) -> list[str]:
         """Messages that keep an idle connection open (none by default)."""
+        return []
+
+    def goodbye(self) -> list[str]:
+        """Messages sent before the socket is closed; the service then waits (bounded) for the
+        server to close it (none by default: the client closes at once)."""
         return []
 
     @abstractmethod

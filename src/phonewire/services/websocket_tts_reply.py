@@ -94,7 +94,9 @@ class Reply:
 
     @property
     def complete(self) -> bool:
-        return self.flushed and (self.failed or all(s.done for s in self.segments))
+        # ``done`` is set on the receive task while the reply's events may still be queued:
+        # complete only once the speaker has taken them all.
+        return self.flushed and (self.failed or (all(s.done for s in self.segments) and self.events.empty()))
 
     def add_segment(self, context_id: str) -> Segment:
         segment = Segment(context_id, self, last_activity=time.monotonic())
@@ -161,6 +163,8 @@ class Speaker:
         segment = svc._contexts.get(event.context_id)
         if segment is None or segment.reply.generation != self.generation:
             svc.stale_messages += 1
+            if isinstance(event, ContextDone | ServiceError):
+                svc.retired(event.context_id)  # a cancelled context's slot is free now
             return
         if isinstance(event, AudioChunk):
             segment.last_audio_at = time.monotonic()
@@ -277,7 +281,7 @@ class Speaker:
         await svc.push_error(f"{svc.name}: speech synthesis failed: {error.message}")
         for segment in reply.segments:
             if segment.context_id in svc._contexts:
-                svc._release(segment.context_id)
+                svc._retire(segment.context_id)
                 if svc.protocol is not None and svc._ws is not None:
                     await svc._send(svc.protocol.cancel(segment.context_id))
             segment.done = True

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from phonewire.testing.fakes.cartesia_server import FakeCartesiaServer
 from phonewire.testing.fakes.deepgram_script import (
     DropConnection,
     RejectConnect,
@@ -21,6 +22,7 @@ from phonewire.testing.fakes.deepgram_script import (
     voiced_ms,
 )
 from phonewire.testing.fakes.deepgram_server import FakeDeepgramServer, RecordedConnection
+from phonewire.testing.fakes.elevenlabs_server import FakeElevenLabsServer
 from phonewire.testing.fakes.openai_audio import (
     SyntheticVoice,
     UploadedFile,
@@ -82,7 +84,9 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "DropConnection",
+    "FakeCartesiaServer",
     "FakeDeepgramServer",
+    "FakeElevenLabsServer",
     "RecordedConnection",
     "RejectConnect",
     "SendError",
