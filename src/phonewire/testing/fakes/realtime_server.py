@@ -85,7 +85,7 @@ class FakeRealtimeServer:
         self.voice = voice or SyntheticVoice(sample_rate=8000)
         self.require_auth = require_auth
         self.stop_timeout_s = stop_timeout_s
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # predicates of wait_for read the records under it
         self._changed = threading.Condition(self._lock)
         self._script: collections.deque[RealtimeReply | RealtimeFault] = collections.deque()
         self._sessions: list[RecordedSession] = []

@@ -220,6 +220,7 @@ class OpenAIRealtimeLLMService(LLMService):
             return None
         self.sessions_opened += 1
         self._conn = conn
+        self._active_response = None  # a response of a lost session is over
         if replay:
             for message in self._replayable():
                 await self._send(ev.conversation_item_create(message))
