@@ -90,7 +90,7 @@ def test_turns_pair_each_caller_message_with_the_reply_as_heard_and_its_stages(t
     ]
     assert turns[1].stages == {"vad_stop": 0.8, "first_audio_heard": 1.5123}
 
-    results = CallResults("CA/../x", "rules", "whisper", "piper", greeting, turns, ended_by="goodbye")
+    results = CallResults("CA/../x", "rules", "whisper", "piper", greeting=greeting, turns=turns, ended_by="goodbye")
 
     async def roundtrip() -> dict[str, object] | None:
         await write_results(str(tmp_path), results)

@@ -9,6 +9,10 @@ The brain is ``RulesLLMService`` (keyword rules, fixed answers; ``brain.py``) un
 gpt-4.1-mini) with the same facts as its system prompt. Turns end on the transport's VAD, and
 the caller can talk over the bot (the transport's barge-in clears the reply).
 
+Turn-taking: phonewire's default turn strategies (``phonewire.turns.UserTurnStrategies``: Smart
+Turn plus the transcript, deciding at 0.2 s of silence; docs/turn-taking.md) where this
+phonewire has them, else the transport's VAD alone (a turn ends on 0.8 s of silence).
+
 Serve it with ``phonewire serve --bot phonewire.demo.conversation:conversation_bot`` (what
 ``phonewire demo`` does); needs ``pip install "phonewire[local]"``. With
 ``PHONEWIRE_DEMO_RESULTS_DIR`` set, each call's transcripts, replies and latency stages are
@@ -26,7 +30,7 @@ from phonewire.demo.control import CallControl
 from phonewire.demo.results import RESULTS_DIR_ENV, CallResults, conversation_turns, write_results
 from phonewire.frames import TTSSpeakFrame
 from phonewire.pipeline import Pipeline, PipelineRunner, PipelineTask
-from phonewire.processors.aggregators import LLMContext, LLMContextAggregatorPair
+from phonewire.processors.aggregators import LLMContext, LLMContextAggregatorPair, LLMUserAggregatorParams
 from phonewire.serializers.base import CallInfo
 from phonewire.services.llm_service import LLMService
 from phonewire.services.local import PiperTTSService, WhisperSTTService
@@ -57,13 +61,29 @@ def make_brain(choice: str | None = None) -> tuple[LLMService, str]:
     return rules, f"keyword rules, fixed answers ({len(rules.rules)} rules + fallback); no LLM"
 
 
+def turn_taking(transport: Any) -> tuple[LLMUserAggregatorParams | None, str]:
+    """The default turn strategies and the pause-length VAD they need, if they exist here."""
+    try:
+        from phonewire.turns import TURN_ANALYZER_VAD_PARAMS, UserTurnStrategies
+    except ImportError:
+        return None, "VAD silence (0.8 s)"
+    vad = getattr(transport.params, "vad_analyzer", None)
+    if vad is None:
+        return None, "no VAD: transcripts end turns"
+    vad.set_params(TURN_ANALYZER_VAD_PARAMS)  # the VAD reports pauses; the strategies end turns
+    strategies: dict[str, Any] = {"user_turn_strategies": UserTurnStrategies()}
+    params = LLMUserAggregatorParams(**strategies)
+    return params, "Smart Turn + transcript (phonewire default strategies)"
+
+
 async def conversation_bot(transport: Any, call: CallInfo) -> None:
     max_secs = float(os.environ.get("PHONEWIRE_DEMO_MAX_CALL_SECS", "120"))
     brain, brain_name = make_brain()
     stt = WhisperSTTService()
     tts = PiperTTSService()
     context = LLMContext([{"role": "system", "content": SYSTEM_PROMPT}])
-    pair = LLMContextAggregatorPair(context)
+    user_params, turns_name = turn_taking(transport)
+    pair = LLMContextAggregatorPair(context, user_params=user_params)
     control = CallControl(context, max_call_secs=max_secs)
     pipeline = Pipeline(
         [transport.input(), stt, pair.user(), brain, control, tts, transport.output(), pair.assistant()]
@@ -79,6 +99,7 @@ async def conversation_bot(transport: Any, call: CallInfo) -> None:
             results = CallResults(
                 call_id=call.call_id or "unknown",
                 brain=brain_name,
+                turn_taking=turns_name,
                 stt=f"{stt.metrics.model} (faster-whisper, beam {stt.beam_size})",
                 tts=f"{tts.metrics.model} ({tts.sample_rate} Hz)",
                 greeting=greeting,

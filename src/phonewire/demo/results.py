@@ -44,6 +44,7 @@ class CallResults:
     brain: str
     stt: str
     tts: str
+    turn_taking: str = ""
     greeting: str = ""
     turns: list[ConversationTurn] = field(default_factory=list)
     ended_by: str | None = None
@@ -115,6 +116,7 @@ def render_results(data: dict[str, Any]) -> str:
         "phonewire demo conversation",
         f"  brain       {data.get('brain', '?')}",
         f"  speech      {data.get('stt', '?')}  /  {data.get('tts', '?')}",
+        f"  turns end   {data.get('turn_taking') or '?'}",
     ]
     if data.get("greeting"):
         lines.append(f"  greeting    bot: {data['greeting']}")
