@@ -53,6 +53,7 @@ from phonewire.testing.fakes.openai_script import (
     split_text,
 )
 from phonewire.testing.fakes.openai_server import Endpoint, FakeOpenAIServer, RecordedRequest
+from phonewire.testing.fakes.gemini_server import FakeGeminiLiveServer, GeminiSession
 from phonewire.testing.fakes.realtime_server import FakeRealtimeServer, RecordedSession
 from phonewire.testing.fakes.realtime_session import RealtimeFault, RealtimeReply, RealtimeToolCall
 
@@ -100,7 +101,9 @@ __all__ = [
     "ChatStream",
     "Endpoint",
     "FakeOpenAIServer",
+    "FakeGeminiLiveServer",
     "FakeRealtimeServer",
+    "GeminiSession",
     "RealtimeFault",
     "RealtimeReply",
     "RealtimeToolCall",
