@@ -109,7 +109,8 @@ def test_the_demo_call_converses_and_the_bot_recording_says_each_expected_reply(
     conversation = report["conversation"]
 
     # The call: the caller's barge-in cut the bot off, the bot hung up after its goodbye.
-    assert report["completed"] and report["hangup"] == "rest" and report["close_code"] == 1000, report["end_reason"]
+    summary = json.dumps({k: report[k] for k in ("end_reason", "duration_s", "turns")} | {"bot": conversation})
+    assert report["completed"] and report["hangup"] == "rest" and report["close_code"] == 1000, summary
     assert len(report["barge_ins"]) == 1 and report["barge_ins"][0]["latency_ms"] < 800
     assert report["clears_received"] >= 1 and report["underruns"] == 0 and report["errors"] == []
     assert conversation["ended_by"] == "goodbye" and conversation["brain"].startswith("keyword rules")
