@@ -12,6 +12,7 @@ from realtime_app import RealtimeCall, realtime_app
 
 from phonewire.testing import BargeIn, CallSimulator, HangUp, Say, WaitForBotReply
 from phonewire.testing.fakes import FakeRealtimeServer, RealtimeFault, RealtimeReply, RealtimeToolCall
+from phonewire.testing.fakes.realtime_validate import validate_realtime_client_event, validate_realtime_server_event
 from phonewire.testing.script import builtin_recording
 from server_harness import serve
 
@@ -48,6 +49,10 @@ def test_a_multi_turn_call_keeps_both_sides_in_the_context(provider: str) -> Non
         [session] = fake.sessions
 
     assert call.wire_mode and call.llm.used_prewarmed is False
+    for _, event in session.client_events:  # what the service sent, against the SDK's types
+        validate_realtime_client_event(event)
+    for _, event in session.server_events:  # and what the fake answered
+        validate_realtime_server_event(event)
     update = session.client("session.update")[0]["session"]
     assert update["audio"]["input"]["format"] == {"type": "audio/pcmu"}
     assert update["audio"]["output"]["format"] == {"type": "audio/pcmu"}

@@ -95,15 +95,12 @@ class RealtimeSessionState:
     def __post_init__(self) -> None:
         self.session = {
             "type": "realtime",
-            "object": "realtime.session",
-            "id": self.new_id("sess"),
             "model": "gpt-realtime",
             "output_modalities": ["audio"],
             "instructions": "",
             "tools": [],
             "tool_choice": "auto",
             "max_output_tokens": "inf",
-            "expires_at": 0,
             "audio": {
                 "input": {
                     "format": {"type": "audio/pcm", "rate": 24000},
