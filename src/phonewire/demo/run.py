@@ -91,7 +91,8 @@ async def demo_server(
         "--log-level",
         log_level,
     ]
-    proc = await asyncio.create_subprocess_exec(*cmd, env=env)
+    # The server's output (uvicorn's access log included) goes to stderr: stdout is the report's.
+    proc = await asyncio.create_subprocess_exec(*cmd, env=env, stdout=sys.stderr.fileno())
     try:
         await _wait_healthy(hostport, proc)
         yield hostport
