@@ -90,7 +90,7 @@ def test_a_forged_stream_is_refused_and_triggers_no_rest_call() -> None:
     async def main() -> tuple[list[int | None], list[dict[str, Any]]]:
         api, seen = fake_api()
         async with serve(api) as api_host, serve(keypad_server(api_host)) as hostport:
-            other = await twiml_token(hostport, call_sid="CAsomeoneelse")
+            other = await twiml_token(hostport, call_sid="CA" + "5" * 32)
             codes = [
                 await call_and_hang_up(hostport, custom)
                 for custom in ({}, {"phonewireToken": "garbage"}, {"phonewireToken": other})
@@ -117,7 +117,7 @@ def test_twilio_webhooks_need_a_valid_signature_when_the_auth_token_is_configure
         app = create_app(lambda t, c: asyncio.sleep(0), ServerConfig(twilio_auth_token="authtok", stream_secret=SECRET))
         async with serve(app) as hostport:
             url = f"http://{hostport}/webhooks/twilio"
-            form = {"CallSid": "CA9", "From": "+1"}
+            form = {"CallSid": "CA" + "9" * 32, "From": "+1"}
             good = twilio_signature(url, form, "authtok")
             async with httpx.AsyncClient() as http:
                 bad = await http.post(

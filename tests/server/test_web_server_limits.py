@@ -244,3 +244,100 @@ def test_pending_handshakes_are_capped_per_client_address_and_in_total() -> None
 
     config = open_config(max_pending_per_client=2, max_pending_handshakes=3)
     assert run(config, scenario) == (1013, 1013, True)
+
+
+# --- request bodies (second review, D4) ----------------------------------------------------
+
+STALLED_WEBHOOK = (
+    b"POST /webhooks/twilio HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\n"
+    b"Content-Length: 60000\r\nExpect: 100-continue\r\n\r\n"
+)
+
+
+async def stalled_body(hostport: str, source: str = "127.0.0.1") -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """A webhook request whose headers are complete and whose body never comes. Returns once
+    the server has parsed the headers and the app is waiting for the body (``100 Continue``)."""
+    host, port = hostport.split(":")
+    reader, writer = await asyncio.open_connection(host, int(port), local_addr=(source, 0))
+    writer.write(STALLED_WEBHOOK)
+    async with asyncio.timeout(4):
+        assert (await reader.readuntil(b"\r\n\r\n")).startswith(b"HTTP/1.1 100")
+    return reader, writer
+
+
+def test_a_webhook_body_that_never_arrives_gets_408_at_the_body_deadline() -> None:
+    async def scenario(hostport: str) -> tuple[bytes, float, str]:
+        started = time.monotonic()
+        reader, writer = await stalled_body(hostport)
+        async with asyncio.timeout(4):
+            answer = await reader.read()
+        writer.close()
+        return answer, time.monotonic() - started, await metrics(hostport)
+
+    answer, elapsed, _ = run(open_config(twilio_auth_token="tok", webhook_body_timeout=0.5), scenario)
+    assert answer.startswith(b"HTTP/1.1 408")
+    assert 0.4 <= elapsed < 3
+
+
+def test_requests_with_unfinished_bodies_count_against_max_pending_per_client() -> None:
+    async def scenario(hostport: str) -> tuple[bool, bool]:
+        held = [await stalled_body(hostport) for _ in range(3)]
+        host, port = hostport.split(":")
+        extra_reader, extra_writer = await asyncio.open_connection(host, int(port))
+        async with asyncio.timeout(4):
+            cut = await extra_reader.read() == b""  # a fourth request in flight from 127.0.0.1
+        async with httpx.AsyncClient(transport=httpx.AsyncHTTPTransport(local_address="127.0.0.2")) as other:
+            served = (await other.get(f"http://{hostport}/healthz")).status_code == 200
+        extra_writer.close()
+        for _, writer in held:
+            writer.close()
+        return cut, served
+
+    config = open_config(twilio_auth_token="tok", max_pending_per_client=3, webhook_body_timeout=30)
+    assert run(config, scenario) == (True, True)
+
+
+def test_a_body_trickling_into_any_route_is_closed_at_the_body_deadline() -> None:
+    async def scenario(hostport: str) -> tuple[bytes, float, str]:
+        host, port = hostport.split(":")
+        reader, writer = await asyncio.open_connection(host, int(port))
+        started = time.monotonic()
+        # /healthz answers (405) without reading the body; the client goes on sending it slowly.
+        writer.write(b"POST /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n")
+
+        async def trickle() -> None:
+            for _ in range(200):
+                writer.write(b"a")
+                await asyncio.sleep(0.05)
+
+        trickler = asyncio.create_task(trickle())
+        async with asyncio.timeout(4):
+            data = await reader.read()  # to the end: the server closed the connection
+        trickler.cancel()
+        writer.close()
+        return data, time.monotonic() - started, await metrics(hostport)
+
+    data, elapsed, text = run(open_config(webhook_body_timeout=0.5), scenario)
+    assert elapsed < 3  # closed by the body deadline (0.5 s + 1 s), not held while bytes trickle
+    assert 'phonewire_http_connections_closed_total{reason="body_timeout"}' in text
+
+
+# --- signed upgrades have their own pending pool (second review, D5) -----------------------
+
+
+def test_a_signed_upgrade_is_served_while_unsigned_idle_sockets_fill_the_pending_pool() -> None:
+    from phonewire.telephony.signatures import twilio_signature
+
+    async def scenario(hostport: str) -> tuple[int | None, bool]:
+        idle = [await client_from(hostport, f"127.0.0.{2 + i // 2}") for i in range(4)]  # 2 addresses x 2
+        unsigned = await close_code(await client_from(hostport, "127.0.0.9"))  # the pool is full
+        signature = twilio_signature(f"ws://{hostport}/ws", None, "tok")
+        genuine = await TwilioTestClient.connect(hostport, headers={"X-Twilio-Signature": signature})
+        await genuine.handshake()
+        served = await echoes(genuine)
+        for c in [*idle, genuine]:
+            await c.close()
+        return unsigned, served
+
+    config = open_config(twilio_auth_token="tok", max_pending_handshakes=4, max_pending_per_client=2)
+    assert run(config, scenario) == (1013, True)  # unsigned: the documented residual

@@ -44,6 +44,11 @@ from twilio_client import CALL_SID, STREAM_SID, TwilioTestClient
 SECRET = "a" * 40
 GENUINE = "v3:genuine-call"
 VICTIM = "v3:victim-call"
+#: Ids in their providers' formats (the webhooks mint for nothing else).
+CA1, CA2 = "CA" + "1" * 32, "CA" + "2" * 32
+U_GENUINE = "11111111-1111-4111-8111-111111111111"
+U_VICTIM = "99999999-9999-4999-8999-999999999999"
+U_1, U_2 = "aaaaaaaa-0000-4000-8000-000000000001", "aaaaaaaa-0000-4000-8000-000000000002"
 
 
 def tokens_check(token: str | None, call_id: str, provider: str, account: str = "") -> bool:
@@ -123,22 +128,22 @@ def test_finding1_a_telnyx_webhook_outside_its_window_or_badly_signed_is_refused
 
 def test_finding2_a_captured_vonage_get_jwt_resent_with_a_victim_uuid_is_refused() -> None:
     async def scenario(http: httpx.AsyncClient, base: str) -> tuple[httpx.Response, httpx.Response]:
-        genuine = {"uuid": "genuine-uuid", "from": "447700900000", "to": "447700900001"}
+        genuine = {"uuid": U_GENUINE, "from": "447700900000", "to": "447700900001"}
         jwt = vonage_jwt(vonage_query_payload(genuine))
         auth = {"Authorization": f"Bearer {jwt}"}
         ok = await http.get(f"{base}/webhooks/vonage", params=genuine, headers=auth)
-        attack = await http.get(f"{base}/webhooks/vonage", params={**genuine, "uuid": "victim-uuid"}, headers=auth)
+        attack = await http.get(f"{base}/webhooks/vonage", params={**genuine, "uuid": U_VICTIM}, headers=auth)
         return ok, attack
 
     ok, attack = on_server(scenario)
-    assert ok.status_code == 200 and tokens_check(ncco_headers(ok)["phonewireToken"], "genuine-uuid", "vonage")
+    assert ok.status_code == 200 and tokens_check(ncco_headers(ok)["phonewireToken"], U_GENUINE, "vonage")
     assert attack.status_code == 403 and "phonewireToken" not in attack.text
 
 
 def test_finding2_a_vonage_get_jwt_that_covers_no_query_mints_nothing() -> None:
     async def scenario(http: httpx.AsyncClient, base: str) -> httpx.Response:
         auth = {"Authorization": f"Bearer {vonage_jwt(None)}"}  # valid, fresh, but no payload_hash
-        return await http.get(f"{base}/webhooks/vonage", params={"uuid": "victim-uuid"}, headers=auth)
+        return await http.get(f"{base}/webhooks/vonage", params={"uuid": U_VICTIM}, headers=auth)
 
     response = on_server(scenario)
     assert response.status_code == 403 and "phonewireToken" not in response.text
@@ -146,32 +151,32 @@ def test_finding2_a_vonage_get_jwt_that_covers_no_query_mints_nothing() -> None:
 
 def test_finding2_a_vonage_post_takes_ids_from_its_signed_json_body_not_the_query() -> None:
     async def scenario(http: httpx.AsyncClient, base: str) -> tuple[httpx.Response, httpx.Response]:
-        body = json.dumps({"uuid": "genuine-uuid", "from": "447700900000", "to": "447700900001"}).encode()
+        body = json.dumps({"uuid": U_GENUINE, "from": "447700900000", "to": "447700900001"}).encode()
         headers = {"Authorization": f"Bearer {vonage_jwt(body)}", "Content-Type": "application/json"}
         attack = await http.post(f"{base}/webhooks/vonage?uuid=victim-uuid", content=body, headers=headers)
-        other_body = json.dumps({"uuid": "victim-uuid"}).encode()
+        other_body = json.dumps({"uuid": U_VICTIM}).encode()
         swapped = await http.post(f"{base}/webhooks/vonage", content=other_body, headers=headers)
         return attack, swapped
 
     attack, swapped = on_server(scenario)
     headers = ncco_headers(attack)
-    assert headers["call_uuid"] == "genuine-uuid" and headers["from_number"] == "447700900000"
-    assert tokens_check(headers["phonewireToken"], "genuine-uuid", "vonage")
+    assert headers["call_uuid"] == U_GENUINE and headers["from_number"] == "447700900000"
+    assert tokens_check(headers["phonewireToken"], U_GENUINE, "vonage")
     assert swapped.status_code == 403  # the JWT's payload_hash does not cover that body
 
 
 def test_finding2_a_genuine_signed_vonage_json_post_mints_a_token() -> None:
     async def scenario(http: httpx.AsyncClient, base: str) -> httpx.Response:
-        return await signed_answer(http, base, "vonage", {"uuid": "u-1", "from": "4477", "to": "4478"})
+        return await signed_answer(http, base, "vonage", {"uuid": U_1, "from": "4477", "to": "4478"})
 
     response = on_server(scenario)
     assert response.status_code == 200
-    assert tokens_check(ncco_headers(response)["phonewireToken"], "u-1", "vonage")
+    assert tokens_check(ncco_headers(response)["phonewireToken"], U_1, "vonage")
 
 
 def test_finding2_a_reused_vonage_jti_gets_the_same_token_back() -> None:
     async def scenario(http: httpx.AsyncClient, base: str) -> list[str]:
-        body = json.dumps({"uuid": "u-2"}).encode()
+        body = json.dumps({"uuid": U_2}).encode()
         headers = {"Authorization": f"Bearer {vonage_jwt(body, jti='jti-1')}", "Content-Type": "application/json"}
         responses = [await http.post(f"{base}/webhooks/vonage", content=body, headers=headers) for _ in range(2)]
         return [ncco_headers(r)["phonewireToken"] for r in responses]
@@ -296,7 +301,7 @@ def test_finding6_a_replayed_twilio_webhook_gets_the_same_token_and_a_new_call_a
     async def scenario(http: httpx.AsyncClient, base: str) -> list[str | None]:
         url = f"{base}/webhooks/twilio"
         tokens = []
-        for sid in ("CA1", "CA1", "CA2"):
+        for sid in (CA1, CA1, CA2):
             form = {"CallSid": sid, "AccountSid": ACCOUNT_SID}
             response = await http.post(url, content=form_body(form), headers=twilio_headers(url, form))
             tokens.append(xml_token(response.text))
@@ -309,7 +314,7 @@ def test_finding6_a_replayed_twilio_webhook_gets_the_same_token_and_a_new_call_a
 def test_finding6_a_replayed_plivo_webhook_with_the_same_nonce_gets_the_same_token() -> None:
     async def scenario(http: httpx.AsyncClient, base: str) -> list[str]:
         url = f"{base}/webhooks/plivo"
-        form = {"CallUUID": "uuid-1", "From": "+1"}
+        form = {"CallUUID": U_1, "From": "+1"}
         tokens = []
         for nonce in ("n1", "n1", "n2"):
             headers = {**plivo_headers("POST", url, form, nonce=nonce), "Content-Type": FORM}
@@ -339,7 +344,7 @@ def test_finding6_a_replayed_telnyx_webhook_in_its_window_gets_the_same_token() 
 
 def test_finding7_separators_in_a_plivo_from_cannot_smuggle_extra_headers() -> None:
     async def scenario(http: httpx.AsyncClient, base: str) -> httpx.Response:
-        return await signed_answer(http, base, "plivo", {"CallUUID": "u1", "From": "+1;role=admin", "To": "+2,x=y"})
+        return await signed_answer(http, base, "plivo", {"CallUUID": U_1, "From": "+1;role=admin", "To": "+2,x=y"})
 
     response = on_server(scenario, public_host=None)
     extra = ET.fromstring(response.text).find("./Stream").get("extraHeaders", "")  # type: ignore[union-attr]
@@ -349,7 +354,7 @@ def test_finding7_separators_in_a_plivo_from_cannot_smuggle_extra_headers() -> N
 
 def test_finding7_control_characters_in_from_still_give_well_formed_twiml() -> None:
     async def scenario(http: httpx.AsyncClient, base: str) -> httpx.Response:
-        form = {"CallSid": "CA1", "AccountSid": ACCOUNT_SID, "From": "+1\x01\x0b555\x7f", "To": "+1\ufffe666"}
+        form = {"CallSid": CA1, "AccountSid": ACCOUNT_SID, "From": "+1\x01\x0b555\x7f", "To": "+1\ufffe666"}
         return await signed_answer(http, base, "twilio", form)
 
     response = on_server(scenario, public_host=None)
@@ -375,14 +380,14 @@ def test_finding7_a_bad_host_header_gets_400_not_a_traceback(host: str, caplog: 
 
 def test_finding4_a_twilio_token_is_bound_to_the_webhooks_account_sid() -> None:
     async def scenario(http: httpx.AsyncClient, base: str) -> str | None:
-        response = await signed_answer(http, base, "twilio", {"CallSid": "CA1", "AccountSid": ACCOUNT_SID})
+        response = await signed_answer(http, base, "twilio", {"CallSid": CA1, "AccountSid": ACCOUNT_SID})
         return xml_token(response.text)
 
     token = on_server(scenario, public_host=None)
-    assert tokens_check(token, "CA1", "twilio", account=ACCOUNT_SID)
-    assert not tokens_check(token, "CA1", "twilio", account="AC" + "9" * 32)
-    assert not tokens_check(token, "CA1", "twilio", account=f"{ACCOUNT_SID}/Calls/CA9.json?x=")
-    assert not tokens_check(token, "CA1", "twilio")
+    assert tokens_check(token, CA1, "twilio", account=ACCOUNT_SID)
+    assert not tokens_check(token, CA1, "twilio", account="AC" + "9" * 32)
+    assert not tokens_check(token, CA1, "twilio", account=f"{ACCOUNT_SID}/Calls/CA9.json?x=")
+    assert not tokens_check(token, CA1, "twilio")
 
 
 def test_finding4_a_stream_claiming_another_account_than_its_webhook_is_refused_with_no_rest_call() -> None:

@@ -18,6 +18,10 @@ from signed_webhooks import ACCOUNT_SID, credentials, signed_answer
 from twilio_client import TwilioTestClient
 
 SECRET = "w" * 40
+#: Call ids in their providers' formats: the webhooks mint tokens for nothing else.
+CA_1 = "CA" + "1" * 32
+UUID_1 = "6f1c2b7a-0d4e-4c51-9a3b-5e8d7c6b4a21"
+UUID_2 = "3d9a7c1e-5b2f-4e8a-9c6d-7f1e2a3b4c5d"
 
 
 def answer(method: str, path: str, data: dict[str, str] | None = None, **config: Any) -> tuple[int, str, str]:
@@ -36,7 +40,7 @@ def answer(method: str, path: str, data: dict[str, str] | None = None, **config:
 
 def test_twilio_gets_twiml_connect_stream_with_numbers_and_a_token() -> None:
     status, ctype, body = answer(
-        "POST", "/webhooks/twilio", {"CallSid": "CA1", "From": "+1555", "To": "+1666"}, public_host="bot.example.com"
+        "POST", "/webhooks/twilio", {"CallSid": CA_1, "From": "+1555", "To": "+1666"}, public_host="bot.example.com"
     )
     assert status == 200 and ctype.startswith("application/xml")
     assert '<Connect><Stream url="wss://bot.example.com/ws">' in body
@@ -49,20 +53,20 @@ def test_telnyx_gets_texml_in_rtp_mode() -> None:
 
 
 def test_plivo_gets_a_bidirectional_stream_that_keeps_the_call_alive() -> None:
-    _, _, body = answer("POST", "/webhooks/plivo", {"CallUUID": "uuid-1", "From": "+1"}, public_host="h")
+    _, _, body = answer("POST", "/webhooks/plivo", {"CallUUID": UUID_1, "From": "+1"}, public_host="h")
     assert 'bidirectional="true"' in body and 'keepCallAlive="true"' in body
     assert 'contentType="audio/x-mulaw;rate=8000"' in body and ">wss://h/ws</Stream>" in body
     assert "phonewireToken=" in body
 
 
 def test_vonage_gets_an_ncco_whose_headers_name_the_call() -> None:
-    _, ctype, body = answer("GET", "/webhooks/vonage", {"uuid": "u-1", "from": "447700900000"}, public_host="h")
+    _, ctype, body = answer("GET", "/webhooks/vonage", {"uuid": UUID_1, "from": "447700900000"}, public_host="h")
     (action,) = json.loads(body)
     endpoint = action["endpoint"][0]
     assert ctype.startswith("application/json") and action["action"] == "connect"
     assert endpoint["type"] == "websocket" and endpoint["uri"] == "wss://h/ws"
     assert endpoint["content-type"] == "audio/l16;rate=16000"
-    assert endpoint["headers"]["call_uuid"] == "u-1" and "phonewireToken" in endpoint["headers"]
+    assert endpoint["headers"]["call_uuid"] == UUID_1 and "phonewireToken" in endpoint["headers"]
 
 
 def test_exotel_gets_a_dynamic_stream_url() -> None:
@@ -121,11 +125,11 @@ def test_the_telnyx_serializer_sends_the_codec_the_texml_asked_for() -> None:
 
 
 def test_plivo_get_webhooks_are_verified_over_the_query_and_name_the_call() -> None:
-    status, _, body = answer("GET", "/webhooks/plivo", {"CallUUID": "uuid-get", "From": "+1"}, public_host="h")
+    status, _, body = answer("GET", "/webhooks/plivo", {"CallUUID": UUID_2, "From": "+1"}, public_host="h")
     assert status == 200 and "phonewireToken=" in body and "From=+1" in body
 
 
 def test_vonage_get_webhooks_with_a_payload_hash_over_the_query_get_a_token() -> None:
-    status, _, body = answer("GET", "/webhooks/vonage", {"uuid": "u-get", "from": "4477"}, public_host="h")
+    status, _, body = answer("GET", "/webhooks/vonage", {"uuid": UUID_2, "from": "4477"}, public_host="h")
     headers = json.loads(body)[0]["endpoint"][0]["headers"]
-    assert status == 200 and headers["call_uuid"] == "u-get" and "phonewireToken" in headers
+    assert status == 200 and headers["call_uuid"] == UUID_2 and "phonewireToken" in headers

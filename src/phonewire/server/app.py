@@ -35,10 +35,10 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 
 from phonewire import logsafe
 from phonewire.exceptions import ConfigurationError, HandshakeError
-from phonewire.serializers.base import CallInfo
+from phonewire.serializers.base import CallInfo, MediaFormat
 from phonewire.server.call_control_routes import attach_live_call, call_control_router
 from phonewire.server.config import ServerConfig
-from phonewire.server.guard import check_stream_token, check_upgrade
+from phonewire.server.guard import HandshakePools, check_stream_token, classify_upgrade
 from phonewire.server.live_calls import LiveCalls
 from phonewire.server.metrics import Metrics
 from phonewire.server.prewarm import PrewarmRegistry, discard, handing
@@ -62,6 +62,7 @@ def create_app(bot: Bot, config: ServerConfig | None = None) -> FastAPI:
     if config.require_stream_token and not config.stream_secret:
         raise ConfigurationError("require_stream_token=True needs a stream secret (PHONEWIRE_STREAM_SECRET)")
     _check_transport_params(config)
+    _check_serializer_kwargs(config)
     signer = StreamTokenSigner(config.stream_secret) if config.stream_secret else None
     if config.vad == "silero":
         from phonewire.audio.vad import SileroModel
@@ -77,11 +78,15 @@ def create_app(bot: Bot, config: ServerConfig | None = None) -> FastAPI:
         docs_url="/docs" if docs else None,
         redoc_url="/redoc" if docs else None,
         openapi_url="/openapi.json" if docs else None,
+        # No trailing-slash redirect: Starlette builds its Location from the Host header,
+        # which no check here has seen (``/webhooks/twilio/`` with ``Host: evil.example``).
+        redirect_slashes=False,
     )
     app.add_middleware(RawWebSocketMiddleware)  # the transport's direct line to uvicorn (transports/asgi.py)
     metrics = Metrics()
     app.state.metrics = metrics
     app.state.config = config
+    app.state.handshake_pools = HandshakePools(config)  # signed upgrades wait apart (guard.py)
     app.include_router(webhook_router(config, signer))
     # Started by verified webhooks, handed to the call's bot (server/prewarm.py).
     app.state.prewarm = (
@@ -113,7 +118,7 @@ def create_app(bot: Bot, config: ServerConfig | None = None) -> FastAPI:
 async def _serve_call(
     websocket: WebSocket, bot: Bot, config: ServerConfig, signer: StreamTokenSigner | None, metrics: Metrics
 ) -> None:
-    refusal = check_upgrade(config, websocket.scope, websocket.headers)
+    refusal, signed = classify_upgrade(config, websocket.scope, websocket.headers)
     if refusal is not None:
         metrics.rejected += 1
         logger.warning("! refusing a stream: %s", refusal)
@@ -122,19 +127,22 @@ async def _serve_call(
     # Until its handshake is done a socket is only "pending": it holds no max_calls slot, and
     # pending sockets are capped on their own, in total and per client address (issue 11 #8).
     client = websocket.client.host if websocket.client else "-"
-    busy = metrics.pending_refusal(client, config.max_pending_handshakes, config.max_pending_per_client)
+    # An upgrade with a valid provider signature waits in a pool of its own: unsigned sockets,
+    # which anyone can open, cannot crowd out the provider's calls.
+    pools: HandshakePools = websocket.scope["app"].state.handshake_pools
+    busy = pools.refusal(metrics, client, signed=signed)
     if busy is not None:
         metrics.refused += 1
         logger.warning("! refusing a stream: %s; closing with 1013", busy)
         await websocket.accept()
         await _close(websocket, 1013, "server busy, try again later")
         return
-    metrics.pending_started(client)
+    pools.started(metrics, client, signed=signed)
     try:
         await websocket.accept()
         call = await _identify(websocket, config, signer, metrics)
     finally:
-        metrics.pending_ended(client)
+        pools.ended(metrics, client, signed=signed)
     if call is None:
         return
     if metrics.active >= config.max_calls:
@@ -245,6 +253,36 @@ def _serializer(info: CallInfo, config: ServerConfig) -> Any:
 async def _close(websocket: WebSocket, code: int, reason: str) -> None:
     with contextlib.suppress(Exception):  # already gone
         await websocket.close(code, reason[:120])
+
+
+#: A handshake as each provider's serializer would be built from (``_check_serializer_kwargs``).
+_SAMPLE_FORMATS = {
+    "twilio": MediaFormat("mulaw", 8000),
+    "telnyx": MediaFormat("mulaw", 8000),
+    "plivo": MediaFormat("mulaw", 8000),
+    "exotel": MediaFormat("l16", 8000),
+    "vonage": MediaFormat("l16", 16000),
+}
+
+
+def _check_serializer_kwargs(config: ServerConfig) -> None:
+    """A wrong serializer_kwargs entry must fail at start-up, not as a 1011 on every call:
+    build each configured provider's serializer once, from a sample handshake."""
+    from phonewire.telephony.detect import _PROVIDERS
+
+    for provider in config.serializer_kwargs:
+        if provider not in _PROVIDERS:
+            raise ConfigurationError(f"ServerConfig.serializer_kwargs: unknown provider {provider!r}")
+        media = _SAMPLE_FORMATS.get(provider, MediaFormat("l16", 16000))
+        info = CallInfo(provider=provider, call_id=None, stream_id="startup-check", media_format=media)
+        try:
+            _serializer(info, config)
+        except (TypeError, ConfigurationError) as exc:  # messages name arguments, never values
+            raise ConfigurationError(f"ServerConfig.serializer_kwargs[{provider!r}]: {exc}") from None
+        except Exception as exc:
+            raise ConfigurationError(
+                f"ServerConfig.serializer_kwargs[{provider!r}]: the serializer cannot be built ({type(exc).__name__})"
+            ) from None
 
 
 def _check_transport_params(config: ServerConfig) -> None:

@@ -47,6 +47,9 @@ class ServerConfig:
     header_timeout: float = 10.0
     max_header_bytes: int = 16 * 1024
     max_connections: int | None = None
+    #: Seconds a request's body has to arrive once its headers have: a webhook answers 408
+    #: after it, and the web server closes any request still sending its body a second later.
+    webhook_body_timeout: float = 5.0
     #: Serve /docs, /redoc and /openapi.json (off: they map the attack surface for nobody's benefit).
     api_docs: bool = False
     #: Secret for stream tokens; with one set, streams must carry a valid token.

@@ -5,7 +5,11 @@ Two independent checks (docs/security.md):
 * **Upgrade signatures** - a provider that signs its WebSocket upgrade (Twilio
   ``X-Twilio-Signature``, Plivo ``X-Plivo-Signature-V3``, Telnyx's stream auth token header,
   Vonage's ``Authorization: Bearer`` JWT) is checked when its credential is configured.
-  A bad signature is refused; an absent one is left to the stream token.
+  A bad signature is refused; an absent one is left to the stream token. An upgrade whose
+  signature checked out waits for its handshake in a pool of its own (``HandshakePools``),
+  so idle unsigned sockets - which anyone can open - cannot crowd the provider's calls out
+  of ``max_pending_handshakes``. Providers that sign no upgrade (Exotel, raw PCM) share the
+  unsigned pool: docs/security.md has that residual and the proxy allow-list for it.
 * **Stream tokens** - the webhook answer carries a short-lived, single-use token bound to
   the call id; the stream's start must present it for that same call id. Only then is the
   call "verified", and only verified calls are hung up with our credentials: a forged
@@ -17,7 +21,9 @@ Two independent checks (docs/security.md):
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Mapping
+from typing import Protocol
 
 from phonewire.serializers.base import CallInfo
 from phonewire.server.config import ServerConfig
@@ -30,33 +36,100 @@ from phonewire.telephony.signatures import (
 )
 from phonewire.telephony.tokens import STREAM_TOKEN_PARAMETER, StreamTokenError, StreamTokenSigner
 
-__all__ = ["check_stream_token", "check_upgrade"]
+__all__ = ["HandshakePools", "check_stream_token", "check_upgrade", "classify_upgrade"]
 
 logger = logging.getLogger("phonewire.server")
 
 
 def check_upgrade(config: ServerConfig, scope: Mapping[str, object], headers: Mapping[str, str]) -> str | None:
     """Returns a refusal reason, or None when every present signature checks out."""
+    return classify_upgrade(config, scope, headers)[0]
+
+
+def classify_upgrade(
+    config: ServerConfig, scope: Mapping[str, object], headers: Mapping[str, str]
+) -> tuple[str | None, bool]:
+    """(refusal reason or None, signed): ``signed`` is True when the upgrade carried at least
+    one provider signature that was checked against a configured credential and is valid."""
     url = public_url(scope, headers, trust_forwarded=config.trust_forwarded)
+    signed = False
     sig = headers.get("x-twilio-signature")
-    if sig is not None and config.twilio_auth_token and not verify_twilio(url, None, sig, config.twilio_auth_token):
-        return "bad X-Twilio-Signature"
+    if sig is not None and config.twilio_auth_token:
+        if not verify_twilio(url, None, sig, config.twilio_auth_token):
+            return "bad X-Twilio-Signature", False
+        signed = True
     plivo = headers.get("x-plivo-signature-v3")
     if plivo is not None and config.plivo_auth_token:
         nonce = headers.get("x-plivo-signature-v3-nonce")
         if not verify_plivo_v3_websocket(url, nonce, plivo, config.plivo_auth_token):
-            return "bad X-Plivo-Signature-V3"
+            return "bad X-Plivo-Signature-V3", False
+        signed = True
     telnyx = headers.get("x-telnyx-streaming-auth-token")
     if config.telnyx_stream_token and telnyx is not None:
         if not verify_telnyx_stream_token(telnyx, config.telnyx_stream_token):
-            return "bad Telnyx stream auth token"
+            return "bad Telnyx stream auth token", False
+        signed = True
     auth = headers.get("authorization", "")
     if auth.lower().startswith("bearer ") and config.vonage_signature_secret:
         try:
             verify_vonage_jwt(auth, config.vonage_signature_secret)
         except Exception:
-            return "bad Vonage JWT"
-    return None
+            return "bad Vonage JWT", False
+        signed = True
+    return None, signed
+
+
+class _PendingTally(Protocol):
+    """What ``HandshakePools`` needs of ``server.metrics.Metrics``."""
+
+    pending_by_client: Counter[str]
+
+    def pending_refusal(self, client: str, total: int, per_client: int) -> str | None: ...
+    def pending_started(self, client: str) -> None: ...
+    def pending_ended(self, client: str) -> None: ...
+
+
+class HandshakePools:
+    """Pending handshakes in two pools: signed upgrades, and everyone else.
+
+    Every pending socket is counted in ``Metrics`` (its gauge shows them all); the unsigned
+    pool's caps (``max_pending_handshakes`` in total, ``max_pending_per_client`` per address)
+    are applied to the sockets that are not signed, and signed ones have
+    ``max_pending_handshakes`` of their own, with no per-address cap (a provider's media
+    servers are few addresses). A signed upgrade is still a replayable credential for some
+    providers (Twilio signs the URL alone), so the signed pool is bounded too.
+    """
+
+    def __init__(self, config: ServerConfig) -> None:
+        self.limit = config.max_pending_handshakes
+        self.per_client = config.max_pending_per_client
+        self.signed = 0
+        self._signed_by_client: Counter[str] = Counter()
+
+    def refusal(self, metrics: _PendingTally, client: str, *, signed: bool) -> str | None:
+        """Why one more pending handshake is refused, or None."""
+        if signed:
+            if self.signed >= self.limit:
+                return f"{self.signed} signed handshakes pending (max_pending_handshakes)"
+            return None
+        # Raising the unsigned caps by the signed counts applies them to unsigned sockets only.
+        return metrics.pending_refusal(
+            client, self.limit + self.signed, self.per_client + self._signed_by_client[client]
+        )
+
+    def started(self, metrics: _PendingTally, client: str, *, signed: bool) -> None:
+        metrics.pending_started(client)
+        if signed:
+            self.signed += 1
+            self._signed_by_client[client] += 1
+
+    def ended(self, metrics: _PendingTally, client: str, *, signed: bool) -> None:
+        metrics.pending_ended(client)
+        if signed:
+            self.signed -= 1
+            self._signed_by_client[client] -= 1
+            if self._signed_by_client[client] <= 0:
+                del self._signed_by_client[client]
 
 
 def check_stream_token(signer: StreamTokenSigner | None, info: CallInfo, *, required: bool) -> tuple[bool, str | None]:

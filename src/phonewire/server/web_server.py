@@ -9,7 +9,8 @@ uvicorn's defaults were the review's easiest wins (issue 11, finding 8): no dead
 request headers (slowloris), no header size limit under httptools (a 64 MiB header got
 HTTP 200), 16 MiB WebSocket messages buffered whole before the app could refuse them, and
 no bound on connections. ``uvicorn_config_kwargs`` sets: h11 with a header deadline and a
-per-address cap (``http_protocol.py``) and ``h11_max_incomplete_event_size``;
+body deadline, a per-address cap on requests in flight (``http_protocol.py``) and
+``h11_max_incomplete_event_size``;
 ``ws_max_size`` = the transport's ``max_message_bytes``; ``limit_concurrency`` (HTTP
 requests get 503 beyond it; WebSocket calls are bounded by ``max_calls`` and the pending
 caps in the app); pings to find dead peers; no ``Server`` header.
@@ -53,7 +54,9 @@ def uvicorn_config_kwargs(config: ServerConfig) -> dict[str, Any]:
     """Keyword arguments for ``uvicorn.run`` / ``uvicorn.Config`` that enforce ``config``'s
     web server limits. Also installs the log filter on uvicorn's loggers."""
     PhonewireH11Protocol.configure(
-        header_timeout=config.header_timeout, max_pending_per_client=config.max_pending_per_client
+        header_timeout=config.header_timeout,
+        max_pending_per_client=config.max_pending_per_client,
+        body_timeout=config.webhook_body_timeout + 1.0,  # a backstop: the webhook's own 408 comes first
     )
     install_uvicorn_log_filter()
     connections = config.max_connections or config.max_calls + config.max_pending_handshakes + HTTP_HEADROOM

@@ -13,17 +13,26 @@ provider credential is not configured answers 404 (and logs why); a bad or missi
 gets 403 (401 for Exotel's Basic credentials). Only a verified request gets an answer with a
 stream token, minted for the call id read from the *signed* content and nothing else.
 
-Bodies are capped at ``MAX_WEBHOOK_BODY_BYTES`` by Content-Length and while streaming (413),
-parsed once, after the route knows it can verify them. Each answered signed request is
-remembered (``SignedRequestStore``) so a replay gets the same single-use token back instead of
-a fresh one: Twilio and Plivo for ``UNTIMED_MEMORY_S``, Telnyx and Vonage for their freshness
-window. Refusals are logged (never with a token or secret) and counted per (provider, reason)
-in ``app.state.webhook_refusals``.
+Bodies are capped at ``MAX_WEBHOOK_BODY_BYTES`` by Content-Length and while streaming (413)
+and must arrive within ``ServerConfig.webhook_body_timeout`` seconds (408), and are parsed
+once, after the route knows it can verify them, in the format the body itself has (never the
+one the unsigned Content-Type claims) and with no field name repeated (``webhook_fields``).
+A call id is checked against its provider's format before a token is minted for it.
+
+Each answered signed request is remembered (``SignedRequestStore``) so a replay gets the same
+single-use token back instead of a fresh one, keyed on what the MAC authenticates and not on
+the request's bytes: every spelling of one signed request (fields reordered or re-encoded, a
+port added to Host, another ``Bearer`` spelling) carries the same signature, so it maps to
+the same entry. Twilio: the decoded signature (+ algorithm); Plivo: the nonce and the
+signature that matched; Telnyx: timestamp and signature; Vonage: the JWT's ``jti``, or its
+signature bytes without one. Twilio and Plivo are remembered for ``UNTIMED_MEMORY_S``,
+Telnyx and Vonage for their freshness window. Refusals are logged (never with a token or
+secret) and counted per (provider, reason) in ``app.state.webhook_refusals``.
 """
 
 from __future__ import annotations
 
-import base64
+import asyncio
 import hashlib
 import logging
 import re
@@ -33,6 +42,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
+from starlette.requests import ClientDisconnect
 
 from phonewire.server.config import ServerConfig
 from phonewire.server.prewarm import PrewarmCall
@@ -42,9 +52,11 @@ from phonewire.telephony.signatures import (
     TELNYX_TOLERANCE_S,
     VONAGE_MAX_AGE_S,
     SignatureError,
+    jwt_signature_bytes,
+    plivo_v3_matched_signature,
     public_url,
+    signature_bytes,
     verify_basic_auth,
-    verify_plivo_v3,
     verify_telnyx,
     verify_twilio,
     verify_vonage_jwt,
@@ -57,8 +69,10 @@ from phonewire.telephony.webhook_fields import (
     MultiFields,
     WebhookBodyError,
     call_fields,
-    parse_body,
+    invalid_call_reason,
     parse_form,
+    parse_pairs,
+    parse_signed_body,
 )
 
 __all__ = ["webhook_router"]
@@ -66,6 +80,20 @@ __all__ = ["webhook_router"]
 logger = logging.getLogger("phonewire.webhooks")
 XML = "application/xml"
 JSON = "application/json"
+
+#: Seconds a webhook body may take to arrive once its headers have (``ServerConfig`` overrides).
+DEFAULT_BODY_TIMEOUT = 5.0
+#: What each provider documents for its call webhooks' bodies (``parse_signed_body``):
+#: Twilio forms (JSON only under ``bodySHA256``), Telnyx TeXML forms and Call Control JSON,
+#: Plivo forms, Vonage JSON. Exotel is authenticated by Basic credentials, not a body MAC.
+BODY_FORMATS: dict[str, frozenset[str]] = {
+    "twilio": frozenset({"form", "json"}),
+    "telnyx": frozenset({"form", "json"}),
+    "plivo": frozenset({"form"}),
+    "vonage": frozenset({"json"}),
+    "exotel": frozenset({"form", "json"}),
+}
+_ANY_FORMAT = frozenset({"form", "json"})
 
 # A Host (or public host) we are willing to put into a stream URL: a DNS name or a bracketed
 # IPv6 literal, optional port. Anything else (spaces, "[", "/", control characters) is a 400.
@@ -80,11 +108,14 @@ class _Refused(Exception):
         self.headers = dict(headers or {})
 
 
-async def read_body(request: Request, limit: int = MAX_WEBHOOK_BODY_BYTES) -> bytes:
-    """The body, or ``_Refused(413)`` as soon as it is known to exceed ``limit``.
+async def read_body(request: Request, limit: int = MAX_WEBHOOK_BODY_BYTES, timeout: float | None = None) -> bytes:
+    """The body, or ``_Refused(413)`` as soon as it is known to exceed ``limit``, or
+    ``_Refused(408)`` when it has not fully arrived within ``timeout`` seconds.
 
     A declared Content-Length over the limit is refused before reading a byte; a body without
-    one (chunked) is read chunk by chunk and abandoned at the limit.
+    one (chunked) is read chunk by chunk and abandoned at the limit. ``timeout`` defaults to
+    the app's ``ServerConfig.webhook_body_timeout``: a client that sends headers and then no
+    body must not hold a connection (and the app's attention) for ever.
     """
     declared = request.headers.get("content-length")
     if declared is not None:
@@ -92,13 +123,22 @@ async def read_body(request: Request, limit: int = MAX_WEBHOOK_BODY_BYTES) -> by
             raise _Refused(400, "malformed Content-Length")
         if int(declared) > limit:
             raise _Refused(413, f"body over {limit} bytes (Content-Length)")
+    if timeout is None:
+        config = getattr(getattr(request.app, "state", None), "config", None)
+        timeout = float(getattr(config, "webhook_body_timeout", DEFAULT_BODY_TIMEOUT))
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise _Refused(413, f"body over {limit} bytes")
-        chunks.append(chunk)
+    try:
+        async with asyncio.timeout(timeout):
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > limit:
+                    raise _Refused(413, f"body over {limit} bytes")
+                chunks.append(chunk)
+    except TimeoutError:
+        raise _Refused(408, f"body not complete within {timeout:g}s", {"Connection": "close"}) from None
+    except ClientDisconnect:
+        raise _Refused(400, "client went away during the body") from None
     return b"".join(chunks)
 
 
@@ -157,17 +197,19 @@ def webhook_router(config: ServerConfig, signer: StreamTokenSigner | None) -> AP
             token = _configured(config.twilio_auth_token, "TWILIO_AUTH_TOKEN")
             stream_url = answers.stream_url(request)
             body = await read_body(request)
-            form, _ = _parse(request, body)
+            form, _ = _parse(request, body, BODY_FORMATS["twilio"])
             signature = request.headers.get("x-twilio-signature")
             url = answers.public(request)
             raw = body if form is None and body else None
             if not verify_twilio(url, form, signature, token, body=raw):
                 raise _Refused(403, "bad or missing signature")
+            assert signature is not None  # verified above
             call = call_fields("twilio", form, None)
+            _check_ids("twilio", call)
             _prewarm(request, "twilio", call)
-            params = answers.parameters(
-                "twilio", call, replay_key=_digest(signature or "", url, body), remember_until=_untimed()
-            )
+            # The MAC covers URL + sorted fields, not these bytes: key on the MAC itself.
+            replay_key = f"sha1:{(signature_bytes(signature) or b'').hex()}"
+            params = answers.parameters("twilio", call, replay_key=replay_key, remember_until=_untimed())
         except _Refused as refused:
             return _refuse(request, "twilio", refused)
         return Response(documents.twiml_connect_stream(stream_url, params), media_type=XML)
@@ -183,10 +225,13 @@ def webhook_router(config: ServerConfig, signer: StreamTokenSigner | None) -> AP
             if not verify_telnyx(body, signature, timestamp, key):
                 raise _Refused(403, "bad, stale or missing signature")
             assert signature is not None and timestamp is not None  # verified above
-            form, data = _parse(request, body)  # only the body: the query string is not signed
+            # Only the body (the query string is not signed), read as what it is (not as the
+            # unsigned Content-Type says): TeXML sends forms, Call Control JSON.
+            form, data = _parse(request, body, BODY_FORMATS["telnyx"])
             call = call_fields("telnyx", form, data)
+            _check_ids("telnyx", call)
             _prewarm(request, "telnyx", call)
-            replay_key = f"{timestamp}:{base64.b64decode(signature.strip()).hex()}"
+            replay_key = f"{timestamp}:{(signature_bytes(signature) or b'').hex()}"
             params = answers.parameters(
                 "telnyx", call, replay_key=replay_key, remember_until=int(timestamp) + TELNYX_TOLERANCE_S
             )
@@ -211,15 +256,18 @@ def webhook_router(config: ServerConfig, signer: StreamTokenSigner | None) -> AP
             if request.method == "GET":
                 form = _query(request)
             else:
-                form = signed_form = _parse(request, body)[0]
+                form = signed_form = _parse(request, body, BODY_FORMATS["plivo"])[0]
             nonce = request.headers.get("x-plivo-signature-v3-nonce")
             signature = request.headers.get("x-plivo-signature-v3")
             url = answers.public(request)
-            if not verify_plivo_v3(request.method, url, signed_form, nonce, signature, token):
+            matched = plivo_v3_matched_signature(request.method, url, signed_form, nonce, signature, token)
+            if matched is None or nonce is None:
                 raise _Refused(403, "bad or missing signature")
             call = call_fields("plivo", form, None)
+            _check_ids("plivo", call)
             _prewarm(request, "plivo", call)
-            replay_key = _digest(nonce or "", signature or "", request.method, url, body)
+            # The MAC covers URL + sorted fields + nonce, not these bytes: key on nonce + MAC.
+            replay_key = _digest(nonce, matched)
             params = answers.parameters("plivo", call, replay_key=replay_key, remember_until=_untimed())
         except _Refused as refused:
             return _refuse(request, "plivo", refused)
@@ -234,16 +282,23 @@ def webhook_router(config: ServerConfig, signer: StreamTokenSigner | None) -> AP
             body = await read_body(request)
             jwt = request.headers.get("authorization")
             if request.method == "GET":
-                pairs = request.query_params.multi_items()
+                # One parse, repeated names refused: the ids come from exactly the mapping
+                # the payload_hash covers.
+                pairs = _query_pairs(request)
                 claims = _vonage_claims(jwt, secret, vonage_query_payloads(pairs))
-                call = call_fields("vonage", _query(request), None)
+                call = call_fields("vonage", {name: [value] for name, value in pairs}, None)
             else:
                 claims = _vonage_claims(jwt, secret, [body])
-                form, data = _parse(request, body)
+                form, data = _parse(request, body, BODY_FORMATS["vonage"])
                 call = call_fields("vonage", form, data)
+            _check_ids("vonage", call)
             _prewarm(request, "vonage", call)
+            # The jti (inside the signed claims), else the signature bytes: never the header's
+            # text, which has many spellings ("bearer  <jwt>") for one signed JWT.
             jti = claims.get("jti")
-            replay_key = f"jti:{jti}" if isinstance(jti, str) and jti else f"jwt:{_digest(jwt or '')}"
+            replay_key = (
+                f"jti:{jti}" if isinstance(jti, str) and jti else f"sig:{(jwt_signature_bytes(jwt) or b'').hex()}"
+            )
             issued_at = float(claims["iat"])  # verify_vonage_jwt checked it is a finite number
             headers = answers.parameters(
                 "vonage", call, replay_key=replay_key, remember_until=issued_at + VONAGE_MAX_AGE_S
@@ -263,10 +318,12 @@ def webhook_router(config: ServerConfig, signer: StreamTokenSigner | None) -> AP
                 raise _Refused(401, "bad or missing Basic credentials", {"WWW-Authenticate": 'Basic realm="phonewire"'})
             stream_url = answers.stream_url(request)
             body = await read_body(request)
-            form = _query(request) if request.method == "GET" else _parse(request, body)[0]
+            form = _query(request) if request.method == "GET" else _parse(request, body, BODY_FORMATS["exotel"])[0]
+            call = call_fields("exotel", form, None)
+            _check_ids("exotel", call)
             # Exotel allows 3 custom parameters in 256 characters: the token only, no numbers.
             params = answers.parameters(
-                "exotel", call_fields("exotel", form, None), replay_key=None, remember_until=0, numbers=False
+                "exotel", call, replay_key=None, remember_until=0, numbers=False
             )
         except _Refused as refused:
             return _refuse(request, "exotel", refused)
@@ -298,9 +355,12 @@ def _untimed() -> float:
     return time.time() + UNTIMED_MEMORY_S
 
 
-def _parse(request: Request, body: bytes) -> tuple[MultiFields | None, dict[str, Any] | None]:
+def _parse(
+    request: Request, body: bytes, accepts: frozenset[str] = _ANY_FORMAT
+) -> tuple[MultiFields | None, dict[str, Any] | None]:
+    """(form, JSON) of a signed body, in the format the body has (``parse_signed_body``)."""
     try:
-        return parse_body(request.headers.get("content-type"), body)
+        return parse_signed_body(request.headers.get("content-type"), body, accepts=accepts)
     except WebhookBodyError as exc:
         raise _Refused(exc.status, exc.reason) from None
 
@@ -310,6 +370,20 @@ def _query(request: Request) -> MultiFields:
         return parse_form(request.scope.get("query_string", b""))
     except WebhookBodyError as exc:
         raise _Refused(exc.status, exc.reason) from None
+
+
+def _query_pairs(request: Request) -> list[tuple[str, str]]:
+    try:
+        return parse_pairs(request.scope.get("query_string", b""))
+    except WebhookBodyError as exc:
+        raise _Refused(exc.status, exc.reason) from None
+
+
+def _check_ids(provider: str, call: CallFields) -> None:
+    """``_Refused(400)`` unless every id the request names has its provider's format."""
+    reason = invalid_call_reason(provider, call)
+    if reason is not None:
+        raise _Refused(400, reason)
 
 
 def _vonage_claims(jwt: str | None, secret: str, payloads: list[bytes]) -> dict[str, Any]:

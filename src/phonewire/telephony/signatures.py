@@ -56,11 +56,14 @@ __all__ = [
     "Params",
     "SignatureError",
     "TwilioSignatureSettings",
+    "jwt_signature_bytes",
     "load_telnyx_public_key",
     "parse_twilio_signature_settings",
     "plivo_v2_signature",
+    "plivo_v3_matched_signature",
     "plivo_v3_signature",
     "public_url",
+    "signature_bytes",
     "twilio_signature",
     "verify_plivo_v2",
     "verify_plivo_v3",
@@ -150,6 +153,17 @@ def _b64decode(text: str) -> bytes | None:
         return base64.b64decode(text, validate=True)
     except (binascii.Error, ValueError):
         return None
+
+
+def signature_bytes(signature_b64: str | None) -> bytes | None:
+    """The bytes a base64 signature header (Twilio, Telnyx) stands for, or None.
+
+    Replay memory keys on these, not on the header's text: what the MAC authenticates is the
+    same for every spelling of one signed request.
+    """
+    if signature_b64 is None or len(signature_b64) > _MAX_HEADER_VALUE_CHARS:
+        return None
+    return _b64decode(signature_b64)
 
 
 def _b64url_decode(text: str) -> bytes | None:
@@ -461,15 +475,40 @@ def verify_plivo_v3(
     The header may hold several comma-separated signatures (one per auth token Plivo knows for
     the account); any match is enough. Never raises on bad input.
     """
+    return plivo_v3_matched_signature(method, url, params, nonce, signature_header, auth_token) is not None
+
+
+def plivo_v3_matched_signature(
+    method: str,
+    url: str,
+    params: Params | None,
+    nonce: str | None,
+    signature_header: str | None,
+    auth_token: str,
+) -> bytes | None:
+    """``verify_plivo_v3``, answering *which* signature matched: its decoded bytes, or None.
+
+    The header may carry several signatures, and whatever else a replayer appends to it; the
+    one that verified (with the nonce, which it covers) identifies the signed request, so
+    replay memory keys on that. Every presented value is compared with every expected one
+    (constant time). Never raises on bad input.
+    """
     if not signature_header or nonce is None or not auth_token:
-        return False
+        return None
     try:
         signed = f"{_plivo_v3_string(method, url, params)}.{nonce}"
     except ValueError:  # urlparse rejects e.g. an unbalanced "[" in the host
-        return False
+        return None
     expected = [_hmac_b64(auth_token, message, hashlib.sha256) for message in _plivo_messages(signed)]
     presented = [part.strip() for part in signature_header[:_MAX_HEADER_VALUE_CHARS].split(",")]
-    return _any_same(presented, expected)
+    matched: str | None = None
+    for candidate in presented:
+        hit = False
+        for value in expected:
+            hit |= _same(candidate, value)
+        if hit and matched is None:
+            matched = candidate
+    return None if matched is None else _b64decode(matched)
 
 
 def verify_plivo_v3_websocket(
@@ -561,6 +600,18 @@ def _jwt_parts(token: str | None) -> tuple[str, str, bytes]:
     return parts[0], parts[1], signature
 
 
+def jwt_signature_bytes(token: str | None) -> bytes | None:
+    """The decoded signature of a JWT (``Bearer`` prefix accepted), or None if malformed.
+
+    One signed JWT has many spellings in an ``Authorization`` header (``bearer  <jwt>``, a
+    base64url variant of its last character); its signature bytes are one value.
+    """
+    try:
+        return _jwt_parts(token)[2]
+    except SignatureError:
+        return None
+
+
 def _check_fresh(claims: Mapping[str, Any], now: float, max_age_s: float) -> None:
     issued_at = _finite_number(claims.get("iat"))
     if issued_at is None:
@@ -628,10 +679,17 @@ def vonage_query_payloads(pairs: Sequence[tuple[str, str]]) -> list[bytes]:
 
     Vonage documents the GET payload as "JSON of the query params in received order, no
     whitespace" (protocols.md 5.6) without saying how non-ASCII is written, so both
-    ``\\uXXXX`` escapes and raw UTF-8 are offered (one per distinct encoding). A repeated
-    name keeps its last value, as a JSON object would. Pass the result, one at a time, as
-    ``body`` to ``verify_vonage_jwt``: that binds the query (``uuid``, ``from``…) to the JWT.
+    ``\\uXXXX`` escapes and raw UTF-8 are offered (one per distinct encoding). Pass the
+    result, one at a time, as ``body`` to ``verify_vonage_jwt``: that binds the query
+    (``uuid``, ``from``…) to the JWT.
+
+    A query that repeats a name gives no payload at all: as a JSON object it keeps one value
+    while a reader of the query may take another (``uuid=victim&uuid=genuine``), so nothing
+    it could be hashed to proves which call it names.
     """
+    names = [name for name, _ in pairs]
+    if len(set(names)) != len(names):
+        return []
     obj = dict(pairs)
     variants = [json.dumps(obj, separators=(",", ":"), ensure_ascii=ascii_only) for ascii_only in (True, False)]
     return [_utf8(text) for text in dict.fromkeys(variants)]

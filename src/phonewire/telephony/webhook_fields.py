@@ -6,16 +6,32 @@ and at ``MAX_FORM_FIELDS`` fields, so the work one request causes on the event l
 And the call id a stream token is minted for must come from content the signature covers:
 for Telnyx that is the body alone (its signature is ``timestamp|body``), never the query string.
 
+Two readings of one signed request must never name two calls, so:
+
+* a repeated field name (``uuid=victim&uuid=genuine``) is refused (400) in every form and
+  query, and a repeated key in a JSON object too: a signature (or a Vonage ``payload_hash``
+  over a JSON object built from the query) may cover one value while the id is read from
+  another;
+* the format of a body is decided by the body, never by the unsigned ``Content-Type``
+  (``parse_signed_body``): a body whose first non-space byte is ``{`` or ``[`` is JSON, any
+  other is a form, and a Content-Type that contradicts the body is refused (400). Otherwise a
+  signed JSON body re-sent as ``application/x-www-form-urlencoded`` is split on ``&`` and a
+  caller-influenced string value (``"from": "sip:a&CallControlId=v3:victim&b=@x"``) injects
+  fields.
+
 Pure functions, no I/O: the route reads the body (see ``server/webhooks.py``) and passes bytes.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import urllib.parse
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
+
+from phonewire.serializers import _ids
 
 __all__ = [
     "MAX_FORM_FIELDS",
@@ -25,9 +41,12 @@ __all__ = [
     "WebhookBodyError",
     "call_fields",
     "first",
+    "invalid_call_reason",
     "parse_body",
     "parse_form",
     "parse_json_object",
+    "parse_pairs",
+    "parse_signed_body",
 ]
 
 MAX_WEBHOOK_BODY_BYTES = 64 * 1024
@@ -68,33 +87,57 @@ def _media_type(content_type: str | None) -> str:
     return (content_type or "").split(";", 1)[0].strip().lower()
 
 
-def parse_form(text: bytes | str) -> MultiFields:
-    """Decode ``a=1&b=2`` (bounded to ``MAX_FORM_FIELDS``), repeated names kept as lists.
+def parse_pairs(text: bytes | str) -> list[tuple[str, str]]:
+    """Decode ``a=1&b=2`` into (name, value) pairs in received order, bounded to
+    ``MAX_FORM_FIELDS``; a name that occurs twice is refused.
 
     Raises:
-        WebhookBodyError: 413 for too many fields.
+        WebhookBodyError: 413 for too many fields, 400 for a repeated name.
     """
     decoded = text.decode("utf-8", "replace") if isinstance(text, bytes) else text
     try:
         pairs = urllib.parse.parse_qsl(decoded, keep_blank_values=True, max_num_fields=MAX_FORM_FIELDS)
     except ValueError:
         raise WebhookBodyError(413, f"more than {MAX_FORM_FIELDS} form fields") from None
-    fields: MultiFields = {}
-    for name, value in pairs:
-        fields.setdefault(name, []).append(value)
-    return fields
+    seen: set[str] = set()
+    for name, _ in pairs:
+        if name in seen:
+            # One value may be what the signature covers and another what we would read.
+            raise WebhookBodyError(400, "repeated field name")
+        seen.add(name)
+    return pairs
+
+
+def parse_form(text: bytes | str) -> MultiFields:
+    """Decode ``a=1&b=2`` (bounded to ``MAX_FORM_FIELDS``; each name at most once) as
+    ``{name: [value]}``, the shape the signature functions take.
+
+    Raises:
+        WebhookBodyError: as ``parse_pairs``.
+    """
+    return {name: [value] for name, value in parse_pairs(text)}
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    obj: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in obj:
+            raise ValueError("repeated key")
+        obj[key] = value
+    return obj
 
 
 def parse_json_object(body: bytes) -> dict[str, Any]:
-    """The body as a JSON object.
+    """The body as a JSON object (no key repeated in any object).
 
     Raises:
-        WebhookBodyError: 400 for anything that is not a JSON object (deep nesting included).
+        WebhookBodyError: 400 for anything that is not a JSON object (deep nesting and
+            repeated keys included).
     """
     try:
-        value = json.loads(body)
+        value = json.loads(body, object_pairs_hook=_unique_keys)
     except (ValueError, RecursionError):
-        raise WebhookBodyError(400, "body is not valid JSON") from None
+        raise WebhookBodyError(400, "body is not valid JSON (or repeats a key)") from None
     if not isinstance(value, dict):
         raise WebhookBodyError(400, "JSON body is not an object")
     return value
@@ -118,6 +161,42 @@ def parse_body(content_type: str | None, body: bytes) -> tuple[MultiFields | Non
     if kind == JSON or kind.endswith("+json"):
         return None, parse_json_object(body)
     return None, None
+
+
+def _looks_like_json(body: bytes) -> bool:
+    return body.lstrip(b" \t\r\n")[:1] in (b"{", b"[")
+
+
+def parse_signed_body(
+    content_type: str | None, body: bytes, *, accepts: frozenset[str]
+) -> tuple[MultiFields | None, dict[str, Any] | None]:
+    """(form fields, JSON object) of a body, its format decided by the body itself.
+
+    A body whose first non-space byte is ``{`` or ``[`` is JSON; any other non-empty body is
+    a form. ``accepts`` names what the provider documents (``"form"``, ``"json"``); another
+    format is refused. A declared Content-Type of a form or JSON that contradicts the body is
+    refused too (it is unsigned: it may not choose how signed bytes are read). An empty body
+    gives (None, None).
+
+    Raises:
+        WebhookBodyError: 413 over ``MAX_WEBHOOK_BODY_BYTES``; 400 for a contradiction, a
+            format the provider does not send, or a body that does not parse.
+    """
+    if len(body) > MAX_WEBHOOK_BODY_BYTES:
+        raise WebhookBodyError(413, f"body over {MAX_WEBHOOK_BODY_BYTES} bytes")
+    if not body:
+        return None, None
+    kind = "json" if _looks_like_json(body) else "form"
+    declared = _media_type(content_type)
+    if declared == FORM and kind == "json":
+        raise WebhookBodyError(400, "a JSON body declared as a form")
+    if (declared == JSON or declared.endswith("+json")) and kind == "form":
+        raise WebhookBodyError(400, "a JSON Content-Type on a body that is not JSON")
+    if kind not in accepts:
+        raise WebhookBodyError(400, f"{kind} body where the provider sends {'/'.join(sorted(accepts))}")
+    if kind == "json":
+        return None, parse_json_object(body)
+    return parse_form(body), None
 
 
 def first(fields: Mapping[str, Sequence[str]] | None, *names: str) -> str | None:
@@ -169,3 +248,28 @@ def call_fields(provider: str, form: MultiFields | None, data: dict[str, Any] | 
         to_number=first(form, "To"),
         account_id=first(form, "AccountSid") if provider == "twilio" else None,
     )
+
+
+#: The call id format per provider (``serializers/_ids.py``): a token is minted only for an id
+#: of that shape, the shape the REST hang-up will accept. Twilio's signature scheme is
+#: ambiguous (``name + value`` concatenated without separators: a ``CallSid`` value may
+#: swallow the next field), so the shape check is what pins the id to the field it was.
+_CALL_ID_FORMATS: dict[str, re.Pattern[str]] = {
+    "twilio": _ids.TWILIO_CALL_SID,
+    "telnyx": _ids.TELNYX_CALL_CONTROL_ID,
+    "plivo": _ids.UUID,
+    "vonage": _ids.UUID,
+    "exotel": _ids.GENERIC,
+}
+
+
+def invalid_call_reason(provider: str, call: CallFields) -> str | None:
+    """Why ``call``'s ids cannot be minted for (a reason that never echoes the value), or None.
+
+    The call id must match its provider's format (``GENERIC`` for a provider without one) and
+    a Twilio ``AccountSid``, which the token binds and the hang-up URL names, Twilio's.
+    """
+    reason = _ids.invalid_id_reason("call id", call.call_id, _CALL_ID_FORMATS.get(provider, _ids.GENERIC))
+    if reason is None and provider == "twilio":
+        reason = _ids.invalid_id_reason("AccountSid", call.account_id, _ids.TWILIO_ACCOUNT_SID)
+    return reason
