@@ -122,7 +122,7 @@ def test_the_built_in_recordings_are_short_8khz_mono_speech() -> None:
         assert (rate, channels) == (8000, 1)
         assert 1.0 < len(pcm) / 2 / rate < 3.0
     with pytest.raises(ConfigurationError):
-        builtin_recording("goodbye")
+        builtin_recording("no_such_line")
 
 
 def test_the_default_script_greets_asks_keys_barges_in_and_presses_hash() -> None:

@@ -384,10 +384,13 @@ class ScriptRunner:
 
 
 def builtin_recording(name: str) -> Path:
-    """Path of a caller recording shipped with phonewire: "hello" or "thanks"."""
-    path = resources.files("phonewire.testing") / "data" / f"caller_{name}.wav"
+    """Path of a caller recording shipped with phonewire: "hello", "thanks", and the demo's
+    lines ("opening_hours", "sunday_delivery", "bread_price", "goodbye", ...)."""
+    data = resources.files("phonewire.testing") / "data"
+    path = data / f"caller_{name}.wav"
     if not path.is_file():
-        raise ConfigurationError(f"no built-in recording {name!r}; there are 'hello' and 'thanks'")
+        names = sorted(p.name[len("caller_") : -len(".wav")] for p in data.iterdir() if p.name.startswith("caller_"))
+        raise ConfigurationError(f"no built-in recording {name!r}; there are {', '.join(map(repr, names))}")
     return Path(str(path))
 
 
