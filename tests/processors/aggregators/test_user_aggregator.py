@@ -209,7 +209,7 @@ def test_no_interruption_once_the_bot_speaks_the_transport_owns_barge_in() -> No
 
 def test_params_refuse_unknown_and_bad_arguments() -> None:
     with pytest.raises(TypeError):
-        LLMUserAggregatorParams(user_turn_strategies=None)  # type: ignore[call-arg]
+        LLMUserAggregatorParams(not_a_param=None)  # type: ignore[call-arg]
     with pytest.raises(ConfigurationError):
         LLMUserAggregatorParams(transcript_timeout_secs=0)
     with pytest.raises(ConfigurationError, match="not a VAD analyzer"):

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from phonewire.frames import (
     Frame,
     FrameDirection,
+    FunctionCallCancelFrame,
+    FunctionCallInProgressFrame,
+    FunctionCallResultFrame,
     LLMContextFrame,
     LLMMessagesAppendFrame,
     LLMMessagesUpdateFrame,
@@ -27,9 +30,11 @@ DEFAULT_MAX_TURN_CHARS = 8000
 class SharedTurnState:
     """State the two halves of a pair share. ``generating``: a run was started and the bot
     has not spoken its reply yet - a caller who talks now cancels the reply (the transport's
-    barge-in only covers audio it already holds)."""
+    barge-in only covers audio it already holds). ``function_calls``: the tool calls running
+    now (the assistant side sees their frames; the user side's mute strategies read them)."""
 
     generating: bool = False
+    function_calls: set[str] = field(default_factory=set)
 
 
 class ContextAggregator(FrameProcessor):
@@ -50,6 +55,13 @@ class ContextAggregator(FrameProcessor):
     @property
     def context(self) -> LLMContext:
         return self._context
+
+    async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
+        await super().process_frame(frame, direction)
+        if isinstance(frame, FunctionCallInProgressFrame):
+            self._shared.function_calls.add(frame.tool_call_id)
+        elif isinstance(frame, FunctionCallResultFrame | FunctionCallCancelFrame):
+            self._shared.function_calls.discard(frame.tool_call_id)
 
     @property
     def messages(self) -> list[dict[str, Any]]:

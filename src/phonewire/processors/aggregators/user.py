@@ -32,15 +32,30 @@ pushes ``InterruptionTaskFrame`` upstream. Prefer ``vad_analyzer`` in the transp
 there the VAD is batched across calls and the barge-in policy (minimum speech, pending audio)
 applies. With a VAD in both places the aggregator follows its own and warns once.
 
+Turn strategies (``user_turn_strategies=UserTurnStrategies(...)``, docs/turn-taking.md): the
+rules above are replaced by the strategies' (:mod:`phonewire.turns`). The aggregator then owns
+the turn's end: the VAD's ``VADUserStarted/StoppedSpeakingFrame`` mark *pauses* (use
+``VADParams(stop_secs=0.2)``), the transport's ``UserStarted/StoppedSpeakingFrame`` are consumed,
+and the aggregator pushes its own downstream when the *turn* starts and ends - so everything after
+it sees one start and one stop per caller turn, while an STT before it transcribes per pause (the
+texts are joined). A turn analyzer (Smart Turn) runs at each pause on a worker thread, never on
+the event loop; its verdict is discarded when the caller goes on.
+
+``user_mute_strategies``: while one says muted the caller is ignored (transcripts dropped, no turn,
+the transport's ``InterruptionFrame`` stops here). ``user_idle_timeout``: the caller said nothing
+that long after the bot finished: ``on_user_turn_idle(aggregator)`` fires and, with
+``user_idle_prompt``, that prompt is added as a system message and the LLM runs.
+
 Events: ``on_user_turn_started(aggregator)``, ``on_user_turn_stopped(aggregator, message)``
-(``message`` a :class:`UserTurnStoppedMessage`).
+(``message`` a :class:`UserTurnStoppedMessage`), ``on_user_turn_idle(aggregator)``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import dataclass
+from collections import deque
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -54,6 +69,7 @@ from phonewire.frames import (
     FrameDirection,
     InputAudioRawFrame,
     InterimTranscriptionFrame,
+    InterruptionFrame,
     InterruptionTaskFrame,
     LatencyStageFrame,
     LLMRunFrame,
@@ -67,16 +83,31 @@ from phonewire.frames import (
 from phonewire.processors.aggregators._base import (
     DEFAULT_MAX_TURN_CHARS,
     BoundedText,
-    ContextAggregator,
     SharedTurnState,
     logger,
 )
+from phonewire.processors.aggregators._user_turns import (
+    ANALYSIS_TIMEOUT_SECS,
+    StrategyTurnMixin,
+    UserTurnStoppedMessage,
+)
 from phonewire.processors.aggregators.llm_context import LLMContext
+from phonewire.turns.controller import UserTurnController
+from phonewire.turns.user_idle import UserIdleTimer
+from phonewire.turns.user_mute import BaseUserMuteStrategy
+from phonewire.turns.user_turn_strategies import UserTurnStrategies
 
-__all__ = ["LLMUserAggregator", "LLMUserAggregatorParams", "UserTurnStoppedMessage"]
+__all__ = ["ANALYSIS_TIMEOUT_SECS", "LLMUserAggregator", "LLMUserAggregatorParams", "UserTurnStoppedMessage"]
 
 UP, DOWN = FrameDirection.UPSTREAM, FrameDirection.DOWNSTREAM
 _VAD_RATE = 16000  # what a VAD that refuses the pipeline rate is fed instead
+_MUTED_DROPS = (
+    InterruptionFrame,
+    TranscriptionFrame,
+    InterimTranscriptionFrame,
+    UserStartedSpeakingFrame,
+    UserStoppedSpeakingFrame,
+)
 
 
 @dataclass(slots=True, kw_only=True)
@@ -93,6 +124,14 @@ class LLMUserAggregatorParams:
     interrupt_while_generating: bool = True
     #: Run this VAD on the audio here (Pipecat 1.x's place); see the module docstring.
     vad_analyzer: Any = None
+    #: Start/stop strategies (phonewire.turns); None keeps the transcript rules above.
+    user_turn_strategies: UserTurnStrategies | None = None
+    #: While any of these says muted, the caller is ignored.
+    user_mute_strategies: list[BaseUserMuteStrategy] = field(default_factory=list)
+    #: Seconds of caller silence after the bot finished before ``on_user_turn_idle``.
+    user_idle_timeout: float | None = None
+    #: With ``user_idle_timeout``: added as a system message, then the LLM runs.
+    user_idle_prompt: str | None = None
 
     def __post_init__(self) -> None:
         for name in ("aggregation_timeout", "transcript_timeout_secs"):
@@ -103,6 +142,13 @@ class LLMUserAggregatorParams:
             raise ConfigurationError("LLMUserAggregatorParams: transcript_timeout_secs < aggregation_timeout")
         if self.max_turn_chars < 1:
             raise ConfigurationError(f"LLMUserAggregatorParams(max_turn_chars={self.max_turn_chars}): must be >= 1")
+        if self.user_idle_timeout is not None and not 0 < self.user_idle_timeout <= 600:
+            raise ConfigurationError(f"LLMUserAggregatorParams(user_idle_timeout={self.user_idle_timeout}): (0, 600]")
+        strategies = self.user_turn_strategies
+        if strategies is not None and not isinstance(strategies, UserTurnStrategies):
+            raise ConfigurationError(
+                f"LLMUserAggregatorParams(user_turn_strategies={strategies!r}): not a UserTurnStrategies"
+            )
         vad = self.vad_analyzer
         if vad is not None and not all(hasattr(vad, a) for a in ("analyze", "set_sample_rate", "params")):
             raise ConfigurationError(
@@ -110,15 +156,7 @@ class LLMUserAggregatorParams:
             )
 
 
-@dataclass(slots=True, kw_only=True)
-class UserTurnStoppedMessage:
-    """What ``on_user_turn_stopped`` reports: the user message's text and when (ISO 8601, UTC)."""
-
-    content: str
-    timestamp: str
-
-
-class LLMUserAggregator(ContextAggregator):
+class LLMUserAggregator(StrategyTurnMixin):
     def __init__(
         self,
         context: LLMContext,
@@ -145,8 +183,23 @@ class LLMUserAggregator(ContextAggregator):
         self._vad = self._params.vad_analyzer
         self._vad_converter: Any = None
         self._warned_double_vad = False
+        p = self._params
+        self._turns: UserTurnController | None = None
+        if p.user_turn_strategies is not None:
+            self._turns = UserTurnController(
+                p.user_turn_strategies, aggregation_timeout=p.aggregation_timeout,
+                transcript_timeout=p.transcript_timeout_secs,
+            )  # fmt: skip
+        self._analysis: asyncio.Task[None] | None = None
+        #: The turn analyzer's recent verdicts (for logs, tests and benchmarks).
+        self.verdicts: deque[Any] = deque(maxlen=64)
+        self._bot_turns = 0
+        self._idle: UserIdleTimer | None = None
+        if p.user_idle_timeout is not None:
+            self._idle = UserIdleTimer(p.user_idle_timeout, self._on_idle, name=self.name)
         self._register_event_handler("on_user_turn_started")
         self._register_event_handler("on_user_turn_stopped")
+        self._register_event_handler("on_user_turn_idle")
 
     @property
     def params(self) -> LLMUserAggregatorParams:
@@ -158,8 +211,15 @@ class LLMUserAggregator(ContextAggregator):
         await super().process_frame(frame, direction)
         if isinstance(frame, InputAudioRawFrame):
             await self.push_frame(frame, direction)
-            if self._vad is not None and direction is DOWN:
-                await self._analyze(frame)
+            if direction is DOWN:
+                self._feed_analyzer(frame)
+                if self._vad is not None:
+                    await self._analyze(frame)
+            return
+        if self._params.user_mute_strategies and isinstance(frame, _MUTED_DROPS) and self._muted():
+            logger.debug("- %s: caller muted: %s dropped", self.name, type(frame).__name__)
+            return
+        if self._turns is not None and await self._strategy_frame(frame, direction):
             return
         if isinstance(frame, TranscriptionFrame):
             await self._on_transcript(frame)  # consumed: it reaches the LLM through the context
@@ -184,10 +244,15 @@ class LLMUserAggregator(ContextAggregator):
         elif isinstance(frame, BotStartedSpeakingFrame):
             self._bot_speaking = True
             self._shared.generating = False  # from now on the transport's barge-in covers it
+            if self._idle is not None:
+                self._idle.disarm()
         elif isinstance(frame, BotStoppedSpeakingFrame):
             self._bot_speaking = False
+            self._bot_turns += 1
+            self._maybe_arm_idle()
         elif isinstance(frame, CancelFrame | EndFrame):
             await self._cancel_timer()
+            await self._stop_tasks()
         await self.push_frame(frame, direction)
 
     def _follows_vad_frame(self, direction: FrameDirection) -> bool:
@@ -204,11 +269,14 @@ class LLMUserAggregator(ContextAggregator):
 
     async def cleanup(self) -> None:
         await self._cancel_timer()
+        await self._stop_tasks()
         await super().cleanup()
 
     # --- the turn ----------------------------------------------------------------------
 
     async def _user_started(self) -> None:
+        if self._idle is not None:
+            self._idle.disarm()
         self._speaking = True
         self._stopped_at = None
         self._segment_text = self._segment_final = False
@@ -245,6 +313,8 @@ class LLMUserAggregator(ContextAggregator):
 
     def _deadline(self) -> float | None:
         """When the current turn should end (``-inf``: now), or None while it must go on."""
+        if self._turns is not None:
+            return self._turns.deadline(self._text.words(), time.monotonic())
         p = self._params
         if self._speaking or not self._in_turn:
             return None
@@ -289,8 +359,11 @@ class LLMUserAggregator(ContextAggregator):
                     pass
             if self._due is None or self._due > time.monotonic():
                 continue
+            self._due = self._deadline()  # asked again: the text may have become ready since
+            if self._due is None or self._due > time.monotonic():
+                continue
             self._due = None
-            await self._end_turn()
+            await (self._end_strategy_turn() if self._turns is not None else self._end_turn())
 
     async def _cancel_timer(self) -> None:
         self._due = None
@@ -333,6 +406,10 @@ class LLMUserAggregator(ContextAggregator):
                 pcm = self._vad_converter.convert(pcm, frame.sample_rate)
         for transition in vad.analyze(pcm):
             state = transition.state.name
+            if self._turns is not None:
+                await self._vad_event(started=state == "SPEAKING", user_frames=False)
+                await (self._speech_started() if state == "SPEAKING" else self._speech_stopped(vad.params.stop_secs))
+                continue
             if state == "SPEAKING":
                 await self._vad_event(started=True)
                 was_bot = self._bot_speaking
@@ -343,7 +420,7 @@ class LLMUserAggregator(ContextAggregator):
                 await self._vad_event(started=False)
                 await self._user_stopped()
 
-    async def _vad_event(self, started: bool) -> None:
+    async def _vad_event(self, started: bool, *, user_frames: bool = True) -> None:
         params = self._vad.params
         for direction in (DOWN, UP):
             vad_frame: Frame
@@ -352,4 +429,5 @@ class LLMUserAggregator(ContextAggregator):
             else:
                 vad_frame = VADUserStoppedSpeakingFrame(stop_secs=params.stop_secs, timestamp=time.time())
             await self.push_frame(vad_frame, direction)
-            await self.push_frame(UserStartedSpeakingFrame() if started else UserStoppedSpeakingFrame(), direction)
+            if user_frames:
+                await self.push_frame(UserStartedSpeakingFrame() if started else UserStoppedSpeakingFrame(), direction)

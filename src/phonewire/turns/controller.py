@@ -1,0 +1,136 @@
+"""UserTurnController: the state of one caller turn under turn strategies (sans-I/O).
+
+The user aggregator feeds it what happened (VAD start/stop, transcripts, the analyzer's verdict)
+with the time, and asks two things: did a turn just start, and when should it end
+(:meth:`deadline`). It never sleeps or runs the model itself: the aggregator owns the timer and
+the inference task, so everything here is testable with plain numbers.
+
+Transcript readiness, the rule every stop strategy is held to: a turn ends only once the text of
+its last speech segment is in - a ``finalized`` transcript, or text and then
+``aggregation_timeout`` without more - or ``transcript_timeout`` after the caller went quiet.
+A turn without words when it ends is noise: nothing runs.
+"""
+
+from __future__ import annotations
+
+import math
+
+from phonewire.audio.turn.base_turn_analyzer import TurnVerdict
+from phonewire.turns.user_start import UserTurnStartContext
+from phonewire.turns.user_stop import TurnView
+from phonewire.turns.user_turn_strategies import UserTurnStrategies
+
+__all__ = ["UserTurnController"]
+
+
+class UserTurnController:
+    def __init__(
+        self, strategies: UserTurnStrategies, *, aggregation_timeout: float, transcript_timeout: float
+    ) -> None:
+        self.strategies = strategies
+        self.analyzer = strategies.turn_analyzer
+        self.aggregation_timeout = aggregation_timeout
+        self.transcript_timeout = transcript_timeout
+        self.in_turn = False
+        self.speaking = False
+        self.silent_since: float | None = None
+        self.words = 0
+        self._segment_text = False
+        self._segment_final = False
+        self._interim = False
+        self._last_text_at = 0.0
+        self.verdict: TurnVerdict | None = None
+        self.verdict_pending = False
+        self.analysis_failed = False
+        self.seq = 0  # bumps whenever a pending verdict becomes stale
+
+    # --- events: each returns True when the turn started with it ----------------------------
+
+    def speech_started(self, bot_speaking: bool) -> bool:
+        self.speaking = True
+        self.silent_since = None
+        self._segment_text = self._segment_final = False
+        self._stale()
+        if self.analyzer is not None:
+            self.analyzer.speech_started()  # type: ignore[attr-defined]
+        ctx = UserTurnStartContext(bot_speaking=bot_speaking, words=self.words)
+        return self._maybe_start(any(s.on_speech_started(ctx) for s in self.strategies.start))
+
+    def speech_stopped(self, now: float, stop_secs: float) -> bool:
+        """The VAD reported a pause; True if the analyzer should run now."""
+        self.speaking = False
+        self.silent_since = now - stop_secs
+        self._stale()
+        if self.analyzer is None or not (self.in_turn or self.words):
+            return False
+        self.verdict_pending = True
+        return True
+
+    def transcript(self, text: str, finalized: bool, now: float, bot_speaking: bool) -> bool:
+        self._interim = False
+        if text:
+            self.words += len(text.split())
+            self._segment_text = True
+            self._last_text_at = now
+        if finalized and not self.speaking:
+            self._segment_final = True
+        ctx = UserTurnStartContext(bot_speaking=bot_speaking, words=self.words)
+        return self._maybe_start(bool(text) and any(s.on_transcript(ctx) for s in self.strategies.start))
+
+    def interim(self, bot_speaking: bool) -> bool:
+        self._interim = True
+        ctx = UserTurnStartContext(bot_speaking=bot_speaking, words=max(self.words, 1))
+        return self._maybe_start(any(s.on_transcript(ctx) for s in self.strategies.start))
+
+    def verdict_arrived(self, seq: int, verdict: TurnVerdict | None) -> bool:
+        """The analysis ``seq`` finished (None: it could not run). False if it is stale."""
+        if seq != self.seq or not self.verdict_pending:
+            return False
+        self.verdict, self.verdict_pending = verdict, False
+        self.analysis_failed = verdict is None
+        return True
+
+    def turn_ended(self) -> None:
+        self.in_turn = False
+        self.silent_since = None
+        self.words = 0
+        self._segment_text = self._segment_final = self._interim = False
+        self._stale()
+        if self.analyzer is not None:
+            self.analyzer.clear()  # type: ignore[attr-defined]
+
+    # --- the decision -------------------------------------------------------------------------
+
+    def deadline(self, text: str, now: float) -> float | None:
+        """When the turn ends (``-inf``: now), or None while it must go on. A deadline that
+        passes is asked again (the text may have become ready): the aggregator ends the turn
+        only when the answer is still in the past."""
+        since = self.silent_since
+        if self.speaking or since is None or not (self.in_turn or text):
+            return None
+        ready_at = self._text_ready_at(since)
+        if ready_at > now:
+            return ready_at  # decide once the text is in (or will not come)
+        view = TurnView(since, text, True, self.verdict, self.verdict_pending, self.analysis_failed)
+        decided = [d for d in (s.deadline(view) for s in self.strategies.stop) if d is not None]
+        return min(decided) if decided else None
+
+    def _text_ready_at(self, since: float) -> float:
+        limit = since + self.transcript_timeout
+        if self._segment_text and not self._interim:
+            if self._segment_final:
+                return -math.inf
+            return min(limit, max(since, self._last_text_at) + self.aggregation_timeout)
+        return limit
+
+    def _maybe_start(self, start: bool) -> bool:
+        if start and not self.in_turn:
+            self.in_turn = True
+            return True
+        return False
+
+    def _stale(self) -> None:
+        self.seq += 1
+        self.verdict = None
+        self.verdict_pending = False
+        self.analysis_failed = False
