@@ -100,15 +100,33 @@ def main() -> None:
     parser.add_argument("--no-probe", action="store_true", help="no latency probes (pure CPU numbers)")
     parser.add_argument("--cpu", type=int, default=None, help="pin this process to one CPU")
     parser.add_argument("--gc-freeze", action="store_true", help="gc.freeze() after start-up (see docs)")
+    parser.add_argument(
+        "--observability",
+        choices=["default", "off", "on"],
+        default="default",
+        help="off: no call hooks (no metrics); on: what `phonewire serve` does (multiprocess metrics) plus "
+        "JSON logs at INFO; default: in-process metrics, logs at ERROR (bench_observability.py)",
+    )
     args = parser.parse_args()
     if args.cpu is not None and hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {args.cpu})
-    logging.basicConfig(level=logging.WARNING)
-    logging.getLogger("phonewire").setLevel(logging.ERROR)  # "no stream secret" and per-call lines
+    if args.observability == "on":
+        import tempfile
+
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="bench-metrics-")  # before the import
+        from phonewire.server.json_logs import configure_logging
+
+        configure_logging("info", "json")
+        logging.getLogger("uvicorn").setLevel(logging.WARNING)
+    else:
+        logging.basicConfig(level=logging.WARNING)
+        logging.getLogger("phonewire").setLevel(logging.ERROR)  # "no stream secret" and per-call lines
 
     import uvicorn
 
     app = build_app(args.vad, probe_on=not args.no_probe)
+    if args.observability == "off":
+        app.state.calls.hooks.clear()
     if args.gc_freeze:
         import gc
 

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import gc
 import logging
 import os
+import signal
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -35,6 +37,15 @@ ENV = {
     "api_docs": "PHONEWIRE_API_DOCS",
     "log_level": "PHONEWIRE_LOG_LEVEL",
     "bot": "PHONEWIRE_BOT",
+    # Read by ServerConfig itself (server/config.py), so create_app under any server honours them.
+    "log_format": "PHONEWIRE_LOG_FORMAT",
+    "drain_timeout": "PHONEWIRE_DRAIN_TIMEOUT",
+    "drain_goodbye": "PHONEWIRE_DRAIN_GOODBYE",
+    "drain_fallback": "PHONEWIRE_DRAIN_FALLBACK",
+    "drain_fallback_url": "PHONEWIRE_DRAIN_FALLBACK_URL",
+    "tracing": "PHONEWIRE_TRACING",
+    "softphone": "PHONEWIRE_SOFTPHONE",
+    "console": "PHONEWIRE_CONSOLE",
 }
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
 #: ENV keys whose values are numbers, by the type ServerConfig wants.
@@ -114,13 +125,34 @@ def _serve_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--api-docs", action="store_true", help="serve /docs, /redoc and /openapi.json")
     p.add_argument("--twilio-api-base-url", default=None, help="Twilio REST root (a local fake in tests)")
     p.add_argument("--log-level", default="info")
+    p.add_argument("--log-format", choices=["text", "json"], default=None, help="log lines: readable or JSON (text)")
+    p.add_argument("--drain-timeout", type=float, default=None, help="SIGTERM: seconds calls get to end (20)")
+    p.add_argument("--drain-goodbye", default=None, help="SIGTERM: said to calls still up at the deadline")
+    p.add_argument(
+        "--drain-fallback", choices=["hangup", "redirect", "reject"], default=None, help="webhooks while draining"
+    )
+    p.add_argument("--drain-fallback-url", default=None, help="where --drain-fallback redirect sends new calls")
+    p.add_argument("--tracing", action="store_true", help="OpenTelemetry spans (OTEL_* env; phonewire[tracing])")
+    p.add_argument("--softphone", action="store_true", help="serve the browser softphone at /softphone")
+    p.add_argument("--console", action="store_true", help="serve the live call console at /calls")
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    # Before prometheus_client is imported (by phonewire.server): it picks its multiprocess
+    # mode at import, and the workers inherit the variable.
+    metrics_dir = _metrics_dir()
+    try:
+        return _serve(args)
+    finally:
+        _clean_metrics_dir(*metrics_dir)
+
+
+def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from phonewire.exceptions import ConfigurationError
     from phonewire.server import ServerConfig
+    from phonewire.server.json_logs import configure_logging, uvicorn_log_config
     from phonewire.server.web_server import uvicorn_config_kwargs
 
     if args.bot:
@@ -133,7 +165,16 @@ def cmd_serve(args: argparse.Namespace) -> int:
         value = getattr(args, key)
         if value not in (None, False):
             os.environ[env] = str(value)
-    logging.basicConfig(level=args.log_level.upper(), format=LOG_FORMAT)
+    from phonewire.server.pages import page_keys
+
+    for line in page_keys(args.host, args.port, args.workers):  # keys made now reach every worker
+        sys.stderr.write(line + "\n")
+    log_format = args.log_format or os.environ.get(ENV["log_format"]) or "text"
+    configure_logging(args.log_level, log_format)
+    logs: dict[str, Any] = {"log_config": uvicorn_log_config(log_format)} if log_format == "json" else {}
+    # uvicorn re-raises the SIGTERM it shut down for; ending by SystemExit instead of by the
+    # signal lets cmd_serve remove the metrics directory.
+    signal.signal(signal.SIGTERM, _exit_143)
     uvicorn.run(
         "phonewire.cli:app_from_env",
         factory=True,
@@ -142,11 +183,45 @@ def cmd_serve(args: argparse.Namespace) -> int:
         workers=args.workers,
         loop="uvloop" if sys.platform != "win32" else "asyncio",
         log_level=args.log_level,
+        # The SIGTERM drain (server/drain.py) runs before uvicorn's shutdown and hands it a
+        # process with no calls left, so uvicorn's own grace only covers Ctrl+C and stragglers.
         timeout_graceful_shutdown=5,
+        **logs,
         # Header deadline and size, ws_max_size, connection bound, redacted access log (issue 11 #8, #9).
         **uvicorn_config_kwargs(ServerConfig(**config_kwargs_from_env())),
     )
     return 0
+
+
+def _exit_143(signum: int, frame: Any) -> None:
+    raise SystemExit(128 + signal.SIGTERM)
+
+
+def _metrics_dir() -> tuple[str, bool]:
+    """(directory, ours): PROMETHEUS_MULTIPROC_DIR for this run, emptied of old values; a
+    fresh temporary one unless the operator chose one."""
+    import tempfile
+
+    chosen = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if chosen:
+        os.makedirs(chosen, exist_ok=True)
+        _clean_metrics_dir(chosen, False)
+        return chosen, False
+    path = tempfile.mkdtemp(prefix="phonewire-metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = path
+    return path, True
+
+
+def _clean_metrics_dir(path: str, ours: bool) -> None:
+    import glob
+    import shutil
+
+    if ours:
+        shutil.rmtree(path, ignore_errors=True)
+        return
+    for name in glob.glob(os.path.join(path, "*.db")):
+        with contextlib.suppress(OSError):
+            os.remove(name)
 
 
 def config_kwargs_from_env() -> dict[str, Any]:
@@ -196,10 +271,15 @@ def app_from_env():
     bot named by ``--bot`` (PHONEWIRE_BOT), else the demo bot."""
     from phonewire.demo.app import make_app
     from phonewire.server import ServerConfig, create_app
+    from phonewire.server.json_logs import configure_logging
 
     if not logging.getLogger().handlers:  # a --workers process: the parent's basicConfig is not here
-        logging.basicConfig(level=os.environ.get(ENV["log_level"], "info").upper(), format=LOG_FORMAT)
+        configure_logging(os.environ.get(ENV["log_level"], "info"), os.environ.get(ENV["log_format"]) or "text")
     config = ServerConfig(**config_kwargs_from_env())
+    if config.tracing and config.tracer_provider is None:
+        from phonewire.server.tracing import configure_from_env
+
+        config.tracer_provider = configure_from_env()
     spec = os.environ.get(ENV["bot"])
     app = create_app(load_bot(spec), config) if spec else make_app(config)
     # Everything loaded so far lives as long as the process: freezing it keeps full garbage

@@ -9,6 +9,8 @@ after the service (one of the user's, or the assistant aggregator) can read them
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
+from contextvars import ContextVar
 from typing import Any
 
 from phonewire.frames import (
@@ -21,7 +23,12 @@ from phonewire.frames import (
     TTSUsageMetricsData,
 )
 
-__all__ = ["FrameProcessorMetrics"]
+__all__ = ["TTFB_SINK", "FrameProcessorMetrics"]
+
+#: Told of every TTFB measured in a call's tasks, MetricsFrames on or off: ``(processor, secs)``.
+#: Why a context variable: the server (``phonewire.server.lifecycle``) cannot reach a bot's
+#: processors, but every task the bot's pipeline starts inherits the call's context.
+TTFB_SINK: ContextVar[Callable[[str, float], None] | None] = ContextVar("phonewire_ttfb_sink", default=None)
 
 
 class FrameProcessorMetrics:
@@ -54,6 +61,9 @@ class FrameProcessorMetrics:
         self.last_ttfb = time.monotonic() - self._ttfb_start
         self._ttfb_start = None
         self._ttfb_reported = True
+        sink = TTFB_SINK.get()
+        if sink is not None:
+            sink(self.processor, self.last_ttfb)
         if not self.enabled:
             return None
         return MetricsFrame(data=[TTFBMetricsData(processor=self.processor, model=self.model, value=self.last_ttfb)])

@@ -31,7 +31,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from fastapi import FastAPI, WebSocket
-from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi.responses import JSONResponse
 
 from phonewire import logsafe
 from phonewire.exceptions import ConfigurationError, HandshakeError
@@ -39,10 +39,12 @@ from phonewire.serializers.base import CallInfo, MediaFormat
 from phonewire.server.call_control_routes import attach_live_call, call_control_router
 from phonewire.server.config import ServerConfig
 from phonewire.server.guard import HandshakePools, check_stream_token, classify_upgrade
+from phonewire.server.lifecycle import CallRegistry
 from phonewire.server.live_calls import LiveCalls
 from phonewire.server.metrics import Metrics
+from phonewire.server.observability import install_observability
 from phonewire.server.prewarm import PrewarmRegistry, discard, handing
-from phonewire.server.web_server import install_uvicorn_log_filter, render_counters
+from phonewire.server.web_server import install_uvicorn_log_filter
 from phonewire.server.webhooks import webhook_router
 from phonewire.telephony.handshake import read_handshake
 from phonewire.telephony.tokens import StreamTokenSigner
@@ -87,6 +89,8 @@ def create_app(bot: Bot, config: ServerConfig | None = None) -> FastAPI:
     app.state.metrics = metrics
     app.state.config = config
     app.state.handshake_pools = HandshakePools(config)  # signed upgrades wait apart (guard.py)
+    # /metrics, /readyz, /livez, the SIGTERM drain and the per-call hooks (server/observability.py).
+    calls, drain = install_observability(app, config, metrics)
     app.include_router(webhook_router(config, signer))
     # Started by verified webhooks, handed to the call's bot (server/prewarm.py).
     app.state.prewarm = (
@@ -100,10 +104,6 @@ def create_app(bot: Bot, config: ServerConfig | None = None) -> FastAPI:
     @app.get("/healthz")
     async def healthz() -> JSONResponse:
         return JSONResponse({"status": "ok", "active_calls": metrics.active, "max_calls": config.max_calls})
-
-    @app.get("/metrics")
-    async def prometheus() -> PlainTextResponse:
-        return PlainTextResponse(metrics.render() + render_counters())
 
     @app.websocket(config.ws_path)
     async def media_stream(websocket: WebSocket) -> None:
@@ -127,12 +127,19 @@ async def _serve_call(
     # Until its handshake is done a socket is only "pending": it holds no max_calls slot, and
     # pending sockets are capped on their own, in total and per client address (issue 11 #8).
     client = websocket.client.host if websocket.client else "-"
+    state = websocket.scope["app"].state
+    if state.drain.draining:  # a deploy in progress: the provider may place the call elsewhere
+        metrics.refuse("draining")
+        logger.info("! refusing a stream: draining (SIGTERM); closing with 1013")
+        await websocket.accept()
+        await _close(websocket, 1013, "server restarting, try again later")
+        return
     # An upgrade with a valid provider signature waits in a pool of its own: unsigned sockets,
     # which anyone can open, cannot crowd out the provider's calls.
     pools: HandshakePools = websocket.scope["app"].state.handshake_pools
     busy = pools.refusal(metrics, client, signed=signed)
     if busy is not None:
-        metrics.refused += 1
+        metrics.refuse("pending_handshakes")
         logger.warning("! refusing a stream: %s; closing with 1013", busy)
         await websocket.accept()
         await _close(websocket, 1013, "server busy, try again later")
@@ -146,7 +153,7 @@ async def _serve_call(
     if call is None:
         return
     if metrics.active >= config.max_calls:
-        metrics.refused += 1
+        metrics.refuse("max_calls")
         logger.warning("! refusing a call: %d calls already (max_calls); closing with 1013", metrics.active)
         await _close(websocket, 1013, "server busy, try again later")
         return
@@ -158,7 +165,7 @@ async def _serve_call(
     warm = registry.take(call[1].call_id) if registry is not None and allowed else None
     token = handing(warm)
     try:
-        await _run_bot(bot, call[0], call[1], metrics)
+        await _run_bot(bot, call[0], call[1], state.calls)
     finally:
         metrics.active -= 1
         handing(None)
@@ -204,26 +211,26 @@ async def _identify(
     return transport, info
 
 
-async def _run_bot(bot: Bot, transport: FastAPIWebsocketTransport, info: CallInfo, metrics: Metrics) -> None:
-    metrics.calls += 1
+async def _run_bot(bot: Bot, transport: FastAPIWebsocketTransport, info: CallInfo, calls: CallRegistry) -> None:
     started = time.monotonic()
     transport.log.info("= call started (%s %d Hz)", info.media_format.encoding, info.media_format.sample_rate)
     live = transport.live_calls
     if live is not None and transport.verified and info.call_id:
         live.add(info.provider, info.call_id, transport)
+    call = calls.begin(transport, info)  # metrics, tracing, the drain's view (server/lifecycle.py)
     try:
         await bot(transport, info)
     except Exception:
-        metrics.bot_errors += 1
+        call.bot_error = True
         transport.log.exception("! bot raised; the call is closed")
     finally:
         if live is not None and info.call_id:
             live.remove(info.provider, info.call_id, transport)
         await transport.close(1000, "bot finished")
-        metrics.record(transport.stats)
+        calls.end(call)
         s = transport.stats
         transport.log.info(
-            "= call ended after %.1fs: in %.1fs out %.1fs, %d protocol errors, %d underruns, hang-up %s (%s)",
+            "= call ended after %.1fs: in %.1fs out %.1fs, %d protocol errors, %d underruns, hang-up %s (%s), %s",
             time.monotonic() - started,
             s.audio_in_ms / 1000,
             s.audio_out_ms / 1000,
@@ -231,6 +238,7 @@ async def _run_bot(bot: Bot, transport: FastAPIWebsocketTransport, info: CallInf
             s.underruns,
             s.hangup or "none",
             s.close_reason or "-",
+            call.outcome,
         )
 
 

@@ -78,6 +78,33 @@ class ServerConfig:
     #: and barge-in; one model per process, state per call), "energy" (the light fallback) or
     #: None (a bot that needs neither, e.g. a pure echo).
     vad: str | None = "silero"
+    #: Graceful drain on SIGTERM (``server/drain.py``, docs/deployment.md): new calls refused,
+    #: active ones get ``drain_timeout_secs`` to end, then ``drain_goodbye`` (a TTSSpeakFrame;
+    #: None: just end) and ``drain_goodbye_timeout_secs`` to play out and hang up.
+    drain_on_sigterm: bool = True
+    drain_timeout_secs: float = field(default_factory=lambda: float(_env("PHONEWIRE_DRAIN_TIMEOUT") or 20.0))
+    drain_goodbye: str | None = field(default_factory=lambda: _env("PHONEWIRE_DRAIN_GOODBYE"))
+    drain_goodbye_timeout_secs: float = 8.0
+    #: What answer webhooks get while draining: "hangup" (say drain_fallback_message, hang up),
+    #: "redirect" (to drain_fallback_url) or "reject" (503: the provider's own fallback URL).
+    drain_webhook_fallback: str = field(default_factory=lambda: _env("PHONEWIRE_DRAIN_FALLBACK") or "hangup")
+    drain_fallback_message: str | None = "Sorry, we cannot take your call right now. Please call again in a minute."
+    drain_fallback_url: str | None = field(default_factory=lambda: _env("PHONEWIRE_DRAIN_FALLBACK_URL"))
+    #: "text" (readable, the default) or "json" (one object per line; server/json_logs.py).
+    #: Applied by ``phonewire serve``; under your own uvicorn call ``json_logs.configure_logging``.
+    log_format: str = field(default_factory=lambda: _env("PHONEWIRE_LOG_FORMAT") or "text")
+    #: OpenTelemetry spans per call/turn/service (needs ``phonewire[tracing]``); off: no import.
+    tracing: bool = field(default_factory=lambda: bool(_env("PHONEWIRE_TRACING")))
+    #: The TracerProvider for those spans; None: OpenTelemetry's global one.
+    tracer_provider: Any = None
+    #: The browser softphone at ``/softphone`` (docs/softphone.md): off unless enabled. Its page
+    #: mints stream tokens with ``softphone_token`` (a Bearer key; ``console_token`` when unset),
+    #: at most ``softphone_mints_per_minute`` per process.
+    softphone: bool = field(default_factory=lambda: bool(_env("PHONEWIRE_SOFTPHONE")))
+    softphone_token: str | None = field(default_factory=lambda: _env("PHONEWIRE_SOFTPHONE_TOKEN"))
+    softphone_mints_per_minute: int = 20
+    #: The live call console at ``/calls``: on when set (HTTP Basic password, or a Bearer key).
+    console_token: str | None = field(default_factory=lambda: _env("PHONEWIRE_CONSOLE_TOKEN"))
     #: Overrides for FastAPIWebsocketParams of every call.
     transport_params: dict[str, Any] = field(default_factory=dict)
     #: Media formats offered in webhook answers.

@@ -38,7 +38,7 @@ from phonewire.transports.call_control import CallControlOutputTransport
 from phonewire.transports.input import FastAPIWebsocketInputTransport
 from phonewire.transports.output import FastAPIWebsocketOutputTransport
 from phonewire.transports.params import FastAPIWebsocketParams
-from phonewire.transports.stats import TransportStats
+from phonewire.transports.stats import MAX_LEAD_SAMPLES, TransportStats
 
 __all__ = ["FastAPIWebsocketTransport"]
 
@@ -78,10 +78,12 @@ def _check_packet_params(params: FastAPIWebsocketParams) -> None:
 
 
 class CallLog(logging.LoggerAdapter):
-    """Prefixes every line with the provider and call id."""
+    """Prefixes every line with the provider and call id, and puts provider, call id and
+    stream id on the record too (``extra``) so a JSON formatter can give them fields."""
 
     def process(self, msg: Any, kwargs: Any) -> tuple[Any, Any]:
         extra = self.extra or {}
+        kwargs["extra"] = {**extra, **kwargs["extra"]} if "extra" in kwargs else extra
         return f"[{extra.get('provider')} {extra.get('call_id')}] {msg}", kwargs
 
 
@@ -144,7 +146,10 @@ class FastAPIWebsocketTransport(EventEmitter):
         self.live_calls: Any = None
         self._call_control: Any = None
         call_id = (call_info.call_id if call_info else None) or getattr(params.serializer, "call_sid", None)
-        self.log = CallLog(logger, {"provider": params.serializer.provider, "call_id": call_id or "-"})
+        stream_id = call_info.stream_id if call_info else None
+        self.log = CallLog(
+            logger, {"provider": params.serializer.provider, "call_id": call_id or "-", "stream_id": stream_id or "-"}
+        )
         self._input = FastAPIWebsocketInputTransport(self, pending_messages or [], name=input_name)
         self._output = CallControlOutputTransport(self, name=output_name)
         for name in EVENTS:
@@ -307,6 +312,19 @@ class FastAPIWebsocketTransport(EventEmitter):
             if quiet is not None and receiver is not None and now - self._last_receive > quiet:
                 self._receive_timed_out = True
                 receiver.cancel()
+            self._sample_lead(now)
+
+    def _sample_lead(self, now: float) -> None:
+        """The send-ahead lead, once a watchdog period while the bot speaks (for /metrics:
+        a sample a second instead of a measurement per packet)."""
+        output = self._output
+        pacer = getattr(output, "pacer", None)
+        if pacer is None or not output.bot_speaking:
+            return
+        samples = self.stats.send_lead_samples
+        samples.append(pacer.buffered_secs(now))
+        if len(samples) > MAX_LEAD_SAMPLES:
+            del samples[0]  # a long call keeps its latest
 
     async def send_all(self, messages: list[Message], generation: int | None = None) -> bool:
         for message in messages:

@@ -3,10 +3,29 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-__all__ = ["TransportStats"]
+__all__ = ["TransportStats", "TurnList"]
+
+#: Send-lead samples kept per call (one a second while the bot speaks: a long call keeps its latest).
+MAX_LEAD_SAMPLES = 600
+
+
+class TurnList(list[Any]):
+    """``stats.turns``, which tells ``listener`` of each turn as the output transport adds it.
+
+    Why: the server's metrics and tracing want a turn when it completes, not at call end, and
+    the output transport should not know about either; one ``None`` check per turn is the cost.
+    """
+
+    listener: Callable[[Any], None] | None = None
+
+    def append(self, turn: Any) -> None:
+        super().append(turn)
+        if self.listener is not None:
+            self.listener(turn)
 
 
 @dataclass(slots=True)
@@ -29,7 +48,10 @@ class TransportStats:
     hangup: str | None = None
     close_reason: str | None = None
     #: Answered caller turns with their latency breakdown (transports/turn_latency.py).
-    turns: list[Any] = field(default_factory=list)
+    turns: TurnList = field(default_factory=TurnList)
+    #: Seconds of audio sent ahead of the caller's playout, sampled by the watchdog while the
+    #: bot speaks (the pacer's real lead: near 0 or negative means sends are arriving late).
+    send_lead_samples: list[float] = field(default_factory=list)
 
     @property
     def protocol_error_count(self) -> int:
@@ -38,5 +60,6 @@ class TransportStats:
     def as_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["protocol_errors"] = dict(self.protocol_errors)
+        d.pop("send_lead_samples")
         d["turns"] = [{"index": t.index, "stages": dict(t.stages), "heard_by": t.heard_source} for t in self.turns]
         return d
