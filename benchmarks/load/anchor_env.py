@@ -14,7 +14,9 @@ from pathlib import Path
 
 __all__ = ["ANCHOR_REQUIREMENT", "anchor_python", "ensure_anchor_venv"]
 
-ANCHOR_REQUIREMENT = "pipecat-ai[websocket]==1.14.0"
+#: The echo bot needs ``websocket``; the cascaded agent (``anchor/cascaded_agent.py``) the services
+#: and Silero. One venv serves both.
+ANCHOR_REQUIREMENT = "pipecat-ai[websocket,deepgram,cartesia,openai,silero]==1.14.0"
 _STACK = ("uvicorn", "uvloop", "httptools", "psutil")
 
 
