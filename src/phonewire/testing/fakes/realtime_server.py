@@ -64,6 +64,8 @@ class FakeRealtimeServer:
         speed: audio streamed this many times faster than real time.
         chunk_ms: audio per ``response.output_audio.delta``.
         require_auth: refuse (HTTP 401) upgrades without ``Authorization: Bearer``.
+        session_delay_s: wait this long before ``session.created`` (models the TLS + WS
+            handshake and the API's own set-up on a real network; benchmarks of prewarm use it).
     """
 
     def __init__(
@@ -76,8 +78,10 @@ class FakeRealtimeServer:
         chunk_ms: int = 100,
         voice: SyntheticVoice | None = None,
         require_auth: bool = True,
+        session_delay_s: float = 0.0,
         stop_timeout_s: float = 10.0,
     ) -> None:
+        self.session_delay_s = session_delay_s
         self.default_reply = RealtimeReply(default_reply)
         self.transcripts = list(transcripts)
         self.speed = speed
@@ -207,6 +211,8 @@ class FakeRealtimeServer:
         link = _Link(ws, record, self)
         pacer = asyncio.get_running_loop().create_task(link.pace())
         try:
+            if self.session_delay_s:
+                await asyncio.sleep(self.session_delay_s)
             await link.send(state.created())
             async for message in ws:
                 try:
