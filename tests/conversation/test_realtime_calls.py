@@ -14,7 +14,7 @@ from phonewire.testing import BargeIn, CallSimulator, HangUp, Say, WaitForBotRep
 from phonewire.testing.fakes import FakeRealtimeServer, RealtimeFault, RealtimeReply, RealtimeToolCall
 from phonewire.testing.fakes.realtime_validate import validate_realtime_client_event, validate_realtime_server_event
 from phonewire.testing.script import builtin_recording
-from server_harness import serve
+from support.server_harness import serve
 
 pytestmark = pytest.mark.slow
 
@@ -164,7 +164,7 @@ def test_a_prewarmed_session_opened_at_the_webhook_is_the_one_the_call_uses() ->
 
     from phonewire.services.openai.realtime import RealtimeSessionConfig, open_realtime
     from phonewire.testing import TwilioClient
-    from signed_webhooks import ACCOUNT_SID, credentials, signed_answer
+    from support.signed_webhooks import ACCOUNT_SID, credentials, signed_answer
 
     with FakeRealtimeServer(replies=[GREETING, "Sure."]) as fake:
 

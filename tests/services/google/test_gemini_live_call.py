@@ -17,7 +17,7 @@ from phonewire.services.google import GeminiLiveLLMService
 from phonewire.testing import BargeIn, HangUp, Say, WaitForBotReply, simulate_call
 from phonewire.testing.fakes import FakeGeminiLiveServer, RealtimeReply, RealtimeToolCall
 from phonewire.testing.script import builtin_recording
-from server_harness import serve
+from support.server_harness import serve
 
 pytestmark = pytest.mark.slow
 HELLO, THANKS = builtin_recording("hello"), builtin_recording("thanks")
