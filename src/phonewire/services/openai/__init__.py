@@ -9,12 +9,13 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-__all__ = ["OpenAILLMService", "OpenAISTTService", "OpenAITTSService"]
+__all__ = ["OpenAILLMService", "OpenAIRealtimeLLMService", "OpenAISTTService", "OpenAITTSService"]
 
 _WHERE = {
     "OpenAILLMService": "phonewire.services.openai.llm",
     "OpenAITTSService": "phonewire.services.openai.tts",
     "OpenAISTTService": "phonewire.services.openai.stt",
+    "OpenAIRealtimeLLMService": "phonewire.services.openai.realtime",
 }
 
 
