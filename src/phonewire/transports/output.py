@@ -535,7 +535,7 @@ class FastAPIWebsocketOutputTransport(FrameProcessor):
         report = HeardReport(
             utt.index, utt.sent_ms, utt.sent_ms, utt.heard_text(utt.sent_ms), PlaybackSource.PROVIDER_ACK
         )
-        if not any(k == AUDIO for k, _, _ in self._playq):
+        if not any(k == AUDIO or k == WIRE_AUDIO for k, _, _ in self._playq):
             await self._bot_stopped(PlaybackSource.PROVIDER_ACK, report, interrupted=False)
 
     def has_pending_audio(self) -> bool:
