@@ -13,6 +13,10 @@ live in ``user.py`` and ``assistant.py``; this module re-exports them.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from contextvars import ContextVar
+from typing import Any
+
 from phonewire.processors.aggregators._base import SharedTurnState
 from phonewire.processors.aggregators.assistant import (
     AssistantTurnStoppedMessage,
@@ -31,10 +35,15 @@ __all__ = [
     "LLMAssistantAggregator",
     "LLMAssistantAggregatorParams",
     "LLMContextAggregatorPair",
+    "TURN_OBSERVER",
     "LLMUserAggregator",
     "LLMUserAggregatorParams",
     "UserTurnStoppedMessage",
 ]
+
+#: Called with each pair built while it is set: ``phonewire.server.call_events`` sets it for a
+#: call's bot so the softphone and console see both sides' turns, with no code in the bot.
+TURN_OBSERVER: ContextVar[Callable[[Any], None] | None] = ContextVar("phonewire_turn_observer", default=None)
 
 
 class LLMContextAggregatorPair:
@@ -48,6 +57,9 @@ class LLMContextAggregatorPair:
         shared = SharedTurnState()
         self._user = LLMUserAggregator(context, params=user_params, shared=shared)
         self._assistant = LLMAssistantAggregator(context, params=assistant_params, shared=shared)
+        observer = TURN_OBSERVER.get()
+        if observer is not None:
+            observer(self)
 
     def user(self) -> LLMUserAggregator:
         return self._user
