@@ -28,11 +28,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "tests"))
 
-from bots import KeypadBot
-from echo_app import make_app
 from phonewire.audio.analysis import tone
-from server_harness import serve
-from twilio_client import TwilioTestClient
+from support.bots import KeypadBot
+from support.echo_app import make_app
+from support.server_harness import serve
+from support.wire import WireClient
 
 GAP_TOLERANCE_S = 0.002
 
@@ -51,7 +51,7 @@ async def one_run(lead: float, stall_ms: float, jitter_ms: float, seconds: float
     app, _ = make_app(bot=lambda call: KeypadBot(tone(300, seconds, 24000)), params={"audio_out_lead_secs": lead})
     stop = asyncio.Event()
     async with serve(app) as hostport:
-        client = await TwilioTestClient.connect(hostport)
+        client = await WireClient.connect(hostport, respond=False)
         await client.handshake()
         loader = asyncio.create_task(stall_loop(stall_ms, stop))
         await client.dtmf("1")

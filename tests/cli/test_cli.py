@@ -10,7 +10,7 @@ from phonewire.cli import main
 from phonewire.demo.app import make_app
 from phonewire.server import ServerConfig
 from phonewire.testing import FakeProviderAPI, NetworkConditions, default_script, simulate_call
-from server_harness import serve
+from support.server_harness import serve
 
 
 @pytest.mark.parametrize("command", [[], ["serve"], ["call"], ["demo"]])

@@ -25,7 +25,7 @@ from phonewire.testing.fakes import (
     validate_chat_request,
 )
 from phonewire.testing.script import builtin_recording
-from server_harness import serve
+from support.server_harness import serve
 
 pytestmark = pytest.mark.slow
 

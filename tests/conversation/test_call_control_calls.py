@@ -36,8 +36,8 @@ from phonewire.telephony.call_control.outbound import OutboundLimiter, place_cal
 from phonewire.testing import FakeProviderAPI, Say, WaitForBotReply, WaitForHangup, builtin_recording, simulate_call
 from phonewire.testing.fakes import FakeOpenAIServer, TextReply, ToolCall, ToolCallsReply
 from phonewire.testing.providers import PlivoClient, ProviderClient, TelnyxClient, TwilioClient, VonageClient
-from server_harness import serve
-from signed_webhooks import (
+from support.server_harness import serve
+from support.signed_webhooks import (
     ACCOUNT_SID,
     FORM,
     TWILIO_TOKEN,

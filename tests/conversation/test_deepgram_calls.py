@@ -15,7 +15,7 @@ from phonewire.testing import HangUp, Say, WaitForBotReply, simulate_call
 from phonewire.testing.fakes import FakeDeepgramServer, FakeOpenAIServer
 from phonewire.testing.fakes.deepgram_validate import validate_server_message
 from phonewire.testing.script import builtin_recording
-from server_harness import serve
+from support.server_harness import serve
 
 pytestmark = pytest.mark.slow
 

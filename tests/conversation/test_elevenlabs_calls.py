@@ -17,7 +17,7 @@ from phonewire.testing import BargeIn, HangUp, Say, WaitForBotReply, simulate_ca
 from phonewire.testing.fakes import FakeElevenLabsServer, FakeOpenAIServer
 from phonewire.testing.fakes.elevenlabs_validate import validate_client_message
 from phonewire.testing.script import builtin_recording
-from server_harness import serve
+from support.server_harness import serve
 
 pytestmark = pytest.mark.slow
 

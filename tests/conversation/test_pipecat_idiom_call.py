@@ -17,7 +17,7 @@ from phonewire.processors import FrameProcessor
 from phonewire.server import ServerConfig, create_app
 from phonewire.testing import HangUp, Say, WaitForBotReply, simulate_call
 from phonewire.testing.script import builtin_recording
-from server_harness import serve
+from support.server_harness import serve
 
 
 class Passthrough(FrameProcessor):

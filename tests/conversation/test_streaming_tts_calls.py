@@ -18,7 +18,7 @@ from phonewire.testing.fakes import FakeOpenAIServer
 from phonewire.testing.fakes.cartesia_server import FakeCartesiaServer
 from phonewire.testing.fakes.ws_fake import ErrorReply
 from phonewire.testing.script import builtin_recording
-from server_harness import serve
+from support.server_harness import serve
 
 pytestmark = pytest.mark.slow
 

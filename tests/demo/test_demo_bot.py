@@ -9,11 +9,11 @@ from websockets.exceptions import ConnectionClosed
 from phonewire.demo.app import make_app
 from phonewire.demo.bot import prompt
 from phonewire.server import ServerConfig
-from server_harness import serve
-from twilio_client import TwilioTestClient
+from support.server_harness import serve
+from support.wire import WireClient
 
 
-async def utterance(client: TwilioTestClient, quiet: float = 0.4) -> float:
+async def utterance(client: WireClient, quiet: float = 0.4) -> float:
     """Seconds of bot audio until it pauses for ``quiet`` seconds."""
     packets = await client.collect_media(20.0, until_silence=quiet)
     return sum(len(p) for _, p in packets) / 16000
@@ -23,7 +23,7 @@ def test_greeting_digit_read_back_and_a_goodbye_on_pound_that_ends_the_call() ->
     async def main() -> tuple[float, float, float, int | None]:
         app = make_app(ServerConfig(vad=None))
         async with serve(app) as hostport:
-            client = await TwilioTestClient.connect(hostport)
+            client = await WireClient.connect(hostport, respond=False)
             await client.handshake()
             greeting = await utterance(client)
             await client.dtmf("7")

@@ -12,7 +12,7 @@ import pytest
 from phonewire.testing import HangUp, Say, WaitForBotReply, simulate_call
 from phonewire.testing.fakes import FakeOpenAIServer, TextReply, ToolCall, ToolCallsReply
 from phonewire.testing.script import builtin_recording
-from server_harness import serve
+from support.server_harness import serve
 
 pytestmark = pytest.mark.slow
 README = Path(__file__).parents[2] / "README.md"

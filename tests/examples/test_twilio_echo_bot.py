@@ -9,8 +9,8 @@ from pathlib import Path
 import httpx
 
 from phonewire.audio.analysis import dominant_frequency, tone
-from server_harness import serve
-from twilio_client import TwilioTestClient
+from support.server_harness import serve
+from support.wire import WireClient
 
 sys.path.insert(0, str(Path(__file__).parents[2]))
 from examples.twilio_echo_bot import app
@@ -21,7 +21,7 @@ def test_the_example_answers_twiml_and_echoes_the_caller() -> None:
         async with serve(app) as hostport:
             async with httpx.AsyncClient() as http:
                 twiml = (await http.post(f"http://{hostport}/twiml", data={"CallSid": "CA1"})).text
-            client = await TwilioTestClient.connect(hostport)
+            client = await WireClient.connect(hostport, respond=False)
             await client.handshake()
             sender = asyncio.create_task(client.stream_audio(tone(500, 0.6, 8000)))
             packets = await client.collect_media(3.0, until_silence=0.5)

@@ -12,7 +12,6 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
-from echo_app import make_app
 from phonewire.audio.analysis import tone
 from phonewire.exceptions import HandshakeError
 from phonewire.serializers.exotel import ExotelFrameSerializer
@@ -30,8 +29,9 @@ from provider_clients import (
     assert_tone,
     wait_until,
 )
-from server_harness import serve
-from twilio_client import TwilioTestClient
+from support.echo_app import make_app
+from support.server_harness import serve
+from support.wire import WireClient
 
 CLIENTS: dict[str, tuple[type[Any], type[Any], int]] = {
     "telnyx": (TelnyxTestClient, TelnyxFrameSerializer, 8000),
@@ -43,7 +43,7 @@ CLIENTS: dict[str, tuple[type[Any], type[Any], int]] = {
 
 
 async def _twilio_call(hostport: str) -> bytes:
-    client = await TwilioTestClient.connect(hostport)
+    client = await WireClient.connect(hostport, respond=False)
     await client.handshake()
     sender = asyncio.create_task(client.stream_audio(tone(1000, 0.2, 8000)))
     packets = await client.collect_media(2.0, until_silence=0.25)

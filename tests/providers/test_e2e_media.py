@@ -10,8 +10,6 @@ from typing import Any
 
 import pytest
 
-from bots import KeypadBot
-from echo_app import make_app
 from phonewire.audio.analysis import tone
 from phonewire.serializers.base import MediaFormat
 from provider_clients import (
@@ -25,7 +23,9 @@ from provider_clients import (
     dtmf_frames,
     wait_until,
 )
-from server_harness import serve
+from support.bots import KeypadBot
+from support.echo_app import make_app
+from support.server_harness import serve
 
 
 @dataclass(frozen=True)

@@ -12,8 +12,6 @@ from typing import Any
 
 import pytest
 
-from bots import KeypadBot
-from echo_app import make_app
 from phonewire.audio.analysis import tone
 from phonewire.frames import PlaybackSource
 from provider_clients import (
@@ -28,7 +26,9 @@ from provider_clients import (
     bot_stopped,
     wait_until,
 )
-from server_harness import serve
+from support.bots import KeypadBot
+from support.echo_app import make_app
+from support.server_harness import serve
 
 
 @dataclass(frozen=True)

@@ -8,8 +8,6 @@ import base64
 
 import pytest
 
-from bots import KeypadBot
-from echo_app import make_app
 from phonewire.audio.analysis import tone
 from phonewire.serializers.base import MediaFormat
 from phonewire.serializers.plivo import PlivoFrameSerializer
@@ -24,7 +22,9 @@ from provider_clients import (
     fake_rest_api,
     wait_until,
 )
-from server_harness import serve
+from support.bots import KeypadBot
+from support.echo_app import make_app
+from support.server_harness import serve
 
 PLIVO = ["plivo"]
 

@@ -8,8 +8,6 @@ import asyncio
 
 import pytest
 
-from bots import KeypadBot
-from echo_app import make_app
 from phonewire.audio.analysis import tone
 from phonewire.serializers.base import MediaFormat
 from provider_clients import (
@@ -18,7 +16,9 @@ from provider_clients import (
     cancel_on_disconnect,
     wait_until,
 )
-from server_harness import serve
+from support.bots import KeypadBot
+from support.echo_app import make_app
+from support.server_harness import serve
 
 RAW = ["raw_pcm"]
 

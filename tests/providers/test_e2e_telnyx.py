@@ -9,8 +9,6 @@ import time
 
 import pytest
 
-from bots import KeypadBot
-from echo_app import make_app
 from phonewire.audio.analysis import dominant_frequency, tone
 from phonewire.serializers.base import MediaFormat
 from phonewire.serializers.telnyx import TelnyxFrameSerializer
@@ -26,7 +24,9 @@ from provider_clients import (
     fake_rest_api,
     wait_until,
 )
-from server_harness import serve
+from support.bots import KeypadBot
+from support.echo_app import make_app
+from support.server_harness import serve
 
 TELNYX = ["telnyx"]
 

@@ -14,8 +14,6 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 
-from bots import KeypadBot
-from echo_app import make_app
 from phonewire.audio.analysis import tone
 from phonewire.serializers.base import MediaFormat
 from phonewire.serializers.vonage import VonageFrameSerializer
@@ -26,7 +24,9 @@ from provider_clients import (
     fake_rest_api,
     wait_until,
 )
-from server_harness import serve
+from support.bots import KeypadBot
+from support.echo_app import make_app
+from support.server_harness import serve
 
 VONAGE = ["vonage"]
 APPLICATION_ID = "aaaaaaaa-bbbb-4ccc-8ddd-eeeeeeeeeeee"

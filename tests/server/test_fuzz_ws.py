@@ -22,8 +22,8 @@ from phonewire.audio.analysis import dominant_frequency, tone
 from phonewire.pipeline import Pipeline, PipelineRunner, PipelineTask
 from phonewire.processors import EchoProcessor
 from phonewire.server import ServerConfig, create_app
-from server_harness import serve
-from twilio_client import STREAM_SID, TwilioTestClient
+from support.server_harness import serve
+from support.wire import STREAM_SID, WireClient
 
 EXAMPLES = int(os.environ.get("PHONEWIRE_FUZZ_EXAMPLES", "300"))
 PER_CONNECTION = 25
@@ -96,7 +96,7 @@ def test_hostile_input_never_crashes_the_server_or_disturbs_a_healthy_call(caplo
     async def main() -> tuple[int, Any, bytes]:
         app = create_app(echo_bot, ServerConfig(handshake_timeout=1.0, transport_params={"no_media_timeout_secs": 2}))
         async with serve(app) as hostport:
-            healthy = await TwilioTestClient.connect(hostport)
+            healthy = await WireClient.connect(hostport, respond=False)
             await healthy.handshake()
             sender = asyncio.create_task(healthy.stream_audio(tone(440, 3.0, 8000)))
             receiver = asyncio.create_task(healthy.collect_media(6.0, until_silence=0.8))

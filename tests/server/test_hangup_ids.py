@@ -18,15 +18,15 @@ import pytest
 from fastapi import FastAPI, Request, Response
 from websockets.exceptions import ConnectionClosed
 
-from bots import KeypadBot
 from phonewire.audio.analysis import tone
 from phonewire.pipeline import Pipeline, PipelineRunner, PipelineTask
 from phonewire.serializers._ids import TWILIO_ACCOUNT_SID
 from phonewire.server import ServerConfig, create_app
 from phonewire.telephony.signatures import twilio_signature
 from phonewire.telephony.tokens import StreamTokenSigner
-from server_harness import serve
-from twilio_client import ACCOUNT_SID, CALL_SID, STREAM_SID, TwilioTestClient
+from support.bots import KeypadBot
+from support.server_harness import serve
+from support.wire import ACCOUNT_SID, CALL_SID, STREAM_SID, WireClient
 
 SECRET = "s" * 40
 AUTH_TOKEN = "tok"
@@ -74,7 +74,7 @@ async def token_for(hostport: str, call_sid: str, account_sid: str) -> str:
 async def verified_call(hostport: str, account_sid: str) -> int | None:
     """A stream with a genuine token for CALL_SID, any accountSid; presses # to end the call."""
     token = await token_for(hostport, CALL_SID, account_sid)
-    client = await TwilioTestClient.connect(hostport)
+    client = await WireClient.connect(hostport, respond=False)
     start = {
         "accountSid": account_sid,
         "streamSid": STREAM_SID,

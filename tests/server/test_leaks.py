@@ -18,7 +18,7 @@ from websockets.exceptions import ConnectionClosed
 
 from phonewire.server import ServerConfig, create_app
 from phonewire.server.web_server import redact_path
-from server_harness import serve
+from support.server_harness import serve
 
 TOKEN = "tok_SuperSecretStreamToken123"
 CALLER = "447700900123"

@@ -12,8 +12,8 @@ from websockets.exceptions import ConnectionClosed
 from phonewire.pipeline import Pipeline, PipelineRunner, PipelineTask
 from phonewire.processors import EchoProcessor
 from phonewire.server import ServerConfig, create_app
-from server_harness import serve
-from twilio_client import TwilioTestClient
+from support.server_harness import serve
+from support.wire import WireClient
 
 
 async def echo_bot(transport: Any, call: Any) -> None:
@@ -21,7 +21,7 @@ async def echo_bot(transport: Any, call: Any) -> None:
     await PipelineRunner(handle_sigint=False).run(task)
 
 
-async def close_code(client: TwilioTestClient, timeout: float = 5.0) -> int | None:
+async def close_code(client: WireClient, timeout: float = 5.0) -> int | None:
     try:
         async with asyncio.timeout(timeout):
             while True:
@@ -40,7 +40,7 @@ def run_with(config: ServerConfig, scenario: Any) -> Any:
 
 def test_an_oversized_message_closes_the_call_with_1009(caplog: pytest.LogCaptureFixture) -> None:
     async def scenario(hostport: str) -> int | None:
-        client = await TwilioTestClient.connect(hostport)
+        client = await WireClient.connect(hostport, respond=False)
         await client.handshake()
         await client.send(json.dumps({"event": "media", "pad": "x" * 70_000}))
         return await close_code(client)
@@ -51,7 +51,7 @@ def test_an_oversized_message_closes_the_call_with_1009(caplog: pytest.LogCaptur
 
 def test_a_message_flood_closes_the_call_with_1008() -> None:
     async def scenario(hostport: str) -> int | None:
-        client = await TwilioTestClient.connect(hostport)
+        client = await WireClient.connect(hostport, respond=False)
         await client.handshake()
         for _ in range(50):
             await client.dtmf("1")
@@ -63,7 +63,7 @@ def test_a_message_flood_closes_the_call_with_1008() -> None:
 
 def test_a_silent_client_is_closed_at_the_handshake_deadline_with_1008() -> None:
     async def scenario(hostport: str) -> int | None:
-        client = await TwilioTestClient.connect(hostport)
+        client = await WireClient.connect(hostport, respond=False)
         return await close_code(client)
 
     assert run_with(ServerConfig(handshake_timeout=0.5), scenario) == 1008
@@ -71,7 +71,7 @@ def test_a_silent_client_is_closed_at_the_handshake_deadline_with_1008() -> None
 
 def test_a_peer_that_stops_sending_is_treated_as_gone_after_the_no_media_timeout() -> None:
     async def scenario(hostport: str) -> int | None:
-        client = await TwilioTestClient.connect(hostport)
+        client = await WireClient.connect(hostport, respond=False)
         await client.handshake()
         return await close_code(client)
 
@@ -81,11 +81,11 @@ def test_a_peer_that_stops_sending_is_treated_as_gone_after_the_no_media_timeout
 
 def test_calls_beyond_max_calls_are_refused_politely_with_1013_while_the_first_goes_on() -> None:
     async def scenario(hostport: str) -> tuple[int | None, bool]:
-        first = await TwilioTestClient.connect(hostport)
+        first = await WireClient.connect(hostport, respond=False)
         await first.handshake()
         await first.media(b"\0\0" * 160)
         await first.recv_event("media")
-        second = await TwilioTestClient.connect(hostport)
+        second = await WireClient.connect(hostport, respond=False)
         await second.handshake()  # a slot is taken only by an identified stream (issue 11 #8)
         refused = await close_code(second)
         await first.media(b"\0\0" * 160)

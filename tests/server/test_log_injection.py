@@ -19,8 +19,8 @@ from phonewire.logsafe import escape_control
 from phonewire.pipeline import Pipeline, PipelineRunner, PipelineTask
 from phonewire.processors import EchoProcessor
 from phonewire.server import ServerConfig, create_app
-from server_harness import serve
-from twilio_client import STREAM_SID, TwilioTestClient
+from support.server_harness import serve
+from support.wire import STREAM_SID, WireClient
 
 FORGED = "\n2026-12-02 06:00:00 INFO phonewire.server [forged] admin logged in"
 CONTROL = ("\n", "\r", "\x1b", "\x85", "\u2028", "\x00")
@@ -37,7 +37,7 @@ def test_a_call_sid_with_a_newline_writes_no_forged_log_line(caplog: pytest.LogC
     async def main() -> None:
         config = ServerConfig(stream_secret=None, require_stream_token=False)
         async with serve(create_app(echo_bot, config)) as hostport:
-            client = await TwilioTestClient.connect(hostport)
+            client = await WireClient.connect(hostport, respond=False)
             start = {
                 "accountSid": "AC" + "0" * 32 + "\x1b[2J",
                 "streamSid": stream_sid,

@@ -7,15 +7,15 @@ import logging
 
 import pytest
 
-from bots import KeypadBot
-from echo_app import make_app
 from phonewire.serializers.telnyx import TelnyxFrameSerializer
 from phonewire.serializers.twilio import TwilioFrameSerializer
 from phonewire.server import ServerConfig
 from phonewire.telephony.tokens import StreamTokenSigner
-from server_harness import serve
+from support.bots import KeypadBot
+from support.echo_app import make_app
+from support.server_harness import serve
+from support.wire import WireClient
 from transports.test_fastapi_control import fake_twilio_api
-from twilio_client import TwilioTestClient
 
 TOKEN = "sup3r-s3cret-auth-t0ken"
 
@@ -49,7 +49,7 @@ def test_a_full_call_with_a_hang_up_logs_no_credential(caplog: pytest.LogCapture
                 serializer_kwargs={"auth_token": TOKEN, "base_url": f"http://{api_host}"},
             )
             async with serve(app) as hostport:
-                client = await TwilioTestClient.connect(hostport)
+                client = await WireClient.connect(hostport, respond=False)
                 await client.handshake()
                 await client.dtmf("#")
                 await calls[0].wait_finished(8)

@@ -12,14 +12,14 @@ import httpx
 from fastapi import FastAPI, Request, Response
 from websockets.exceptions import ConnectionClosed
 
-from bots import KeypadBot
 from phonewire.audio.analysis import tone
 from phonewire.pipeline import Pipeline, PipelineRunner, PipelineTask
 from phonewire.server import ServerConfig, create_app
 from phonewire.telephony.signatures import twilio_signature
-from server_harness import serve
-from signed_webhooks import TWILIO_TOKEN, signed_answer
-from twilio_client import ACCOUNT_SID, CALL_SID, TwilioTestClient
+from support.bots import KeypadBot
+from support.server_harness import serve
+from support.signed_webhooks import TWILIO_TOKEN, signed_answer
+from support.wire import ACCOUNT_SID, CALL_SID, WireClient, twilio
 
 SECRET = "s" * 40
 
@@ -60,8 +60,8 @@ async def twiml_token(hostport: str, call_sid: str = CALL_SID) -> str:
 
 async def call_and_hang_up(hostport: str, custom: dict[str, str]) -> int | None:
     """Make a call that presses #; returns the close code the server used."""
-    client = await TwilioTestClient.connect(hostport)
-    await client.handshake(custom)
+    client = await WireClient.connect(hostport, twilio(custom), respond=False)
+    await client.handshake()
     try:
         await client.dtmf("#")
         async with asyncio.timeout(5):
@@ -134,7 +134,7 @@ def test_a_bad_upgrade_signature_is_refused_before_any_bot_runs() -> None:
         app = create_app(lambda t, c: asyncio.sleep(0), ServerConfig(twilio_auth_token="authtok"))
         async with serve(app) as hostport:
             try:
-                client = await TwilioTestClient.connect(hostport, headers={"X-Twilio-Signature": "AAAA"})
+                client = await WireClient.connect(hostport, respond=False, headers={"X-Twilio-Signature": "AAAA"})
                 await client.handshake()
                 await client.ws.recv()
             except ConnectionClosed as exc:

@@ -25,8 +25,8 @@ from phonewire.pipeline import Pipeline, PipelineRunner, PipelineTask
 from phonewire.processors import EchoProcessor
 from phonewire.server import ServerConfig, create_app
 from phonewire.server.web_server import uvicorn_config_kwargs
-from server_harness import serve
-from twilio_client import TwilioTestClient
+from support.server_harness import serve
+from support.wire import WireClient, twilio
 
 
 async def echo_bot(transport: Any, call: Any) -> None:
@@ -48,7 +48,7 @@ def run(config: ServerConfig, scenario: Callable[[str], Awaitable[Any]]) -> Any:
     return asyncio.run(main())
 
 
-async def close_code(client: TwilioTestClient, timeout: float = 5.0) -> int | None:
+async def close_code(client: WireClient, timeout: float = 5.0) -> int | None:
     try:
         async with asyncio.timeout(timeout):
             while True:
@@ -57,9 +57,9 @@ async def close_code(client: TwilioTestClient, timeout: float = 5.0) -> int | No
         return exc.rcvd.code if exc.rcvd else None
 
 
-async def client_from(hostport: str, source: str = "127.0.0.1") -> TwilioTestClient:
+async def client_from(hostport: str, source: str = "127.0.0.1") -> WireClient:
     ws = await connect(f"ws://{hostport}/ws", compression=None, open_timeout=5, close_timeout=2, local_addr=(source, 0))
-    return TwilioTestClient(ws)
+    return WireClient(ws, twilio(), respond=False)
 
 
 async def metrics(hostport: str) -> str:
@@ -67,7 +67,7 @@ async def metrics(hostport: str) -> str:
         return (await http.get(f"http://{hostport}/metrics")).text
 
 
-async def echoes(client: TwilioTestClient) -> bool:
+async def echoes(client: WireClient) -> bool:
     await client.media(b"\0\0" * 160)
     return (await client.recv_event("media"))["event"] == "media"
 
@@ -162,7 +162,7 @@ def test_a_huge_opening_message_is_refused_by_the_server_before_it_is_buffered(
 
 def test_the_message_limit_counts_utf8_bytes_not_characters(caplog: pytest.LogCaptureFixture) -> None:
     async def scenario(hostport: str) -> int | None:
-        client = await TwilioTestClient.connect(hostport)
+        client = await WireClient.connect(hostport, respond=False)
         await client.handshake()
         await client.send('{"event":"media","pad":"' + "€" * 30_000 + '"}')  # 30k characters, 90k bytes
         return await close_code(client)
@@ -186,7 +186,7 @@ def test_invalid_utf8_frames_close_with_1007_and_log_one_line_without_a_tracebac
     async def scenario(hostport: str) -> tuple[list[int | None], str]:
         codes = []
         for _ in range(3):
-            client = await TwilioTestClient.connect(hostport)
+            client = await WireClient.connect(hostport, respond=False)
             await client.handshake()
             client.ws.protocol.send_frame(Frame(Opcode.TEXT, b'{"event":"media","x":"\xff"}'))
             client.ws.send_data()
@@ -332,7 +332,7 @@ def test_a_signed_upgrade_is_served_while_unsigned_idle_sockets_fill_the_pending
         idle = [await client_from(hostport, f"127.0.0.{2 + i // 2}") for i in range(4)]  # 2 addresses x 2
         unsigned = await close_code(await client_from(hostport, "127.0.0.9"))  # the pool is full
         signature = twilio_signature(f"ws://{hostport}/ws", None, "tok")
-        genuine = await TwilioTestClient.connect(hostport, headers={"X-Twilio-Signature": signature})
+        genuine = await WireClient.connect(hostport, respond=False, headers={"X-Twilio-Signature": signature})
         await genuine.handshake()
         served = await echoes(genuine)
         for c in [*idle, genuine]:

@@ -20,13 +20,13 @@ import pytest
 from fastapi import FastAPI, Request, Response
 from websockets.exceptions import ConnectionClosed
 
-from bots import KeypadBot
 from phonewire.audio.analysis import tone
 from phonewire.pipeline import Pipeline, PipelineRunner, PipelineTask
 from phonewire.server import ServerConfig, create_app
 from phonewire.telephony.tokens import StreamTokenError, StreamTokenSigner
-from server_harness import serve
-from signed_webhooks import (
+from support.bots import KeypadBot
+from support.server_harness import serve
+from support.signed_webhooks import (
     ACCOUNT_SID,
     FORM,
     credentials,
@@ -39,7 +39,7 @@ from signed_webhooks import (
     vonage_jwt,
     vonage_query_payload,
 )
-from twilio_client import CALL_SID, STREAM_SID, TwilioTestClient
+from support.wire import CALL_SID, STREAM_SID, WireClient
 
 SECRET = "a" * 40
 GENUINE = "v3:genuine-call"
@@ -403,7 +403,7 @@ def test_finding4_a_stream_claiming_another_account_than_its_webhook_is_refused_
         await PipelineRunner(handle_sigint=False).run(task)
 
     async def stream(hostport: str, token: str, account: str) -> int | None:
-        client = await TwilioTestClient.connect(hostport)
+        client = await WireClient.connect(hostport, respond=False)
         start = {
             "accountSid": account,
             "streamSid": STREAM_SID,

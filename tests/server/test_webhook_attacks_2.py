@@ -23,15 +23,15 @@ import pytest
 from fastapi import FastAPI, Request, Response
 from websockets.exceptions import ConnectionClosed
 
-from bots import KeypadBot
 from phonewire.audio.analysis import tone
 from phonewire.exceptions import ConfigurationError
 from phonewire.pipeline import Pipeline, PipelineRunner, PipelineTask
 from phonewire.server import ServerConfig, create_app
 from phonewire.telephony.signatures import plivo_v3_signature, twilio_signature
 from phonewire.telephony.tokens import StreamTokenError, StreamTokenSigner
-from server_harness import serve
-from signed_webhooks import (
+from support.bots import KeypadBot
+from support.server_harness import serve
+from support.signed_webhooks import (
     ACCOUNT_SID,
     FORM,
     PLIVO_TOKEN,
@@ -42,7 +42,7 @@ from signed_webhooks import (
     vonage_jwt,
     vonage_query_payload,
 )
-from twilio_client import STREAM_SID, TwilioTestClient
+from support.wire import STREAM_SID, WireClient
 
 SECRET = "b" * 40
 GENUINE = "11111111-1111-4111-8111-111111111111"
@@ -267,7 +267,7 @@ def test_d3_signature_preserving_variants_of_a_plivo_webhook_all_get_the_first_t
 )
 def test_d3_an_id_not_in_its_providers_format_gets_no_token(provider: str, fields: dict[str, str]) -> None:
     async def scenario(http: httpx.AsyncClient, base: str) -> httpx.Response:
-        from signed_webhooks import signed_answer
+        from support.signed_webhooks import signed_answer
 
         return await signed_answer(http, base, provider, fields)
 
@@ -288,7 +288,7 @@ def test_d3_a_reordered_replay_opens_no_second_verified_session_and_hangs_up_not
         await PipelineRunner(handle_sigint=False).run(task)
 
     async def stream(hostport: str, token: str | None) -> int | None:
-        client = await TwilioTestClient.connect(hostport)
+        client = await WireClient.connect(hostport, respond=False)
         start = {
             "accountSid": ACCOUNT_SID,
             "streamSid": STREAM_SID,

@@ -13,9 +13,9 @@ import httpx
 
 from phonewire.serializers.base import CallInfo
 from phonewire.server import ServerConfig, create_app
-from server_harness import serve
-from signed_webhooks import ACCOUNT_SID, credentials, signed_answer
-from twilio_client import TwilioTestClient
+from support.server_harness import serve
+from support.signed_webhooks import ACCOUNT_SID, credentials, signed_answer
+from support.wire import WireClient, twilio
 
 SECRET = "w" * 40
 #: Call ids in their providers' formats: the webhooks mint tokens for nothing else.
@@ -94,8 +94,8 @@ def test_parameters_from_the_webhook_reach_the_bots_call_info() -> None:
                     await signed_answer(http, f"http://{hostport}", "twilio", {**form, "From": "+1555", "To": "+1666"})
                 ).text
             params = dict(re.findall(r'<Parameter name="([^"]+)" value="([^"]*)"', twiml))
-            client = await TwilioTestClient.connect(hostport)
-            await client.handshake(params)
+            client = await WireClient.connect(hostport, twilio(params), respond=False)
+            await client.handshake()
             await client.close()
             await asyncio.wait_for(arrived.wait(), 5)
         return seen[0]

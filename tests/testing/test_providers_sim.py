@@ -73,8 +73,8 @@ from phonewire.testing.providers import (
     VonageClient,
     create_provider,
 )
-from server_harness import serve
-from signed_webhooks import credentials, signed_answer
+from support.server_harness import serve
+from support.signed_webhooks import credentials, signed_answer
 from testing.fake_bot import run
 
 NEW_PROVIDERS = ("telnyx", "plivo", "exotel", "vonage", "raw_pcm")

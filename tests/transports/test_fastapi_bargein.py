@@ -6,8 +6,6 @@ import asyncio
 import time
 from pathlib import Path
 
-from bots import KeypadBot
-from echo_app import make_app
 from phonewire.audio.analysis import silence, tone
 from phonewire.audio.vad import SileroVADAnalyzer
 from phonewire.audio.wav import read_wav
@@ -21,8 +19,10 @@ from phonewire.frames import (
     UserStartedSpeakingFrame,
     UserStoppedSpeakingFrame,
 )
-from server_harness import serve
-from twilio_client import TwilioHandset, TwilioTestClient
+from support.bots import KeypadBot
+from support.echo_app import make_app
+from support.server_harness import serve
+from support.wire import WireClient
 
 SPEECH = Path(__file__).parents[1] / "fixtures" / "speech" / "hello_8k.wav"
 #: Detection needs start_secs (0.2 s) of speech plus up to one 32 ms window; the rest is
@@ -49,7 +49,7 @@ def test_caller_turns_are_reported_and_an_onset_in_the_first_100_ms_is_not_misse
     async def main() -> list[str]:
         app, calls = vad_app()
         async with serve(app) as hostport:
-            client = await TwilioTestClient.connect(hostport)
+            client = await WireClient.connect(hostport, respond=False)
             await client.handshake()
             await client.stream_audio(silence(0.05, 8000) + speech() + silence(1.2, 8000))
             await client.close()
@@ -68,21 +68,20 @@ def test_talking_over_the_bot_clears_its_audio_within_a_bounded_time_and_reports
     async def main() -> tuple[float, list[float], BotStoppedSpeakingFrame]:
         app, calls = vad_app()
         async with serve(app) as hostport:
-            client = await TwilioTestClient.connect(hostport)
+            client = await WireClient.connect(hostport)
             await client.handshake()
-            handset = TwilioHandset(client)
-            handset.start()
+            client.start_playing()
             await client.dtmf("1")
             # the caller listens to 1 s of the bot, then talks over it
             await client.stream_audio(silence(1.0, 8000))
             onset = time.monotonic()
             await client.stream_audio(speech()[: 8000 * 2])
             await client.stream_audio(silence(0.5, 8000))
-            await handset.stop()
+            await client.stop_playing()
             await client.close()
         stopped = [f for f, _ in calls[0].tail if isinstance(f, BotStoppedSpeakingFrame)]
-        assert handset.clear_times, "no clear received"
-        return handset.clear_times[0] - onset, handset.played_at_clear, stopped[0]
+        assert client.clear_times, "no clear received"
+        return client.clear_times[0] - onset, [s * 1000 for s in client.played_at_clear], stopped[0]
 
     latency, heard_by_handset, stopped = asyncio.run(main())
     assert 0.15 < latency < BARGE_IN_BOUND_SECS
@@ -110,15 +109,14 @@ def test_an_interruption_reports_the_text_the_caller_heard() -> None:
     async def main() -> BotStoppedSpeakingFrame:
         app, calls = make_app(bot=lambda call: WordsBot(b""))
         async with serve(app) as hostport:
-            client = await TwilioTestClient.connect(hostport)
+            client = await WireClient.connect(hostport)
             await client.handshake()
-            handset = TwilioHandset(client)
-            handset.start()
+            client.start_playing()
             await client.dtmf("1")
             await asyncio.sleep(1.0)  # the caller listens for a second: that is the scenario
             await client.dtmf("*")
             await calls[0].wait_until(lambda c: any(isinstance(f, BotStoppedSpeakingFrame) for f, _ in c.tail))
-            await handset.stop()
+            await client.stop_playing()
             await client.close()
         return next(f for f, _ in calls[0].tail if isinstance(f, BotStoppedSpeakingFrame))
 

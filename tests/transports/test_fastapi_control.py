@@ -12,12 +12,12 @@ import pytest
 from fastapi import FastAPI, Request, Response
 from starlette.websockets import WebSocketState
 
-from bots import KeypadBot
-from echo_app import make_app
 from phonewire.audio.analysis import dominant_frequency, tone
 from phonewire.frames import BotStoppedSpeakingFrame, FrameDirection, InputDTMFFrame, PlaybackSource
-from server_harness import serve
-from twilio_client import ACCOUNT_SID, CALL_SID, TwilioTestClient
+from support.bots import KeypadBot
+from support.echo_app import make_app
+from support.server_harness import serve
+from support.wire import ACCOUNT_SID, CALL_SID, WireClient
 
 
 def run(coro: Any) -> Any:
@@ -28,7 +28,7 @@ def test_an_interruption_sends_clear_before_any_further_audio() -> None:
     async def main() -> None:
         app, calls = make_app(bot=lambda call: KeypadBot(tone(300, 3.0, 24000)))
         async with serve(app) as hostport:
-            client = await TwilioTestClient.connect(hostport)
+            client = await WireClient.connect(hostport, respond=False)
             await client.handshake()
             await client.dtmf("1")
             await client.recv_event("media")
@@ -52,7 +52,7 @@ def test_dtmf_digits_reach_the_bot_as_input_dtmf_frames() -> None:
     async def main() -> list[str]:
         app, calls = make_app(bot=lambda call: KeypadBot(b""))
         async with serve(app) as hostport:
-            client = await TwilioTestClient.connect(hostport)
+            client = await WireClient.connect(hostport, respond=False)
             await client.handshake()
             for digit in "42*#":
                 await client.dtmf(digit)
@@ -67,7 +67,7 @@ def test_a_mark_echo_becomes_bot_stopped_speaking_from_the_provider() -> None:
     async def main() -> None:
         app, calls = make_app(bot=lambda call: KeypadBot(tone(300, 0.4, 24000)))
         async with serve(app) as hostport:
-            client = await TwilioTestClient.connect(hostport)
+            client = await WireClient.connect(hostport, respond=False)
             await client.handshake()
             await client.dtmf("1")
             mark = await client.recv_event("mark")  # the utterance's final mark, after its audio
@@ -89,7 +89,7 @@ def test_twilio_stop_ends_the_pipeline_and_fires_disconnect_once() -> None:
             handlers=("on_client_connected", "on_client_disconnected"), on_transport=_cancel_on_disconnect
         )
         async with serve(app) as hostport:
-            client = await TwilioTestClient.connect(hostport)
+            client = await WireClient.connect(hostport, respond=False)
             await client.handshake()
             await client.media(tone(440, 0.02, 8000))
             await client.stop()
@@ -115,7 +115,7 @@ def test_a_disconnect_with_no_handler_cancels_the_pipeline_and_leaves_nothing_ru
     async def main() -> None:
         app, calls = make_app(raw_channel=raw)
         async with serve(app) as hostport:
-            client = await TwilioTestClient.connect(hostport)
+            client = await WireClient.connect(hostport, respond=False)
             await client.handshake()
             await client.media(tone(440, 0.02, 8000))
             await client.recv_event("media")
@@ -137,7 +137,7 @@ def test_session_timeout_fires_its_event_once_with_transport_and_websocket() -> 
     async def main() -> None:
         app, calls = make_app(params={"session_timeout": 0.3}, handlers=("on_client_connected", "on_session_timeout"))
         async with serve(app) as hostport:
-            client = await TwilioTestClient.connect(hostport)
+            client = await WireClient.connect(hostport, respond=False)
             await client.handshake()
             t0 = time.monotonic()
             await calls[0].wait_until(lambda c: any(e[0] == "on_session_timeout" for e in c.events), 3)
@@ -154,7 +154,7 @@ def test_session_timeout_with_no_handler_ends_the_call() -> None:
     async def main() -> None:
         app, calls = make_app(params={"session_timeout": 0.3})
         async with serve(app) as hostport:
-            client = await TwilioTestClient.connect(hostport)
+            client = await WireClient.connect(hostport, respond=False)
             await client.handshake()
             await calls[0].wait_finished(5)
             await client.close()
@@ -185,7 +185,7 @@ def test_hang_up_reaches_the_rest_api_with_basic_auth_and_status_completed() -> 
             kwargs = {"auth_token": "secret-token", "base_url": f"http://{api_host}"}
             app, calls = make_app(bot=lambda call: KeypadBot(tone(300, 0.3, 24000)), serializer_kwargs=kwargs)
             async with serve(app) as hostport:
-                client = await TwilioTestClient.connect(hostport)
+                client = await WireClient.connect(hostport, respond=False)
                 await client.handshake()
                 await client.dtmf("1")
                 await client.dtmf("#")
@@ -210,7 +210,7 @@ def test_a_call_already_gone_counts_as_hung_up_and_a_slow_api_never_blocks_shutd
                 bot=lambda call: KeypadBot(b""), serializer_kwargs=kwargs, params={"hangup_timeout_secs": 0.5}
             )
             async with serve(app) as hostport:
-                client = await TwilioTestClient.connect(hostport)
+                client = await WireClient.connect(hostport, respond=False)
                 await client.handshake()
                 t0 = time.monotonic()
                 await client.dtmf("#")
@@ -230,7 +230,7 @@ def test_malformed_messages_are_counted_and_the_call_keeps_working() -> None:
     async def main() -> None:
         app, calls = make_app()
         async with serve(app) as hostport:
-            client = await TwilioTestClient.connect(hostport)
+            client = await WireClient.connect(hostport, respond=False)
             await client.handshake()
             for bad in [
                 "{not json",
@@ -259,7 +259,7 @@ def test_media_before_start_is_counted_as_a_protocol_error_and_the_call_still_wo
     async def main() -> tuple[int, bytes]:
         app, calls = make_app()
         async with serve(app) as hostport:
-            client = await TwilioTestClient.connect(hostport)
+            client = await WireClient.connect(hostport, respond=False)
             await client.send({"event": "connected", "protocol": "Call", "version": "1.0.0"})
             await client.media(tone(440, 0.02, 8000))  # before start: Twilio never does this
             await client.handshake()
@@ -278,7 +278,7 @@ def test_frames_from_the_input_reach_the_pipeline_in_order() -> None:
     async def main() -> list[str]:
         app, calls = make_app(bot=lambda call: KeypadBot(b""))
         async with serve(app) as hostport:
-            client = await TwilioTestClient.connect(hostport)
+            client = await WireClient.connect(hostport, respond=False)
             await client.handshake()
             await client.media(tone(440, 0.02, 8000))
             await client.dtmf("5")

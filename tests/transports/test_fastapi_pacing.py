@@ -5,19 +5,19 @@ from __future__ import annotations
 import asyncio
 import time
 
-from bots import KeypadBot
-from echo_app import make_app
 from phonewire.audio.analysis import dominant_frequency, tone
 from phonewire.transports.params import DEFAULT_LEAD_SECS
-from server_harness import serve
-from twilio_client import TwilioTestClient
+from support.bots import KeypadBot
+from support.echo_app import make_app
+from support.server_harness import serve
+from support.wire import WireClient
 
 
 def test_two_seconds_of_bot_audio_take_two_seconds_and_never_run_ahead_of_the_lead() -> None:
     async def main() -> list[tuple[float, bytes]]:
         app, _ = make_app(bot=lambda call: KeypadBot(tone(300, 2.0, 24000)))
         async with serve(app) as hostport:
-            client = await TwilioTestClient.connect(hostport)
+            client = await WireClient.connect(hostport, respond=False)
             await client.handshake()
             await client.dtmf("1")
             sent_at = time.monotonic()

@@ -7,17 +7,17 @@ import base64
 import contextlib
 import struct
 
-from bots import KeypadBot
-from echo_app import make_app
 from phonewire.audio.analysis import tone
-from server_harness import serve
-from twilio_client import TwilioTestClient
+from support.bots import KeypadBot
+from support.echo_app import make_app
+from support.server_harness import serve
+from support.wire import WireClient
 
 
 async def _payloads(params: dict[str, object], seconds: float) -> list[bytes]:
     app, _ = make_app(bot=lambda call: KeypadBot(tone(300, seconds, 24000)), params=params)
     async with serve(app) as hostport:
-        client = await TwilioTestClient.connect(hostport)
+        client = await WireClient.connect(hostport, respond=False)
         await client.handshake()
         await client.dtmf("1")
         out: list[bytes] = []

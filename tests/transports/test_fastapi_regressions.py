@@ -8,8 +8,6 @@ from pathlib import Path
 
 import pytest
 
-from bots import KeypadBot
-from echo_app import make_app
 from phonewire.audio.analysis import silence, tone
 from phonewire.audio.vad import SileroVADAnalyzer
 from phonewire.audio.wav import read_wav
@@ -19,9 +17,11 @@ from phonewire.serializers.twilio import TwilioFrameSerializer
 from phonewire.serializers.vonage import VonageFrameSerializer
 from phonewire.server import ServerConfig, create_app
 from phonewire.transports import FastAPIWebsocketParams, FastAPIWebsocketTransport
-from server_harness import serve
+from support.bots import KeypadBot
+from support.echo_app import make_app
+from support.server_harness import serve
+from support.wire import WireClient
 from transports.test_fastapi_control import fake_twilio_api
-from twilio_client import TwilioHandset, TwilioTestClient
 
 SPEECH = Path(__file__).parents[1] / "fixtures" / "speech" / "hello_8k.wav"
 
@@ -36,7 +36,7 @@ def test_the_providers_stop_after_our_own_hang_up_is_not_a_caller_disconnect() -
                 serializer_kwargs={"auth_token": "t", "base_url": f"http://{api_host}"},
             )
             async with serve(app) as hostport:
-                client = await TwilioTestClient.connect(hostport)
+                client = await WireClient.connect(hostport, respond=False)
                 await client.handshake()
                 await client.dtmf("#")
                 await asyncio.sleep(0.2)  # the scenario: stop arrives during the hang-up
@@ -60,7 +60,7 @@ def test_a_call_closed_for_silence_is_still_hung_up() -> None:
                 serializer_kwargs={"auth_token": "t", "base_url": f"http://{api_host}"},
             )
             async with serve(app) as hostport:
-                client = await TwilioTestClient.connect(hostport)
+                client = await WireClient.connect(hostport, respond=False)
                 await client.handshake()
                 await calls[0].wait_finished(8)
                 await client.close()
@@ -78,18 +78,17 @@ def test_a_minimum_speech_before_barge_in_is_honoured_with_batched_vad() -> None
             params={"vad_analyzer": SileroVADAnalyzer(), "interruption_min_speech_secs": 0.5},
         )
         async with serve(app) as hostport:
-            client = await TwilioTestClient.connect(hostport)
+            client = await WireClient.connect(hostport)
             await client.handshake()
-            handset = TwilioHandset(client)
-            handset.start()
+            client.start_playing()
             await client.dtmf("1")
             await client.stream_audio(silence(0.5, 8000))
             onset = time.monotonic()
             await client.stream_audio(pcm[: 8000 * 2 * 2])
-            await handset.stop()
+            await client.stop_playing()
             await client.close()
-        assert handset.clear_times, "no interruption"
-        return handset.clear_times[0] - onset
+        assert client.clear_times, "no interruption"
+        return client.clear_times[0] - onset
 
     # 0.5 s of speech from its onset (the VAD's 0.2 s start is part of it) plus the transport;
     # without the minimum the clear comes ~0.2 s after the onset

@@ -7,11 +7,11 @@ from typing import Any
 
 import pytest
 
-from echo_app import make_app
 from phonewire.audio.analysis import dominant_frequency, tone
 from phonewire.frames import BotStoppedSpeakingFrame, PlaybackSource
-from server_harness import serve
-from twilio_client import TwilioTestClient
+from support.echo_app import make_app
+from support.server_harness import serve
+from support.wire import WireClient
 
 
 @pytest.mark.parametrize("raw", [False, True], ids=["starlette", "raw-asgi"])
@@ -21,7 +21,7 @@ def test_a_tone_echoed_through_a_real_server_keeps_its_frequency(raw: bool) -> N
     async def main() -> None:
         app, calls = make_app(raw_channel=raw)
         async with serve(app) as hostport:
-            client = await TwilioTestClient.connect(hostport)
+            client = await WireClient.connect(hostport, respond=False)
             await client.handshake()
             sender = asyncio.create_task(client.stream_audio(tone(440, 1.0, 8000)))
             packets = await client.collect_media(3.0, until_silence=0.5)
@@ -42,7 +42,7 @@ def test_an_echo_with_no_tts_frames_still_ends_its_utterance_when_the_audio_stop
     async def main() -> tuple[list[str], Any, float]:
         app, calls = make_app()
         async with serve(app) as hostport:
-            client = await TwilioTestClient.connect(hostport)
+            client = await WireClient.connect(hostport, respond=False)
             await client.handshake()
             await client.stream_audio(tone(440, 0.5, 8000))  # then the caller goes quiet
             events: list[str] = []

@@ -100,6 +100,12 @@ class Playout:
     def busy(self) -> bool:
         return self._busy_until > self.now()
 
+    @property
+    def next_mark_s(self) -> float | None:
+        """When the next queued mark comes due (seconds on the call's timeline, like ``now``),
+        or None when no mark is queued: a loop driving the playout waits until then to ``poll``."""
+        return self._marks[0][0] if self._marks else None
+
     # --- input ------------------------------------------------------------------------------
 
     def push_audio(self, pcm: bytes) -> None:
