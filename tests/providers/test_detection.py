@@ -20,25 +20,17 @@ from phonewire.serializers.raw_pcm import RawPCMSerializer
 from phonewire.serializers.telnyx import TelnyxFrameSerializer
 from phonewire.serializers.twilio import TwilioFrameSerializer
 from phonewire.serializers.vonage import VonageFrameSerializer
-from provider_clients import (
-    ExotelTestClient,
-    PlivoTestClient,
-    RawPCMTestClient,
-    TelnyxTestClient,
-    VonageTestClient,
-    assert_tone,
-    wait_until,
-)
+from support.calls import assert_tone, wait_until
 from support.echo_app import make_app
 from support.server_harness import serve
-from support.wire import WireClient
+from support.wire import WireClient, exotel, plivo, raw_pcm, telnyx, vonage
 
 CLIENTS: dict[str, tuple[type[Any], type[Any], int]] = {
-    "telnyx": (TelnyxTestClient, TelnyxFrameSerializer, 8000),
-    "plivo": (PlivoTestClient, PlivoFrameSerializer, 8000),
-    "exotel": (ExotelTestClient, ExotelFrameSerializer, 8000),
-    "vonage": (VonageTestClient, VonageFrameSerializer, 16000),
-    "raw_pcm": (RawPCMTestClient, RawPCMSerializer, 16000),
+    "telnyx": (telnyx, TelnyxFrameSerializer, 8000),
+    "plivo": (plivo, PlivoFrameSerializer, 8000),
+    "exotel": (exotel, ExotelFrameSerializer, 8000),
+    "vonage": (vonage, VonageFrameSerializer, 16000),
+    "raw_pcm": (raw_pcm, RawPCMSerializer, 16000),
 }
 
 
@@ -61,7 +53,7 @@ def test_a_route_open_to_every_provider_detects_each_one_and_serves_its_call(pro
                 echoed, rate = await _twilio_call(hostport), 8000
             else:
                 client_cls, _, rate = CLIENTS[provider]
-                client = await client_cls.connect(hostport)
+                client = await WireClient.connect(hostport, client_cls())
                 await client.handshake()
                 sender = asyncio.create_task(client.stream_audio(tone(1000, 0.2, rate)))
                 await client.pump(2.0, idle=0.25)
@@ -82,10 +74,10 @@ def test_a_route_open_to_every_provider_detects_each_one_and_serves_its_call(pro
 
 @pytest.mark.parametrize(("frame_bytes", "rate"), [(640, 16000), (320, 8000)])
 def test_a_binary_first_frame_is_vonage_audio_at_the_rate_its_size_implies(frame_bytes: int, rate: int) -> None:
-    async def main() -> tuple[Any, VonageTestClient]:
+    async def main() -> tuple[Any, WireClient]:
         app, calls = make_app(providers=None)
         async with serve(app) as hostport:
-            client = await VonageTestClient.connect(hostport, rate=rate)
+            client = await WireClient.connect(hostport, vonage(sample_rate=rate))
             audio = tone(1000, 0.2, rate)
             assert len(audio[:frame_bytes]) == frame_bytes
             await client.stream_audio(audio)  # audio first, no websocket:connected

@@ -9,19 +9,19 @@ import pytest
 
 from phonewire.audio.analysis import tone
 from phonewire.serializers.base import MediaFormat
-from provider_clients import (
+from support.bots import KeypadBot
+from support.calls import cancel_on_disconnect, wait_until
+from support.echo_app import make_app
+from support.server_harness import serve
+from support.wire import (
     EXOTEL_ACCOUNT_SID,
     EXOTEL_CALL_SID,
     EXOTEL_FROM,
     EXOTEL_STREAM_SID,
     EXOTEL_TO,
-    ExotelTestClient,
-    cancel_on_disconnect,
-    wait_until,
+    WireClient,
+    exotel,
 )
-from support.bots import KeypadBot
-from support.echo_app import make_app
-from support.server_harness import serve
 
 EXOTEL = ["exotel"]
 
@@ -34,11 +34,11 @@ def test_an_exotel_call_runs_from_connected_and_start_to_stop() -> None:
             on_transport=cancel_on_disconnect,
         )
         async with serve(app) as hostport:
-            client = await ExotelTestClient.connect(hostport)
-            await client.handshake(custom={"lang": "hi-IN", "campaign": "renewals"})
+            client = await WireClient.connect(hostport, exotel({"lang": "hi-IN", "campaign": "renewals"}))
+            await client.handshake()
             await client.stream_audio(tone(440, 0.4, 8000))
             await client.expect_audio()
-            await client.stop("callended")
+            await client.stop()
             await wait_until(lambda: calls[0].finished, what="the call to finish")
             await client.close()
         call = calls[0]
@@ -61,7 +61,7 @@ def test_ending_an_exotel_call_skips_the_rest_hang_up_and_closes_the_stream() ->
     async def main() -> None:
         app, calls = make_app(bot=lambda call: KeypadBot(tone(300, 0.3, 24000)), providers=EXOTEL)
         async with serve(app) as hostport:
-            client = await ExotelTestClient.connect(hostport)
+            client = await WireClient.connect(hostport, exotel())
             await client.handshake()
             await client.dtmf("1")
             await client.dtmf("#")
@@ -79,10 +79,10 @@ def test_ending_an_exotel_call_skips_the_rest_hang_up_and_closes_the_stream() ->
 def test_exotel_outbound_chunks_are_multiples_of_320_bytes_and_at_least_3200_but_the_last(
     rate: int, chunk: int
 ) -> None:
-    async def main() -> ExotelTestClient:
+    async def main() -> WireClient:
         app, _ = make_app(bot=lambda call: KeypadBot(tone(300, 0.45, 24000)), providers=EXOTEL)
         async with serve(app) as hostport:
-            client = await ExotelTestClient.connect(hostport, rate=rate)
+            client = await WireClient.connect(hostport, exotel(sample_rate=rate))
             await client.handshake()
             await client.dtmf("1")
             await client.pump(3.0, idle=0.3)

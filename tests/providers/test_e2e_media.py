@@ -5,6 +5,7 @@ order with what the provider says of it. (Twilio's: tests/transports/test_fastap
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -12,26 +13,18 @@ import pytest
 
 from phonewire.audio.analysis import tone
 from phonewire.serializers.base import MediaFormat
-from provider_clients import (
-    ExotelTestClient,
-    PlivoTestClient,
-    ProviderTestClient,
-    RawPCMTestClient,
-    TelnyxTestClient,
-    VonageTestClient,
-    assert_tone,
-    dtmf_frames,
-    wait_until,
-)
+from phonewire.testing.providers import ProviderClient
 from support.bots import KeypadBot
+from support.calls import assert_tone, dtmf_frames, wait_until
 from support.echo_app import make_app
 from support.server_harness import serve
+from support.wire import WireClient, exotel, plivo, raw_pcm, telnyx, vonage
 
 
 @dataclass(frozen=True)
 class Format:
     provider: str
-    client: type[ProviderTestClient]
+    client: Callable[..., ProviderClient]
     wire: MediaFormat
     freq: int
     #: How the simulated provider is told to speak this format (its start message).
@@ -54,19 +47,19 @@ def _l16(rate: int) -> MediaFormat:
 
 FORMATS = [
     *(
-        Format("exotel", ExotelTestClient, _l16(rate), freq, {"rate": rate}, secs=0.4)
+        Format("exotel", exotel, _l16(rate), freq, {"sample_rate": rate}, secs=0.4)
         for rate, freq in ((8000, 1000), (16000, 5000), (24000, 9000))
     ),
-    Format("plivo", PlivoTestClient, MediaFormat("mulaw", 8000, 1), 1000, {"encoding": "audio/x-mulaw", "rate": 8000}),
-    Format("plivo", PlivoTestClient, _l16(8000), 1000, {"encoding": "audio/x-l16", "rate": 8000}),
-    Format("plivo", PlivoTestClient, _l16(16000), 5000, {"encoding": "audio/x-l16", "rate": 16000}),
+    Format("plivo", plivo, MediaFormat("mulaw", 8000, 1), 1000, {"content_type": "audio/x-mulaw;rate=8000"}),
+    Format("plivo", plivo, _l16(8000), 1000, {"content_type": "audio/x-l16;rate=8000"}),
+    Format("plivo", plivo, _l16(16000), 5000, {"content_type": "audio/x-l16;rate=16000"}),
     *(
         Format(
             "telnyx",
-            TelnyxTestClient,
+            telnyx,
             MediaFormat(wire, rate, 1),
             freq,
-            {"encoding": codec, "rate": rate},
+            {"codec": codec, "sample_rate": rate},
             {"send_encoding": codec},
         )
         for codec, wire, rate, freq in (
@@ -77,8 +70,8 @@ FORMATS = [
         )
     ),
     *(
-        Format(name, client, _l16(rate), freq, {"rate": rate}, frame_bytes=rate // 50 * 2)
-        for name, client in (("vonage", VonageTestClient), ("raw_pcm", RawPCMTestClient))
+        Format(name, client, _l16(rate), freq, {"sample_rate": rate}, frame_bytes=rate // 50 * 2)
+        for name, client in (("vonage", vonage), ("raw_pcm", raw_pcm))
         for rate, freq in ((8000, 1000), (16000, 5000))
     ),
 ]
@@ -86,10 +79,10 @@ FORMATS = [
 
 @pytest.mark.parametrize("f", FORMATS, ids=[f.id for f in FORMATS])
 def test_audio_round_trips_with_its_content_at_each_of_the_providers_formats(f: Format) -> None:
-    async def main() -> tuple[ProviderTestClient, Any]:
+    async def main() -> tuple[WireClient, Any]:
         app, calls = make_app(providers=[f.provider], serializer_kwargs=f.serializer_kwargs)
         async with serve(app) as hostport:
-            client = await f.client.connect(hostport, **f.connect)
+            client = await WireClient.connect(hostport, f.client(**f.connect))
             await client.handshake()
             sender = asyncio.create_task(client.stream_audio(tone(f.freq, f.secs, f.wire.sample_rate)))
             await client.pump(3.0, idle=0.3)
@@ -108,23 +101,27 @@ def test_audio_round_trips_with_its_content_at_each_of_the_providers_formats(f: 
 @pytest.mark.parametrize(
     ("provider", "client_type", "keys"),
     [
-        ("exotel", ExotelTestClient, "42*0"),
-        ("vonage", VonageTestClient, "42*0"),
-        ("raw_pcm", RawPCMTestClient, "42*D"),
+        ("exotel", exotel, "42*0"),
+        ("vonage", vonage, "42*0"),
+        ("raw_pcm", raw_pcm, "42*D"),
     ],
 )
 def test_dtmf_reaches_the_bot_in_order_with_the_duration_the_provider_reports(
-    provider: str, client_type: type[ProviderTestClient], keys: str
+    provider: str, client_type: Callable[[], ProviderClient], keys: str
 ) -> None:
     durations = (80, 260, 120, 90)
 
     async def main() -> list[Any]:
         app, calls = make_app(bot=lambda call: KeypadBot(b""), providers=[provider])
         async with serve(app) as hostport:
-            client = await client_type.connect(hostport)
+            client = await WireClient.connect(hostport, client_type())
             await client.handshake()
             for digit, duration in zip(keys, durations, strict=True):
-                await client.dtmf(digit, duration_ms=duration)
+                if provider == "raw_pcm":  # the simulator's raw-PCM client sends no duration
+                    await client.send({"event": "dtmf", "digit": digit, "duration_ms": duration})
+                else:
+                    client.provider.dtmf_duration_ms = duration  # type: ignore[attr-defined]
+                    await client.dtmf(digit)
             await wait_until(lambda: len(dtmf_frames(calls[0])) == 4, what="four digits")
             await client.close()
             await wait_until(lambda: calls[0].finished, what="the call to finish")

@@ -14,27 +14,18 @@ import pytest
 
 from phonewire.audio.analysis import tone
 from phonewire.frames import PlaybackSource
-from provider_clients import (
-    EXOTEL_STREAM_SID,
-    PLIVO_STREAM_ID,
-    ExotelTestClient,
-    PlivoTestClient,
-    ProviderTestClient,
-    RawPCMTestClient,
-    TelnyxTestClient,
-    VonageTestClient,
-    bot_stopped,
-    wait_until,
-)
+from phonewire.testing.providers import ProviderClient
 from support.bots import KeypadBot
+from support.calls import bot_stopped, wait_until
 from support.echo_app import make_app
 from support.server_harness import serve
+from support.wire import EXOTEL_STREAM_SID, PLIVO_STREAM_ID, WireClient, exotel, plivo, raw_pcm, telnyx, vonage
 
 
 @dataclass(frozen=True)
 class Provider:
     name: str
-    client: type[ProviderTestClient]
+    client: Callable[[], ProviderClient]
     #: Is this received message one of our marks, as the provider's protocol carries it?
     is_mark: Callable[[Any], bool]
     #: And is it well formed (the stream it names, its fields)?
@@ -51,7 +42,7 @@ def _event(name: str) -> Callable[[Any], bool]:
 PROVIDERS = [
     Provider(
         "exotel",
-        ExotelTestClient,
+        exotel,
         _event("mark"),
         lambda m: m["stream_sid"] == EXOTEL_STREAM_SID,
         {"event": "clear", "stream_sid": EXOTEL_STREAM_SID},
@@ -59,29 +50,29 @@ PROVIDERS = [
     ),
     Provider(
         "plivo",
-        PlivoTestClient,
+        plivo,
         _event("checkpoint"),
         lambda m: m["streamId"] == PLIVO_STREAM_ID,
         {"event": "clearAudio", "streamId": PLIVO_STREAM_ID},
     ),
-    Provider("telnyx", TelnyxTestClient, _event("mark"), lambda m: "mark" in m, {"event": "clear"}),
+    Provider("telnyx", telnyx, _event("mark"), lambda m: "mark" in m, {"event": "clear"}),
     Provider(
         "vonage",
-        VonageTestClient,
+        vonage,
         lambda m: isinstance(m, dict) and m.get("action") == "notify",
         lambda m: set(m) == {"action", "payload"},
         {"action": "clear"},
     ),
-    Provider("raw_pcm", RawPCMTestClient, _event("mark"), lambda m: "name" in m, {"event": "clear"}),
+    Provider("raw_pcm", raw_pcm, _event("mark"), lambda m: "name" in m, {"event": "clear"}),
 ]
 
 
 @pytest.mark.parametrize("p", PROVIDERS, ids=[p.name for p in PROVIDERS])
 def test_the_providers_mark_echoes_tell_the_bot_when_its_utterance_was_heard(p: Provider) -> None:
-    async def main() -> tuple[ProviderTestClient, Any]:
+    async def main() -> tuple[WireClient, Any]:
         app, calls = make_app(bot=lambda call: KeypadBot(tone(300, 0.4, 24000)), providers=[p.name])
         async with serve(app) as hostport:
-            client = await p.client.connect(hostport)
+            client = await WireClient.connect(hostport, p.client())
             await client.handshake()
             await client.dtmf("1")
             await client.pump(3.0, idle=0.3)  # plays the audio, acknowledging each mark when reached
@@ -104,10 +95,10 @@ def test_the_providers_mark_echoes_tell_the_bot_when_its_utterance_was_heard(p: 
 
 @pytest.mark.parametrize("p", PROVIDERS, ids=[p.name for p in PROVIDERS])
 def test_an_interruption_sends_the_providers_clear_and_no_audio_after_it(p: Provider) -> None:
-    async def main() -> tuple[ProviderTestClient, Any, Any, list[Any]]:
+    async def main() -> tuple[WireClient, Any, Any, list[Any]]:
         app, calls = make_app(bot=lambda call: KeypadBot(tone(300, 3.0, 24000)), providers=[p.name])
         async with serve(app) as hostport:
-            client = await p.client.connect(hostport)
+            client = await WireClient.connect(hostport, p.client())
             await client.handshake()
             await client.dtmf("1")
             await client.expect_audio()

@@ -5,26 +5,19 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
+from typing import Any
 
 import pytest
 
 from phonewire.audio.analysis import tone
 from phonewire.serializers.base import MediaFormat
 from phonewire.serializers.plivo import PlivoFrameSerializer
-from provider_clients import (
-    PLIVO_ACCOUNT_ID,
-    PLIVO_CALL_ID,
-    PLIVO_STREAM_ID,
-    PlivoTestClient,
-    assert_tone,
-    cancel_on_disconnect,
-    dtmf_frames,
-    fake_rest_api,
-    wait_until,
-)
 from support.bots import KeypadBot
+from support.calls import assert_tone, cancel_on_disconnect, dtmf_frames, fake_rest_api, wait_until
 from support.echo_app import make_app
 from support.server_harness import serve
+from support.wire import PLIVO_ACCOUNT_ID, PLIVO_CALL_ID, PLIVO_STREAM_ID, WireClient, plivo
 
 PLIVO = ["plivo"]
 
@@ -37,7 +30,7 @@ def test_a_plivo_call_runs_from_start_until_plivo_closes_the_socket() -> None:
             on_transport=cancel_on_disconnect,
         )
         async with serve(app) as hostport:
-            client = await PlivoTestClient.connect(hostport)
+            client = await WireClient.connect(hostport, plivo())
             await client.handshake()
             await client.stream_audio(tone(440, 0.2, 8000))
             await client.expect_audio()
@@ -64,7 +57,7 @@ def test_dtmf_from_plivo_reaches_the_bot_in_order_with_its_timestamp() -> None:
     async def main() -> None:
         app, calls = make_app(bot=lambda call: KeypadBot(b""), providers=PLIVO)
         async with serve(app) as hostport:
-            client = await PlivoTestClient.connect(hostport)
+            client = await WireClient.connect(hostport, plivo())
             await client.handshake()
             for digit in "42*0":
                 await client.dtmf(digit)
@@ -92,7 +85,7 @@ def test_hang_up_deletes_the_plivo_call_with_basic_auth() -> None:
                 bot=lambda call: KeypadBot(tone(300, 0.3, 24000)), providers=PLIVO, serializer_kwargs=kwargs
             )
             async with serve(app) as hostport:
-                client = await PlivoTestClient.connect(hostport)
+                client = await WireClient.connect(hostport, plivo())
                 await client.handshake()
                 await client.dtmf("1")
                 await client.dtmf("#")
@@ -110,11 +103,20 @@ def test_hang_up_deletes_the_plivo_call_with_basic_auth() -> None:
     asyncio.run(main())
 
 
+def _spelt_as_strings(message: dict[str, Any]) -> dict[str, Any]:
+    return {**message, "sequenceNumber": str(message["sequenceNumber"])}
+
+
+def _last_sequence_number(client: WireClient) -> int:
+    """The highest ``sequenceNumber`` the client sent."""
+    return max(int(json.loads(m)["sequenceNumber"]) for m in client.sent if "sequenceNumber" in str(m))
+
+
 def test_plivo_numeric_sequence_numbers_and_chunks_are_read_as_numbers() -> None:
-    async def main() -> tuple[PlivoTestClient, PlivoFrameSerializer, int]:
+    async def main() -> tuple[WireClient, PlivoFrameSerializer, int]:
         app, calls = make_app(providers=PLIVO)
         async with serve(app) as hostport:
-            client = await PlivoTestClient.connect(hostport)
+            client = await WireClient.connect(hostport, plivo())
             await client.handshake()
             sender = asyncio.create_task(client.stream_audio(tone(440, 0.2, 8000)))
             await client.dtmf("5")
@@ -126,7 +128,7 @@ def test_plivo_numeric_sequence_numbers_and_chunks_are_read_as_numbers() -> None
 
     client, serializer, errors = asyncio.run(main())
     assert errors == 0
-    assert serializer.last_sequence_number == client.seq  # the highest number the client sent, as an int
+    assert serializer.last_sequence_number == _last_sequence_number(client)  # as an int
     assert isinstance(serializer.last_sequence_number, int)
     assert_tone(client.pcm(), 8000, 440, 0.2)
 
@@ -134,14 +136,18 @@ def test_plivo_numeric_sequence_numbers_and_chunks_are_read_as_numbers() -> None
 def test_plivo_counters_spelt_as_strings_are_tolerated_like_its_string_sample_rate() -> None:
     # protocols.md: sequenceNumber and chunk are numbers, but one Plivo page shows sampleRate
     # as a string; a lenient reader takes digit strings for all of them and loses no audio.
-    async def main() -> tuple[PlivoTestClient, PlivoFrameSerializer, int, float]:
+    async def main() -> tuple[WireClient, PlivoFrameSerializer, int, float]:
         app, calls = make_app(providers=PLIVO)
         async with serve(app) as hostport:
-            client = await PlivoTestClient.connect(hostport, encoding="audio/x-l16", rate=16000)
-            await client.handshake(numeric=False)
+            client = await WireClient.connect(hostport, plivo(content_type="audio/x-l16;rate=16000"))
+            [start] = [json.loads(m) for m in client.provider.opening_messages()]
+            start["start"]["mediaFormat"]["sampleRate"] = "16000"
+            await client.send(_spelt_as_strings(start))
             audio = tone(5000, 0.2, 16000)
             for i in range(0, len(audio), 640):
-                await client.send(client.media_message(audio[i : i + 640], numeric=False))
+                media = _spelt_as_strings(json.loads(client.media_message(audio[i : i + 640])))
+                media["media"]["chunk"] = str(media["media"]["chunk"])
+                await client.send(media)
             await client.pump(3.0, idle=0.25)
             await client.close()
             await wait_until(lambda: calls[0].finished, what="the call to finish")
@@ -152,6 +158,6 @@ def test_plivo_counters_spelt_as_strings_are_tolerated_like_its_string_sample_ra
     assert errors == 0
     assert audio_in_ms == pytest.approx(200)
     assert serializer.input_format == MediaFormat("l16", 16000, 1)
-    assert serializer.last_sequence_number == client.seq
+    assert serializer.last_sequence_number == _last_sequence_number(client)
     assert_tone(client.pcm(), 16000, 5000, 0.2)
     assert client.violations == []

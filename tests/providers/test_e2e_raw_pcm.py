@@ -5,20 +5,17 @@ test_e2e_playback.py)."""
 from __future__ import annotations
 
 import asyncio
+import json
 
 import pytest
 
 from phonewire.audio.analysis import tone
 from phonewire.serializers.base import MediaFormat
-from provider_clients import (
-    RawPCMTestClient,
-    assert_tone,
-    cancel_on_disconnect,
-    wait_until,
-)
 from support.bots import KeypadBot
+from support.calls import assert_tone, cancel_on_disconnect, wait_until
 from support.echo_app import make_app
 from support.server_harness import serve
+from support.wire import WireClient, raw_pcm
 
 RAW = ["raw_pcm"]
 
@@ -31,11 +28,13 @@ def test_a_raw_pcm_call_runs_from_start_to_stop() -> None:
             on_transport=cancel_on_disconnect,
         )
         async with serve(app) as hostport:
-            client = await RawPCMTestClient.connect(hostport, rate=16000)
-            await client.handshake(call_id="demo-1")
+            client = await WireClient.connect(hostport, raw_pcm("demo-1"))
+            # the protocol's start may name the numbers, which the simulator's client leaves out
+            [start] = client.provider.opening_messages()
+            await client.send({**json.loads(start), "from": "+15555550100", "to": "+15555550199"})
             await client.stream_audio(tone(440, 0.2, 16000))
             await client.expect_audio()
-            await client.stop("hangup")
+            await client.stop()
             await wait_until(lambda: calls[0].finished, what="the call to finish")
             await client.close()
         call = calls[0]
@@ -58,7 +57,7 @@ def test_ending_a_raw_pcm_call_closes_the_socket_as_its_only_hang_up() -> None:
     async def main() -> None:
         app, calls = make_app(bot=lambda call: KeypadBot(tone(300, 0.3, 24000)), providers=RAW)
         async with serve(app) as hostport:
-            client = await RawPCMTestClient.connect(hostport)
+            client = await WireClient.connect(hostport, raw_pcm())
             await client.handshake()
             await client.dtmf("1")
             await client.dtmf("#")
@@ -83,10 +82,10 @@ def test_ending_a_raw_pcm_call_closes_the_socket_as_its_only_hang_up() -> None:
     ids=["binary-audio", "dtmf-before-any-start", "freeswitch-json-metadata", "freeswitch-text-metadata"],
 )
 def test_a_raw_pcm_stream_opening_without_a_start_message_is_served(first: str | bytes) -> None:
-    async def main() -> tuple[RawPCMTestClient, BaseException | None]:
+    async def main() -> tuple[WireClient, BaseException | None]:
         app, calls = make_app(providers=RAW, handshake_timeout=0.5)
         async with serve(app) as hostport:
-            client = await RawPCMTestClient.connect(hostport, rate=16000)
+            client = await WireClient.connect(hostport, raw_pcm())
             await client.send(first)
             await client.stream_audio(tone(440, 0.3, 16000), realtime=False)
             await client.pump(1.5, idle=0.3)

@@ -12,21 +12,19 @@ import pytest
 from phonewire.audio.analysis import dominant_frequency, tone
 from phonewire.serializers.base import MediaFormat
 from phonewire.serializers.telnyx import TelnyxFrameSerializer
-from provider_clients import (
+from support.bots import KeypadBot
+from support.calls import cancel_on_disconnect, dtmf_frames, fake_rest_api, wait_until
+from support.echo_app import make_app
+from support.server_harness import serve
+from support.wire import (
     TELNYX_CALL_CONTROL_ID,
     TELNYX_FROM,
     TELNYX_STREAM_ID,
     TELNYX_TO,
     TELNYX_USER_ID,
-    TelnyxTestClient,
-    cancel_on_disconnect,
-    dtmf_frames,
-    fake_rest_api,
-    wait_until,
+    WireClient,
+    telnyx,
 )
-from support.bots import KeypadBot
-from support.echo_app import make_app
-from support.server_harness import serve
 
 TELNYX = ["telnyx"]
 
@@ -39,8 +37,8 @@ def test_a_telnyx_call_runs_from_connected_and_start_to_stop() -> None:
             on_transport=cancel_on_disconnect,
         )
         async with serve(app) as hostport:
-            client = await TelnyxTestClient.connect(hostport)
-            await client.handshake(custom={"customer_id": "cust_1001", "language": "en-US"})
+            client = await WireClient.connect(hostport, telnyx({"customer_id": "cust_1001", "language": "en-US"}))
+            await client.handshake()
             await client.stream_audio(tone(440, 0.2, 8000))
             await client.expect_audio()
             await client.stop()
@@ -67,11 +65,12 @@ def test_dtmf_from_telnyx_reaches_the_bot_in_order_and_a_redelivered_digit_once(
     async def main() -> None:
         app, calls = make_app(bot=lambda call: KeypadBot(b""), providers=TELNYX)
         async with serve(app) as hostport:
-            client = await TelnyxTestClient.connect(hostport)
+            client = await WireClient.connect(hostport, telnyx())
             await client.handshake()
-            for digit in "4270":
-                await client.dtmf(digit)
-            await client.dtmf("0", occurred_at="2026-03-02T10:15:04.004000Z")  # the same press, delivered twice
+            presses = [client.provider.dtmf_message(digit) for digit in "4270"]
+            for press in presses:
+                await client.send(press)
+            await client.send(presses[3])  # the same press, delivered twice
             await client.dtmf("9")
             await wait_until(lambda: len(dtmf_frames(calls[0])) == 5, what="five digits")
             await client.stop()
@@ -79,7 +78,7 @@ def test_dtmf_from_telnyx_reaches_the_bot_in_order_and_a_redelivered_digit_once(
             await client.close()
         frames = dtmf_frames(calls[0])
         assert [f.button.value for f in frames] == ["4", "2", "7", "0", "9"]
-        assert frames[3].metadata == {"occurred_at": "2026-03-02T10:15:04.004000Z"}
+        assert frames[3].metadata == {"occurred_at": json.loads(presses[3])["occurred_at"]}
         assert calls[0].transport.serializer.duplicate_dtmf == 1
         assert calls[0].transport.stats.dtmf_in == 5
 
@@ -98,7 +97,7 @@ def test_hang_up_posts_to_the_telnyx_call_control_api_with_the_bearer_key() -> N
                 bot=lambda call: KeypadBot(tone(300, 0.3, 24000)), providers=TELNYX, serializer_kwargs=kwargs
             )
             async with serve(app) as hostport:
-                client = await TelnyxTestClient.connect(hostport)
+                client = await WireClient.connect(hostport, telnyx())
                 await client.handshake()
                 await client.dtmf("1")
                 await client.dtmf("#")
@@ -121,10 +120,10 @@ def test_telnyx_media_delivered_out_of_order_is_echoed_in_order() -> None:
     # groups of three (3 2 1 6 5 4 ...), as Telnyx allows: the echo must climb step by step.
     steps = [400 + 100 * i for i in range(15)]
 
-    async def main() -> tuple[TelnyxTestClient, TelnyxFrameSerializer]:
+    async def main() -> tuple[WireClient, TelnyxFrameSerializer]:
         app, calls = make_app(providers=TELNYX)
         async with serve(app) as hostport:
-            client = await TelnyxTestClient.connect(hostport)
+            client = await WireClient.connect(hostport, telnyx())
             await client.handshake()
             messages = [client.media_message(tone(f, 0.02, 8000)) for f in steps]
             t0 = time.monotonic()

@@ -17,16 +17,11 @@ from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 from phonewire.audio.analysis import tone
 from phonewire.serializers.base import MediaFormat
 from phonewire.serializers.vonage import VonageFrameSerializer
-from provider_clients import (
-    VONAGE_CALL_UUID,
-    VonageTestClient,
-    cancel_on_disconnect,
-    fake_rest_api,
-    wait_until,
-)
 from support.bots import KeypadBot
+from support.calls import cancel_on_disconnect, fake_rest_api, wait_until
 from support.echo_app import make_app
 from support.server_harness import serve
+from support.wire import VONAGE_CALL_UUID, WireClient, vonage
 
 VONAGE = ["vonage"]
 APPLICATION_ID = "aaaaaaaa-bbbb-4ccc-8ddd-eeeeeeeeeeee"
@@ -40,10 +35,9 @@ def test_a_vonage_call_runs_from_websocket_connected_until_vonage_closes_the_soc
             on_transport=cancel_on_disconnect,
         )
         async with serve(app) as hostport:
-            client = await VonageTestClient.connect(hostport)
-            await client.handshake(
-                headers={"call_uuid": VONAGE_CALL_UUID, "language": "en-GB", "callerID": "447700900123"}
-            )
+            headers = {"call_uuid": VONAGE_CALL_UUID, "language": "en-GB", "callerID": "447700900123"}
+            client = await WireClient.connect(hostport, vonage(headers))
+            await client.handshake()
             await client.stream_audio(tone(440, 0.2, 16000))
             await client.expect_audio()
             await client.close()  # no stop message: the socket closes when the leg ends
@@ -86,7 +80,7 @@ def test_hang_up_puts_hangup_to_the_vonage_call_with_an_rs256_application_jwt() 
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     ).decode()
 
-    async def main() -> tuple[list[dict[str, Any]], VonageTestClient, str | None, int | None]:
+    async def main() -> tuple[list[dict[str, Any]], WireClient, str | None, int | None]:
         api, seen = fake_rest_api(204)
         async with serve(api) as api_host:
             kwargs = {
@@ -98,7 +92,7 @@ def test_hang_up_puts_hangup_to_the_vonage_call_with_an_rs256_application_jwt() 
                 bot=lambda call: KeypadBot(tone(300, 0.3, 24000)), providers=VONAGE, serializer_kwargs=kwargs
             )
             async with serve(app) as hostport:
-                client = await VonageTestClient.connect(hostport)
+                client = await WireClient.connect(hostport, vonage())
                 await client.handshake()
                 await client.dtmf("1")
                 await client.dtmf("#")
@@ -127,11 +121,11 @@ def test_hang_up_puts_hangup_to_the_vonage_call_with_an_rs256_application_jwt() 
 
 @pytest.mark.parametrize(("rate", "frame"), [(8000, 320), (16000, 640)])
 def test_every_vonage_outbound_binary_frame_is_exactly_20_ms(rate: int, frame: int) -> None:
-    async def main() -> VonageTestClient:
+    async def main() -> WireClient:
         # 0.33 s of 24 kHz speech: the tail does not fill a frame and must be padded, not cut short
         app, _ = make_app(bot=lambda call: KeypadBot(tone(300, 0.33, 24000)), providers=VONAGE)
         async with serve(app) as hostport:
-            client = await VonageTestClient.connect(hostport, rate=rate)
+            client = await WireClient.connect(hostport, vonage(sample_rate=rate))
             await client.handshake()
             await client.dtmf("1")
             await client.pump(3.0, idle=0.3)

@@ -92,6 +92,7 @@ def telnyx(custom: dict[str, str] | None = None, **kwargs: Any) -> TelnyxClient:
 
 def plivo(**kwargs: Any) -> PlivoClient:
     kwargs.setdefault("custom_parameters", PLIVO_EXTRA_HEADERS)
+    kwargs.setdefault("start_timestamp_ms", 1772446500000)
     return PlivoClient(call_id=PLIVO_CALL_ID, stream_id=PLIVO_STREAM_ID, account_id=PLIVO_ACCOUNT_ID, **kwargs)
 
 
@@ -143,6 +144,8 @@ class WireClient:
         #: Seconds of bot audio the handset had played when each clear came.
         self.played_at_clear: list[float] = []
         self.violations: list[str] = []
+        #: Every message sent, as it went on the wire.
+        self.sent: list[str | bytes] = []
         self.closed = False
         self._commands: dict[int, list[ServerCommand]] = {}
 
@@ -166,7 +169,9 @@ class WireClient:
     # --- sending -----------------------------------------------------------------------------
 
     async def send(self, obj: dict[str, Any] | str | bytes) -> None:
-        await self.ws.send(obj if isinstance(obj, str | bytes) else json.dumps(obj, separators=(",", ":")))
+        message = obj if isinstance(obj, str | bytes) else json.dumps(obj, separators=(",", ":"))
+        self.sent.append(message)
+        await self.ws.send(message)
 
     async def handshake(self) -> None:
         for message in self.provider.opening_messages():
