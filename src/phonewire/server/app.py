@@ -43,6 +43,7 @@ from phonewire.server.lifecycle import CallRegistry
 from phonewire.server.live_calls import LiveCalls
 from phonewire.server.metrics import Metrics
 from phonewire.server.observability import install_observability
+from phonewire.server.pages import install_pages
 from phonewire.server.prewarm import PrewarmRegistry, discard, handing
 from phonewire.server.web_server import install_uvicorn_log_filter
 from phonewire.server.webhooks import webhook_router
@@ -91,6 +92,7 @@ def create_app(bot: Bot, config: ServerConfig | None = None) -> FastAPI:
     app.state.handshake_pools = HandshakePools(config)  # signed upgrades wait apart (guard.py)
     # /metrics, /readyz, /livez, the SIGTERM drain and the per-call hooks (server/observability.py).
     calls, drain = install_observability(app, config, metrics)
+    install_pages(app, config, signer, calls)  # /softphone and /calls, when enabled (server/pages/)
     app.include_router(webhook_router(config, signer))
     # Started by verified webhooks, handed to the call's bot (server/prewarm.py).
     app.state.prewarm = (
