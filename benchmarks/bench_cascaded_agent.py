@@ -6,8 +6,8 @@ LLM) at 25, 50 and 100 concurrent Twilio calls on one core:
 * the server **pinned to core 0** (``taskset -c 0``, ``sched_setaffinity`` where taskset is
   missing), one fresh process per level: phonewire (``load/server_cascaded_agent.py``:
   examples/deepgram_cartesia_agent.py's pipeline on ``create_app``, μ-law passed through both
-  ways) or Pipecat 1.14 (``anchor/cascaded_agent.py``: pipecat's own ``DeepgramSTTService``,
-  ``OpenAILLMService`` and ``CartesiaTTSService``, run with the anchor's venv);
+  ways) or Pipecat 1.14 (``pipecat/cascaded_agent.py``: pipecat's own ``DeepgramSTTService``,
+  ``OpenAILLMService`` and ``CartesiaTTSService``, run with Pipecat's venv);
 * **on core 1**: the three fakes in a process of their own (``load/agent_fakes.py``:
   ``FakeDeepgramServer``, ``FakeOpenAIServer`` with a fixed 250 ms to the first token,
   ``FakeCartesiaServer`` with a fixed 120 ms to the first audio; fresh per level) and the
@@ -26,9 +26,9 @@ decision (0.8 s of silence, both frameworks) + the LLM's first token + the TTS's
 
     .venv/bin/python benchmarks/bench_cascaded_agent.py            # ~8 min; writes results/cascaded_agent.json
     .venv/bin/python benchmarks/bench_cascaded_agent.py --quick    # ~1.5 min smoke: 3 calls each, not saved
-    .venv/bin/python benchmarks/bench_cascaded_agent.py --levels 100 --no-anchor
+    .venv/bin/python benchmarks/bench_cascaded_agent.py --levels 100 --no-pipecat
 
-The first run creates the anchor's venv (``.bench-cache/anchor-venv``, pipecat-ai
+The first run creates Pipecat's venv (``.bench-cache/pipecat-venv``, pipecat-ai
 ``[websocket,deepgram,cartesia,openai,silero]==1.14.0``; PyPI needed once).
 """
 
@@ -47,7 +47,7 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE / "load"))
 
-import anchor_env  # noqa: E402
+import pipecat_env  # noqa: E402
 import runner  # noqa: E402
 
 RESULTS = HERE / "results" / "cascaded_agent.json"
@@ -123,7 +123,7 @@ class Fakes:
             self._log.close()
 
 
-def run_level(system: str, calls: int, args: argparse.Namespace, anchor_python: Path | None) -> dict[str, Any]:
+def run_level(system: str, calls: int, args: argparse.Namespace, pipecat_python: Path | None) -> dict[str, Any]:
     server_cpu, client_cpu = runner.cpus()
     logs = runner.CACHE / "logs"
     logs.mkdir(parents=True, exist_ok=True)
@@ -138,8 +138,8 @@ def run_level(system: str, calls: int, args: argparse.Namespace, anchor_python: 
         if system == "phonewire":
             cmd = [sys.executable, str(HERE / "load" / "server_cascaded_agent.py"), "--port", str(port)]
         else:
-            assert anchor_python is not None
-            cmd = [str(anchor_python), str(HERE / "anchor" / "cascaded_agent.py"), "--port", str(port)]
+            assert pipecat_python is not None
+            cmd = [str(pipecat_python), str(HERE / "pipecat" / "cascaded_agent.py"), "--port", str(port)]
         server_log = logs / f"agent-{system}-{calls}-{stamp}.log"
         with open(server_log, "wb") as err:
             server = subprocess.Popen(
@@ -266,20 +266,20 @@ def main() -> None:
     parser.add_argument("--measure", type=float, default=30.0)
     parser.add_argument("--llm-first-token-ms", type=float, default=LLM_FIRST_TOKEN_MS)
     parser.add_argument("--tts-first-byte-ms", type=float, default=TTS_FIRST_BYTE_MS)
-    parser.add_argument("--no-anchor", action="store_true", help="phonewire only (no Pipecat venv)")
+    parser.add_argument("--no-pipecat", action="store_true", help="phonewire only (no Pipecat venv)")
     parser.add_argument("--quick", action="store_true", help="3 calls per framework, 12 s windows; not saved")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
     if args.quick:
         args.levels, args.warmup, args.measure = [3], 4.0, 12.0
     started = time.monotonic()
-    anchor_python = None if args.no_anchor else anchor_env.ensure_anchor_venv(runner.CACHE / "anchor-venv")
-    systems = ["phonewire"] + ([] if args.no_anchor else ["pipecat"])
+    pipecat_python = None if args.no_pipecat else pipecat_env.ensure_pipecat_venv(runner.CACHE / "pipecat-venv")
+    systems = ["phonewire"] + ([] if args.no_pipecat else ["pipecat"])
     results: list[dict[str, Any]] = []
     for calls in args.levels:
         for system in systems:
             t = time.monotonic()
-            r = run_level(system, calls, args, anchor_python)
+            r = run_level(system, calls, args, pipecat_python)
             results.append(r)
             x = row(r)
             print(

@@ -13,7 +13,7 @@ back-to-back (see docs/vad.md).
 
 Setups:
     per-call model   the baseline: one SileroModel (= one InferenceSession) per call, the way the
-                     anchor builds a model per call; single-window runs
+                     Pipecat builds a model per call; single-window runs
     shared, single   SileroModel.shared() for all calls, one run per window (analyze())
     shared, batched  SileroModel.shared(), each tick's ready windows in one batch_confidences()
 
@@ -164,13 +164,13 @@ def _run_worker(setup: str, calls: int, seconds: float) -> Result:
 # -- driver -----------------------------------------------------------------------------------------
 
 
-ANCHOR_PYTHON = Path(__file__).resolve().parents[1] / ".bench-cache" / "anchor-venv" / "bin" / "python"
-ANCHOR_WORKER = Path(__file__).resolve().parent / "anchor" / "vad_worker.py"
+PIPECAT_PYTHON = Path(__file__).resolve().parents[1] / ".bench-cache" / "pipecat-venv" / "bin" / "python"
+PIPECAT_WORKER = Path(__file__).resolve().parent / "pipecat" / "vad_worker.py"
 
 
 def _measure(setup: str, calls: int, seconds: float) -> Result:
-    if setup == "anchor (pipecat)":
-        command = [str(ANCHOR_PYTHON), str(ANCHOR_WORKER), str(calls), str(seconds), str(FIXTURE)]
+    if setup == "pipecat":
+        command = [str(PIPECAT_PYTHON), str(PIPECAT_WORKER), str(calls), str(seconds), str(FIXTURE)]
         output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
         return Result(**json.loads(output.strip().splitlines()[-1]))
     command = [sys.executable, __file__, "--worker", setup, str(calls), str(seconds)]
@@ -198,10 +198,10 @@ def _print_table(results: list[Result]) -> None:
 
 def _print_ratios(results: list[Result]) -> None:
     by_key = {(r.setup, r.calls): r for r in results}
-    anchors = [r for r in results if r.setup == "anchor (pipecat)"]
-    if anchors:
-        print("\nanchor / phonewire (shared, batched), same run:  CPU per call   MB per call")
-        for a in anchors:
+    pipecat_runs = [r for r in results if r.setup == "pipecat"]
+    if pipecat_runs:
+        print("\nPipecat / phonewire (shared, batched), same run:  CPU per call   MB per call")
+        for a in pipecat_runs:
             ours = by_key[("shared, batched", a.calls)]
             print(
                 f"  N={a.calls:<4} {a.cpu_pct_per_call / ours.cpu_pct_per_call:>26.2f}x "
@@ -219,9 +219,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=2.5, help="measured audio seconds per run")
     parser.add_argument("--json", action="store_true", help="print the raw results as JSON too")
     parser.add_argument(
-        "--anchor",
+        "--pipecat",
         action="store_true",
-        help="also measure the anchor's SileroVADAnalyzer (needs .bench-cache/anchor-venv, "
+        help="also measure Pipecat's SileroVADAnalyzer (needs .bench-cache/pipecat-venv, "
         "made by benchmarks/run_load.py)",
     )
     parser.add_argument("--worker", nargs=3, metavar=("SETUP", "N", "SECONDS"), help=argparse.SUPPRESS)
@@ -230,7 +230,7 @@ def main() -> None:
         setup, calls, seconds = args.worker
         print(json.dumps(asdict(_run_worker(setup, int(calls), float(seconds)))))
         return
-    setups = (*SETUPS, "anchor (pipecat)") if args.anchor else SETUPS
+    setups = (*SETUPS, "pipecat") if args.pipecat else SETUPS
     results = [_measure(setup, int(calls), args.seconds) for calls in args.calls.split(",") for setup in setups]
     _print_table(results)
     _print_ratios(results)

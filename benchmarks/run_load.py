@@ -1,6 +1,6 @@
-"""Calls per core: N simulated Twilio calls against an echo bot, phonewire and the anchor.
+"""Calls per core: N simulated Twilio calls against an echo bot, phonewire and Pipecat.
 
-The full suite, about 19 minutes (the anchor's virtual environment is created on first use,
+The full suite, about 19 minutes (Pipecat's virtual environment is created on first use,
 a few minutes more)::
 
     .venv/bin/python benchmarks/run_load.py
@@ -11,7 +11,7 @@ Markdown report next to it (also ``.bench-cache/results/latest.md``), the source
 in docs/benchmarks.md.
 
 The suite: the bare web stack (N = 100, 200, 400), phonewire as shipped (N = 1 … 400, VAD off
-and Silero), the anchor (N = 1, 10, 50 without VAD, 1, 10, 20 with Silero), one phonewire level
+and Silero), Pipecat (N = 1, 10, 50 without VAD, 1, 10, 20 with Silero), one phonewire level
 with Silero but without cross-call batching (its gain), and an A/B of phonewire against the bare
 web stack without latency probes (N = 100 and 200, three interleaved rounds: the ratio the
 issue's "within a factor of two" target is judged by, with the VM's drift averaged out).
@@ -20,9 +20,9 @@ Other uses::
 
     .venv/bin/python benchmarks/run_load.py --quick          # CI smoke: phonewire, N=1 and 3, ~20 s
     .venv/bin/python benchmarks/run_load.py --only phonewire:none:100,200 --measure 30
-    .venv/bin/python benchmarks/run_load.py --no-anchor      # skip the anchor (no extra venv)
+    .venv/bin/python benchmarks/run_load.py --no-pipecat      # skip Pipecat (no extra venv)
     .venv/bin/python benchmarks/run_load.py --only phonewire:none:200 --only bare:none:200 \
-        --no-probe --repeat 3 --no-anchor                      # an A/B, interleaved against drift
+        --no-probe --repeat 3 --no-pipecat                      # an A/B, interleaved against drift
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from load import report
-from load.anchor_env import ensure_anchor_venv
+from load.pipecat_env import ensure_pipecat_venv
 from load.runner import CACHE, Level, machine_info, run_level
 
 ALL = (1, 10, 50, 100, 200, 400)
@@ -45,10 +45,10 @@ ALL = (1, 10, 50, 100, 200, 400)
 SUITE: list[tuple[str, str, tuple[int, ...]]] = [
     ("bare", "none", (100, 200, 400)),
     ("phonewire", "none", ALL),
-    ("anchor", "none", (1, 10, 50)),
+    ("pipecat", "none", (1, 10, 50)),
     ("phonewire", "silero", ALL),
     ("phonewire", "silero-nobatch", (100,)),
-    ("anchor", "silero", (1, 10, 20)),
+    ("pipecat", "silero", (1, 10, 20)),
 ]
 #: Without probes, interleaved: phonewire's CPU per call against the bare web stack's.
 STACK_AB: list[tuple[str, int]] = [("bare", 100), ("phonewire", 100), ("bare", 200), ("phonewire", 200)]
@@ -67,7 +67,7 @@ def suite(args: argparse.Namespace) -> list[Level]:
         return levels
     levels = []
     for system, vad, calls in SUITE:
-        if system == "anchor" and args.no_anchor:
+        if system == "pipecat" and args.no_pipecat:
             continue
         levels += [Level(system, vad, n, **timing) for n in calls]
     for _ in range(STACK_AB_ROUNDS):
@@ -82,9 +82,9 @@ def main(argv: list[str] | None = None) -> int:
         "--only",
         action="append",
         metavar="SYSTEM:VAD:N,N",
-        help="run just these levels (system: phonewire, anchor, bare; VAD: none, silero, silero-nobatch); repeatable",
+        help="run just these levels (system: phonewire, pipecat, bare; VAD: none, silero, silero-nobatch); repeatable",
     )
-    parser.add_argument("--no-anchor", action="store_true", help="skip the anchor's levels")
+    parser.add_argument("--no-pipecat", action="store_true", help="skip Pipecat's levels")
     parser.add_argument("--warmup", type=float, default=5.0, help="seconds after ramp-up before measuring")
     parser.add_argument("--measure", type=float, default=20.0, help="seconds measured per level")
     parser.add_argument("--no-probe", action="store_true", help="--only levels without latency probes")
@@ -93,16 +93,16 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     levels = suite(args) * max(1, args.repeat)
-    anchor_python = None
-    if any(lv.system == "anchor" for lv in levels):
-        anchor_python = ensure_anchor_venv(CACHE / "anchor-venv")
+    pipecat_python = None
+    if any(lv.system == "pipecat" for lv in levels):
+        pipecat_python = ensure_pipecat_venv(CACHE / "pipecat-venv")
     results: list[dict[str, Any]] = []
     started = time.monotonic()
     src_at_start = machine_info().get("src_tree")
     for i, level in enumerate(levels, 1):
         t0 = time.monotonic()
         print(f"[{i}/{len(levels)}] {level.label} ...", end="", flush=True)
-        result = run_level(level, anchor_python=anchor_python)
+        result = run_level(level, pipecat_python=pipecat_python)
         results.append(result)
         print(f" {time.monotonic() - t0:.0f}s  {_line(result)}", flush=True)
     machine = machine_info()

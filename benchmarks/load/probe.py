@@ -1,4 +1,4 @@
-"""Server-side latency probes, the same for phonewire and for the anchor (benchmark only).
+"""Server-side latency probes, the same for phonewire and for Pipecat (benchmark only).
 
 Both servers run under the same uvicorn WebSocket implementation (websockets-sansio), so the
 probes hook uvicorn, not either framework:

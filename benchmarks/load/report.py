@@ -89,37 +89,38 @@ def level_table(results: list[dict[str, Any]]) -> str:
 
 
 def comparison_table(results: list[dict[str, Any]]) -> str:
-    """phonewire vs anchor at the levels both ran, as anchor/phonewire ratios."""
+    """phonewire vs Pipecat at the levels both ran, as pipecat/phonewire ratios."""
     by_key = {(r["level"]["system"], r["level"]["vad"], r["level"]["calls"]): r for r in _probed(results)}
     rows = []
-    for (system, vad, n), anchor in sorted(by_key.items(), key=lambda kv: (kv[0][1], kv[0][2])):
-        if system != "anchor":
+    for (system, vad, n), pipecat in sorted(by_key.items(), key=lambda kv: (kv[0][1], kv[0][2])):
+        if system != "pipecat":
             continue
         pw = by_key.get(("phonewire", vad, n))
         if pw is None:
             continue
 
-        def ratio(*path: str, r_a: dict[str, Any] = anchor, r_p: dict[str, Any] = pw) -> str:
+        def ratio(*path: str, r_a: dict[str, Any] = pipecat, r_p: dict[str, Any] = pw) -> str:
             a, p = _get(r_a, *path), _get(r_p, *path)
             if not a or not p:
                 return "–"
             return f"{a / p:.1f}x"
 
         rows.append(
-            f"| {vad} | {n} | {_per_call(pw)} | {_per_call(anchor)} | {ratio('server', 'cpu_pct_per_call')} "
+            f"| {vad} | {n} | {_per_call(pw)} | {_per_call(pipecat)} | {ratio('server', 'cpu_pct_per_call')} "
             f"| {_f(_get(pw, 'server', 'rss_per_call_mb'), '{:.2f}')} / "
-            f"{_f(_get(anchor, 'server', 'rss_per_call_mb'), '{:.2f}')} MB "
-            f"| {_f(_get(pw, 'echo_ms', 'p99'))} / {_f(_get(anchor, 'echo_ms', 'p99'))} ms "
+            f"{_f(_get(pipecat, 'server', 'rss_per_call_mb'), '{:.2f}')} MB "
+            f"| {_f(_get(pw, 'echo_ms', 'p99'))} / {_f(_get(pipecat, 'echo_ms', 'p99'))} ms "
             f"| {ratio('echo_ms', 'p99')} "
             f"| {_f(_get(pw, 'probe', 'inbound_ms', 'p99'))} + {_f(_get(pw, 'probe', 'outbound_ms', 'p99'))} / "
-            f"{_f(_get(anchor, 'probe', 'inbound_ms', 'p99'))} + {_f(_get(anchor, 'probe', 'outbound_ms', 'p99'))} ms "
-            f"| {_verdict(pw)} / {_verdict(anchor)} |"
+            f"{_f(_get(pipecat, 'probe', 'inbound_ms', 'p99'))} + "
+            f"{_f(_get(pipecat, 'probe', 'outbound_ms', 'p99'))} ms "
+            f"| {_verdict(pw)} / {_verdict(pipecat)} |"
         )
     if not rows:
         return ""
     head = (
-        "| VAD | N | phonewire CPU/call | anchor CPU/call | anchor ÷ phonewire | RSS/call pw / anchor "
-        "| echo p99 pw / anchor | ratio | transport in+out p99 pw / anchor | keeps up pw / anchor |\n"
+        "| VAD | N | phonewire CPU/call | Pipecat CPU/call | Pipecat ÷ phonewire | RSS/call pw / Pipecat "
+        "| echo p99 pw / Pipecat | ratio | transport in+out p99 pw / Pipecat | keeps up pw / Pipecat |\n"
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|\n"
     )
     return head + "\n".join(rows) + "\n"
@@ -191,7 +192,7 @@ def render(results: list[dict[str, Any]], machine: dict[str, Any], title: str = 
     ]
     comparison = comparison_table(results)
     if comparison:
-        parts += ["\nphonewire vs the anchor, same run:\n\n", comparison]
+        parts += ["\nphonewire vs Pipecat, same run:\n\n", comparison]
     stack = stack_table(results)
     if stack:
         parts += ["\nphonewire vs the bare web stack (same uvicorn, no framework), no VAD:\n\n", stack]

@@ -42,7 +42,7 @@ __all__ = ["Level", "judge", "run_level", "machine_info"]
 
 @dataclass
 class Level:
-    #: "phonewire" (as shipped), "anchor", "bare" (web stack only)
+    #: "phonewire" (as shipped), "pipecat", "bare" (web stack only)
     system: str
     vad: str  # "none" | "silero" | "silero-nobatch" (phonewire only: vad_batching=False)
     calls: int
@@ -85,15 +85,15 @@ def _pinned(cmd: list[str], cpu: int | None) -> list[str]:
     return [*cmd, "--cpu", str(cpu)]
 
 
-def _server_cmd(level: Level, port: int, anchor_python: Path | None) -> list[str]:
+def _server_cmd(level: Level, port: int, pipecat_python: Path | None) -> list[str]:
     if level.system == "phonewire":
         cmd = [sys.executable, str(HERE / "server_phonewire.py")]
     elif level.system == "bare":
         cmd = [sys.executable, str(HERE / "server_bare.py")]
-    elif level.system == "anchor":
-        if anchor_python is None:
-            raise RuntimeError("the anchor's virtual environment is needed for anchor levels")
-        cmd = [str(anchor_python), str(BENCH / "anchor" / "echo_bot.py")]
+    elif level.system == "pipecat":
+        if pipecat_python is None:
+            raise RuntimeError("Pipecat's virtual environment is needed for Pipecat levels")
+        cmd = [str(pipecat_python), str(BENCH / "pipecat" / "echo_bot.py")]
     else:
         raise ValueError(level.system)
     cmd += ["--port", str(port), "--vad", level.vad, *level.extra_server_args]
@@ -127,7 +127,7 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
         proc.wait(5)
 
 
-def run_level(level: Level, *, anchor_python: Path | None = None, log: Any = print) -> dict[str, Any]:
+def run_level(level: Level, *, pipecat_python: Path | None = None, log: Any = print) -> dict[str, Any]:
     """Run one level in fresh processes; returns the generator's result plus level and verdict."""
     server_cpu, client_cpu = cpus()
     logs = CACHE / "logs"
@@ -140,7 +140,7 @@ def run_level(level: Level, *, anchor_python: Path | None = None, log: Any = pri
             server_log = logs / f"{level.system}-{level.vad}-{level.calls}-{time.strftime('%H%M%S')}.log"
             with open(server_log, "wb") as err:
                 server = subprocess.Popen(
-                    _pinned(_server_cmd(level, port, anchor_python), server_cpu),
+                    _pinned(_server_cmd(level, port, pipecat_python), server_cpu),
                     stdout=err,
                     stderr=subprocess.STDOUT,
                     cwd=REPO,

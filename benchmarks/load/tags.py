@@ -13,7 +13,7 @@ per call). All 9 codes are from G.711's smallest segment: |sample| <= 120 of 327
 9 bytes are exactly 12 base64 characters, so the tag's base64 is a prefix of the payload's
 base64 and the rest of the packet can be encoded once, ahead of time.
 
-Standard library only: this module is imported by the phonewire server, the anchor's server
+Standard library only: this module is imported by the phonewire server, Pipecat's server
 (its own virtual environment) and the load generator.
 """
 

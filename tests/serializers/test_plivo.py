@@ -193,8 +193,8 @@ def test_the_content_type_param_mirrors_the_stream_xml_attribute() -> None:
     ser = serializer(params=params)
     assert ser.output_format == MediaFormat("l16", 16000)
     assert plivo_content_type(ser.output_format) == "audio/x-l16;rate=16000"
-    anchor_style = PlivoFrameSerializer.InputParams(content_type="audio/x-l16", plivo_sample_rate=8000)
-    assert serializer(params=anchor_style).output_format == MediaFormat("l16", 8000)
+    pipecat_style = PlivoFrameSerializer.InputParams(content_type="audio/x-l16", plivo_sample_rate=8000)
+    assert serializer(params=pipecat_style).output_format == MediaFormat("l16", 8000)
 
 
 @pytest.mark.parametrize(

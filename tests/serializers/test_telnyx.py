@@ -227,7 +227,7 @@ def test_pre_encoded_audio_is_sent_as_is_for_g711() -> None:
 # --- naming, configuration ------------------------------------------------------------------
 
 
-def test_the_anchors_encoding_names_keep_their_telnyx_meaning() -> None:
+def test_pipecats_encoding_names_keep_their_telnyx_meaning() -> None:
     ser = serializer(outbound_encoding="PCMA", inbound_encoding="L16")
     assert ser.input_format == MediaFormat("alaw", 8000)  # outbound_encoding: what Telnyx sends us
     assert ser.output_format == MediaFormat("l16", 16000)  # inbound_encoding: what we send Telnyx

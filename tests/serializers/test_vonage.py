@@ -133,7 +133,7 @@ def test_the_connected_content_type_wins_over_the_constructor_rate():
     assert serializer.packet_policy.packet_bytes == 320
 
 
-def test_the_anchor_constructor_with_params_only_still_works():
+def test_the_pipecat_constructor_with_params_only_still_works():
     serializer = VonageFrameSerializer(VonageFrameSerializer.InputParams(vonage_sample_rate=8000))
     assert serializer.output_format == MediaFormat("l16", 8000, 1)
     with pytest.raises(ConfigurationError):

@@ -72,7 +72,7 @@ class FrameDirection(Enum):
 
 
 class KeypadEntry(StrEnum):
-    """A telephone key. Unlike the anchor, A-D exist: Plivo and SIP gateways send them."""
+    """A telephone key. Unlike Pipecat, A-D exist: Plivo and SIP gateways send them."""
 
     ZERO = "0"
     ONE = "1"

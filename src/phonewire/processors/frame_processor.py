@@ -6,7 +6,7 @@ Frames travel by ``push_frame(frame, direction)``, which hands them to the neigh
 * system frames are processed at once, on the caller's task, overtaking queued data - so
   an interruption or the caller's audio never waits behind bot work;
 * data and control frames go through a bounded queue and one process task, in order; a
-  full queue makes the pusher wait, which is the backpressure the anchor lacks.
+  full queue makes the pusher wait, which is the backpressure Pipecat lacks.
 
 An ``InterruptionFrame`` empties the queue of interruptible frames (``EndFrame`` survives)
 and, when the frame being processed is interruptible, restarts the process task. A

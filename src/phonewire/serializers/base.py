@@ -169,7 +169,7 @@ class HangupRequest:
 
 class FrameSerializer(ABC):
     """Base class of provider serializers. Subclasses set ``provider`` and implement the
-    abstract methods; the generic ``serialize`` keeps code written for the anchor working."""
+    abstract methods; the generic ``serialize`` keeps code written for Pipecat working."""
 
     provider: ClassVar[str] = "generic"
     #: True when the provider echoes marks/checkpoints/notifies after playback.
@@ -250,7 +250,7 @@ class FrameSerializer(ABC):
         """Why ``hangup_request`` returns None (logged once by the transport)."""
         return None
 
-    # Compatibility with code written against the anchor's serializer API. The transport
+    # Compatibility with code written against Pipecat's serializer API. The transport
     # itself uses the encode_* methods.
     def serialize(self, frame: Frame) -> list[Message]:
         if isinstance(frame, OutputAudioRawFrame):

@@ -125,7 +125,7 @@ class ExotelFrameSerializer(FrameSerializer):
     class InputParams:
         #: Wire rate when no media_format is given: 8000 (default), 16000 or 24000.
         exotel_sample_rate: int = 8000
-        #: Pipeline input rate override, kept for code written against the anchor; the
+        #: Pipeline input rate override, kept for code written against Pipecat; the
         #: transport's ``audio_in_sample_rate`` is the preferred knob.
         sample_rate: int | None = None
 

@@ -196,10 +196,10 @@ class PlivoFrameSerializer(FrameSerializer):
     @dataclass(frozen=True, slots=True, kw_only=True)
     class InputParams:
         auto_hang_up: bool = True
-        #: Pipeline input rate override, kept for code written against the anchor; the
+        #: Pipeline input rate override, kept for code written against Pipecat; the
         #: transport's ``audio_in_sample_rate`` is the preferred knob.
         sample_rate: int | None = None
-        #: Wire rate when ``content_type`` gives none (the anchor's knob; μ-law is 8000 only).
+        #: Wire rate when ``content_type`` gives none (Pipecat's knob; μ-law is 8000 only).
         plivo_sample_rate: int = 8000
         #: The ``<Stream contentType>`` you configured, e.g. ``"audio/x-l16;rate=16000"``;
         #: used until the start message says otherwise. None: μ-law 8 kHz.

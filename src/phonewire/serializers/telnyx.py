@@ -198,18 +198,18 @@ def _has_error_code(body: bytes, code: str) -> bool:
     return any(isinstance(e, dict) and scalar_text(e.get("code")) == code for e in errors)
 
 
-def _pick(alias: str | None, anchor: str, alias_name: str, anchor_name: str) -> str:
+def _pick(alias: str | None, pipecat: str, alias_name: str, pipecat_name: str) -> str:
     if alias is None:
-        return anchor
-    if anchor != "PCMU" and _configured_encoding(anchor, anchor_name) != _configured_encoding(alias, alias_name):
-        raise ConfigurationError(f"telnyx: {alias_name}={alias!r} contradicts {anchor_name}={anchor!r}")
+        return pipecat
+    if pipecat != "PCMU" and _configured_encoding(pipecat, pipecat_name) != _configured_encoding(alias, alias_name):
+        raise ConfigurationError(f"telnyx: {alias_name}={alias!r} contradicts {pipecat_name}={pipecat!r}")
     return alias
 
 
 class TelnyxFrameSerializer(FrameSerializer):
     """Serializer for one Telnyx media stream in bidirectional RTP mode.
 
-    Encoding names follow the anchor (and Telnyx's call-leg vocabulary), which reads
+    Encoding names follow Pipecat (and Telnyx's call-leg vocabulary), which reads
     backwards from a bot's point of view:
 
     * ``outbound_encoding`` — what Telnyx **sends us** (the ``stream_codec``); clearer
@@ -237,7 +237,7 @@ class TelnyxFrameSerializer(FrameSerializer):
     @dataclass(frozen=True, slots=True, kw_only=True)
     class InputParams:
         auto_hang_up: bool = True
-        #: Pipeline input rate override, kept for code written against the anchor; the
+        #: Pipeline input rate override, kept for code written against Pipecat; the
         #: transport's ``audio_in_sample_rate`` is the preferred knob.
         sample_rate: int | None = None
         #: L16 wire rate (``stream_bidirectional_sampling_rate``) when it is not known from

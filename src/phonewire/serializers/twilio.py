@@ -102,7 +102,7 @@ class TwilioFrameSerializer(FrameSerializer):
     @dataclass(frozen=True, slots=True, kw_only=True)
     class InputParams:
         auto_hang_up: bool = True
-        #: Pipeline input rate override, kept for code written against the anchor; the
+        #: Pipeline input rate override, kept for code written against Pipecat; the
         #: transport's ``audio_in_sample_rate`` is the preferred knob.
         sample_rate: int | None = None
         twilio_sample_rate: int = 8000

@@ -107,7 +107,7 @@ class VonageFrameSerializer(FrameSerializer):
     """Serializer for one Vonage Voice API WebSocket leg.
 
     Args:
-        params: ``VonageFrameSerializer.InputParams`` (the anchor's only argument).
+        params: ``VonageFrameSerializer.InputParams`` (Pipecat's only argument).
         call_uuid: the call's UUID, needed for hang-up. Taken from a ``call_uuid``/``uuid``
             header of ``websocket:connected`` when not given.
         application_id, private_key: the Vonage application's id and RSA private key (PEM)
@@ -125,7 +125,7 @@ class VonageFrameSerializer(FrameSerializer):
     class InputParams:
         #: Wire rate when none is given; must match the NCCO's ``content-type``.
         vonage_sample_rate: int = DEFAULT_RATE
-        #: Pipeline input rate override, kept for code written against the anchor; the
+        #: Pipeline input rate override, kept for code written against Pipecat; the
         #: transport's ``audio_in_sample_rate`` is the preferred knob.
         sample_rate: int | None = None
         auto_hang_up: bool = True

@@ -1,7 +1,7 @@
 """Performs the hang-up a serializer describes: bounded, retried once, never blocking.
 
 One ``httpx.AsyncClient`` per event loop is shared by every call in the process (a fresh
-client per call, as the anchor does, pays a TLS handshake each time). Each attempt is
+client per call, as Pipecat does, pays a TLS handshake each time). Each attempt is
 bounded by ``timeout``; a 429, a 5xx or a network error earns one retry after a short
 pause; "already ended" counts as success. The caller runs this in a background task and
 bounds its own wait, so shutdown never waits on a slow provider for more than a few

@@ -9,7 +9,7 @@ accumulated from sleeps::
 ``lead`` keeps that much audio buffered at the provider so a late TTS chunk or an event
 loop hiccup does not become an audible gap. A sender that falls behind (a stall) sends at
 once until it is back at its lead - it catches up instead of carrying the delay forever,
-which is how the anchor's latency grows under load. Only when the provider's buffer has
+which is how Pipecat's latency grows under load. Only when the provider's buffer has
 really run dry (the peer has played everything we sent) is the schedule re-anchored.
 """
 

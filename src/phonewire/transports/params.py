@@ -1,10 +1,10 @@
 """Transport parameters.
 
 Plain keyword-only dataclasses: an unknown or misspelt parameter is a ``TypeError`` at
-construction instead of being silently ignored (the anchor's pydantic models drop them,
+construction instead of being silently ignored (Pipecat's pydantic models drop them,
 which is how a wrong Genesys parameter name went unnoticed). Names and defaults follow the
-anchor's documentation so code ports by changing imports; where our transport gives a
-field more meaning than the anchor, the comment says so.
+Pipecat's documentation so code ports by changing imports; where our transport gives a
+field more meaning than Pipecat, the comment says so.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ class TransportParams:
     #: When False caller audio feeds VAD but is not pushed downstream.
     audio_in_passthrough: bool = True
     audio_out_enabled: bool = False
-    #: Kept for code written against the anchor: output frames of *any* rate are accepted and
+    #: Kept for code written against Pipecat: output frames of *any* rate are accepted and
     #: resampled once, straight to the wire rate, so this needs no setting. (Set the rate your
     #: TTS produces in PipelineParams.audio_out_sample_rate, which the StartFrame announces.)
     audio_out_sample_rate: int | None = None

@@ -135,7 +135,7 @@ def test_changing_the_sample_rate_resets_the_analyzer_and_keeps_the_clock(
 def test_the_model_state_is_reset_after_long_quiet_and_never_during_speech(
     hello_8k: np.ndarray, signals: SimpleNamespace
 ) -> None:
-    """The anchor reset Silero every 5 s of wall clock, mid-word if need be. Here the recurrent
+    """Pipecat reset Silero every 5 s of wall clock, mid-word if need be. Here the recurrent
     state is cleared only once QUIET has lasted MODEL_RESET_QUIET_SECS."""
     analyzer = SileroVADAnalyzer(sample_rate=8000)
     long_speech = np.concatenate([hello_8k] * 4)  # 8.4 s, longer than the reset period

@@ -155,7 +155,7 @@ def test_feeding_small_chunks_gives_the_same_transitions_as_one_buffer(
 def test_a_transition_in_the_middle_of_a_long_buffer_is_not_undone_by_later_windows(
     hello_8k: np.ndarray, signals: SimpleNamespace
 ) -> None:
-    """The anchor only compared counters at the end of each buffer, so speech followed by silence
+    """Pipecat only compared counters at the end of each buffer, so speech followed by silence
     in one buffer could vanish. Per-window evaluation reports both boundaries."""
     analyzer = SileroVADAnalyzer(sample_rate=8000)
     transitions = analyzer.analyze(signals.to_pcm(hello_8k, signals.silence(2.0, 8000)))

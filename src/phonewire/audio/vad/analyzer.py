@@ -46,7 +46,7 @@ _INT16_SCALE = np.float32(1.0 / 32768.0)
 
 
 class VADState(Enum):
-    """Where the analyzer is in a speech run (values match the anchor's for log familiarity)."""
+    """Where the analyzer is in a speech run (values match Pipecat's for log familiarity)."""
 
     QUIET = 1
     STARTING = 2

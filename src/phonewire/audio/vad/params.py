@@ -54,7 +54,7 @@ class VADParams:
             has a wide margin on both sides.
         start_secs: speech needed before SPEAKING (rounded to whole windows, at least one). 0.2 s
             rejects clicks, coughs and line bursts yet keeps barge-in quick; "yes" is ~0.3 s.
-        stop_secs: silence needed before QUIET. 0.8 s, not the anchor's 0.2 s: a QUIET ends the
+        stop_secs: silence needed before QUIET. 0.8 s, not Pipecat's 0.2 s: a QUIET ends the
             caller's turn, and people pause 0.3-0.7 s inside a turn (after "Hello,", between
             digits of an order number, while thinking). Silero itself stays high for ~0.1 s after
             the last phoneme, so the turn ends ~0.9 s after speech. Pipelines with a semantic

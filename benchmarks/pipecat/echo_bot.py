@@ -1,18 +1,18 @@
-"""The anchor's echo bot: pipecat-ai 1.14.0, FastAPIWebsocketTransport + TwilioFrameSerializer.
+"""Pipecat's echo bot: pipecat-ai 1.14.0, FastAPIWebsocketTransport + TwilioFrameSerializer.
 
-Run with the anchor's own virtual environment (``run_load.py`` creates it under
-``.bench-cache/anchor-venv``)::
+Run with Pipecat's own virtual environment (``run_load.py`` creates it under
+``.bench-cache/pipecat-venv``)::
 
-    .bench-cache/anchor-venv/bin/python benchmarks/anchor/echo_bot.py --port 8766 --vad silero
+    .bench-cache/pipecat-venv/bin/python benchmarks/pipecat/echo_bot.py --port 8766 --vad silero
 
 Written the way pipecat's Twilio examples are: ``parse_telephony_websocket`` reads the
 handshake, then per call a ``TwilioFrameSerializer`` and a pipeline task with default settings
 (``PipelineWorker``, 1.3's name for ``PipelineTask``) run by a ``WorkerRunner`` (formerly
-``PipelineRunner``). Differences, all in the anchor's favour or needed for a like-for-like
+``PipelineRunner``). Differences, all in Pipecat's favour or needed for a like-for-like
 workload:
 
-* pipeline rates 8 kHz in and out (the anchor's defaults, 16/24 kHz, add ~250 ms of echo
-  latency through bursty resampling; see /work/shared/reference/anchor-measured.md);
+* pipeline rates 8 kHz in and out (Pipecat's defaults, 16/24 kHz, add ~250 ms of echo
+  latency through bursty resampling; see /work/shared/reference/pipecat-measured.md);
 * ``audio_out_10ms_chunks=2``: 20 ms packets out, like the caller's (default 4 = 40 ms);
 * ``auto_hang_up=False`` (no Twilio credentials in a benchmark);
 * loguru at WARNING (its default DEBUG writes several lines per call event);

@@ -1,9 +1,9 @@
-"""The anchor's Silero VAD under the same paced workload as benchmarks/bench_vad.py.
+"""Pipecat's Silero VAD under the same paced workload as benchmarks/bench_vad.py.
 
-Run by bench_vad.py with the anchor's own interpreter (``.bench-cache/anchor-venv``, made by
-``benchmarks/load/anchor_env.py``): ``python vad_worker.py N SECONDS FIXTURE``. It prints one
+Run by bench_vad.py with Pipecat's own interpreter (``.bench-cache/pipecat-venv``, made by
+``benchmarks/load/pipecat_env.py``): ``python vad_worker.py N SECONDS FIXTURE``. It prints one
 JSON result with the fields of bench_vad.Result. Each call gets pipecat's
-``SileroVADAnalyzer`` (its own ONNX session, as the anchor builds one per call), fed 20 ms of
+``SileroVADAnalyzer`` (its own ONNX session, as Pipecat builds one per call), fed 20 ms of
 8 kHz audio per tick; ``_run_analyzer`` is what pipecat runs in its executor thread, called
 here directly so only the analysis is measured.
 """
@@ -65,7 +65,7 @@ def main(calls: int, seconds: float, fixture: str) -> None:
         clock += TICK_SECS
         time.sleep(max(0.0, clock - time.perf_counter()))
     result = {
-        "setup": "anchor (pipecat)",
+        "setup": "pipecat",
         "calls": calls,
         "audio_secs": ticks * TICK_SECS,
         "cpu_secs": cpu,

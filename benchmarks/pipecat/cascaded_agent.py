@@ -1,11 +1,11 @@
-"""The anchor's cascaded agent: pipecat-ai 1.14.0's own Deepgram, OpenAI and Cartesia services.
+"""Pipecat's cascaded agent: pipecat-ai 1.14.0's own Deepgram, OpenAI and Cartesia services.
 
-Run with the anchor's virtual environment (``bench_cascaded_agent.py`` creates it under
-``.bench-cache/anchor-venv``; it needs ``pipecat-ai[websocket,deepgram,cartesia,openai,silero]``)::
+Run with Pipecat's virtual environment (``bench_cascaded_agent.py`` creates it under
+``.bench-cache/pipecat-venv``; it needs ``pipecat-ai[websocket,deepgram,cartesia,openai,silero]``)::
 
     DEEPGRAM_BASE_URL=ws://127.0.0.1:P1 OPENAI_BASE_URL=http://127.0.0.1:P2/v1 \\
-    CARTESIA_BASE_URL=ws://127.0.0.1:P3 .bench-cache/anchor-venv/bin/python \\
-    benchmarks/anchor/cascaded_agent.py --port 8766
+    CARTESIA_BASE_URL=ws://127.0.0.1:P3 .bench-cache/pipecat-venv/bin/python \\
+    benchmarks/pipecat/cascaded_agent.py --port 8766
 
 Pipecat's twilio-chatbot, as its examples write it: ``parse_telephony_websocket``, a
 ``TwilioFrameSerializer`` (``auto_hang_up=False``: no Twilio credentials in a benchmark),
@@ -21,7 +21,7 @@ Every service takes a local URL (read from the installed source):
 
 Settings, all for a like-for-like workload with phonewire's agent:
 
-* pipeline rates 8 kHz in and out (the anchor's 16/24 kHz defaults add resampling on a phone line),
+* pipeline rates 8 kHz in and out (Pipecat's 16/24 kHz defaults add resampling on a phone line),
   so Deepgram gets ``linear16``/8000 and Cartesia is asked for ``pcm_s16le``/8000: pipecat's
   services take PCM and the serializer does the μ-law (pipecat has no μ-law passthrough);
 * ``audio_out_10ms_chunks=2``: 20 ms packets out, like the caller's;
