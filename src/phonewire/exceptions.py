@@ -1,13 +1,28 @@
 """phonewire's exceptions, one tree::
 
-    PhonewireError
-    ├── ConfigurationError        bad parameters or missing credentials, raised at construction
-    ├── ProtocolError             a message that breaks a provider's protocol
-    │   ├── RemoteProtocolError   the peer sent it: log, count, keep the call going
-    │   └── LocalProtocolError    we were asked to send something the protocol forbids
-    ├── HandshakeError            the stream never identified itself in time (close_code says how to close)
-    ├── CodecError                audio that cannot be decoded or encoded as declared
-    └── HangupError               the provider's REST API refused or never answered a hang-up
+    PhonewireError                      root of every error phonewire raises on purpose
+    ├── ConfigurationError              bad parameters or missing credentials, raised at construction
+    │                                   (also a ValueError)
+    ├── ProtocolError                   a message that breaks a provider's protocol (close_code)
+    │   ├── RemoteProtocolError         the peer sent it: log, count, keep the call going
+    │   │   └── CodecError              audio that cannot be decoded as its declared format
+    │   └── LocalProtocolError          we were asked to send something the protocol forbids
+    ├── HandshakeError                  the stream never identified itself in time (close_code says how to close)
+    ├── SignatureError                  a signed token (the Vonage JWT) missing, forged, stale or not the body's
+    │                                   (telephony/signatures.py)
+    ├── StreamTokenError                the stream's token is not valid for this call (telephony/tokens.py)
+    └── OutboundLimitError              no outbound call slot became free in time (telephony/call_control/outbound.py)
+
+Defined here: the first six. The last three live beside the code that raises them and are
+importable from there.
+
+Outside the tree, signals that phonewire raises and catches itself (never seen by a bot):
+``SmartTurnBusy`` and ``InferenceBusy`` (a model's queue is full: decide without it),
+``ChatStreamError``, ``LLMTimeout``, ``TruncatedStream`` and ``StreamOptionsRejected``
+(services/openai: an error chunk, our deadline, a cut reply, a refused option), and
+``WebhookBodyError`` (server webhooks: answer its status). ``RealtimeConnectError``
+(services/openai/realtime) and ``Unsupported`` (telephony/call_control: the provider has no API
+for the action) reach the caller of those services.
 
 Parsers (serializers) raise only ``RemoteProtocolError`` on bad input; anything else escaping a
 parser is a bug, and the property tests in tests/serializers enforce that.
@@ -19,7 +34,6 @@ __all__ = [
     "CodecError",
     "ConfigurationError",
     "HandshakeError",
-    "HangupError",
     "LocalProtocolError",
     "PhonewireError",
     "ProtocolError",
@@ -63,7 +77,3 @@ class HandshakeError(PhonewireError):
 
 class CodecError(RemoteProtocolError):
     """Audio that cannot be decoded as its declared format."""
-
-
-class HangupError(PhonewireError):
-    """A provider's REST API refused or never answered a hang-up."""

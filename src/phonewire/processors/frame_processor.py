@@ -23,7 +23,7 @@ import asyncio
 import itertools
 import logging
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from phonewire.events import EventEmitter
@@ -60,7 +60,6 @@ class FrameProcessorSetup:
     """Given to every processor before the StartFrame flows."""
 
     clock: Any = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 class FrameProcessor(EventEmitter):

@@ -11,10 +11,6 @@ from phonewire.exceptions import RemoteProtocolError
 
 __all__ = ["b64decode", "b64encode", "field", "load_object", "optional_str"]
 
-#: Deeper nesting than any provider uses; deeper input is hostile (json's recursion).
-MAX_DEPTH_HINT = 32
-
-
 #: The C scanner behind ``json.loads``, called directly: ``loads`` wraps it in three Python
 #: calls and two regex matches, a fifth of the cost of parsing a 330-byte media message.
 _scan_once = make_scanner(json.JSONDecoder())  # type: ignore[arg-type]  # typeshed: a "context"

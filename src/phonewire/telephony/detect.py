@@ -49,7 +49,8 @@ def register_provider(
     _PROVIDERS[name] = (recognize, parse, factory)
 
 
-def _parsed(message: Message) -> Any:
+def parse_message(message: Message) -> Any:
+    """A message as the recognisers see it: JSON decoded, else the text, or the bytes."""
     if not isinstance(message, str):
         return message  # binary stays bytes
     try:
@@ -58,18 +59,13 @@ def _parsed(message: Message) -> Any:
         return message  # not JSON: plain-text metadata (FreeSWITCH), or garbage
 
 
-def parse_message(message: Message) -> Any:
-    """A message as the recognisers see it: JSON decoded, else the text, or the bytes."""
-    return _parsed(message)
-
-
 def detect(
     seen: list[Message], providers: list[str] | None = None, parsed: list[Any] | None = None
 ) -> Detection | None:
     """Return a Detection once some provider's start is among ``seen``; None to read more.
 
     ``parsed`` (``parse_message`` of each of ``seen``) saves re-parsing on every new message."""
-    parsed = parsed if parsed is not None else [_parsed(m) for m in seen]
+    parsed = parsed if parsed is not None else [parse_message(m) for m in seen]
     for name, (recognize, parse, factory) in _PROVIDERS.items():
         if providers is not None and name not in providers:
             continue
