@@ -377,7 +377,8 @@ class TelnyxFrameSerializer(FrameSerializer):
             return []
         enc = self._in.encoding
         if self.keep_wire_audio and enc != "l16":  # wire mode: the payload as carried, no decode
-            wire = InputAudioRawFrame(audio=b"", sample_rate=self._in.sample_rate, wire_audio=payload, wire_encoding=enc)
+            rate = self._in.sample_rate
+            wire = InputAudioRawFrame(audio=b"", sample_rate=rate, wire_audio=payload, wire_encoding=enc)
             return [wire] if chunk is None else list(self._reorder.push(chunk, wire))
         if enc == "mulaw":
             pcm = ulaw_to_pcm(payload)

@@ -23,6 +23,7 @@ from phonewire.testing.fakes.deepgram_script import (
 )
 from phonewire.testing.fakes.deepgram_server import FakeDeepgramServer, RecordedConnection
 from phonewire.testing.fakes.elevenlabs_server import FakeElevenLabsServer
+from phonewire.testing.fakes.gemini_server import FakeGeminiLiveServer, GeminiSession
 from phonewire.testing.fakes.openai_audio import (
     SyntheticVoice,
     UploadedFile,
@@ -53,7 +54,6 @@ from phonewire.testing.fakes.openai_script import (
     split_text,
 )
 from phonewire.testing.fakes.openai_server import Endpoint, FakeOpenAIServer, RecordedRequest
-from phonewire.testing.fakes.gemini_server import FakeGeminiLiveServer, GeminiSession
 from phonewire.testing.fakes.realtime_server import FakeRealtimeServer, RecordedSession
 from phonewire.testing.fakes.realtime_session import RealtimeFault, RealtimeReply, RealtimeToolCall
 
