@@ -46,6 +46,13 @@ ENV = {
     "tracing": "PHONEWIRE_TRACING",
     "softphone": "PHONEWIRE_SOFTPHONE",
     "console": "PHONEWIRE_CONSOLE",
+    # A fleet on Redis (phonewire.fleet reads these itself), recording, duplicate streams.
+    "redis_url": "PHONEWIRE_REDIS_URL",
+    "node_id": "PHONEWIRE_NODE_ID",
+    "max_fleet_calls": "PHONEWIRE_MAX_FLEET_CALLS",
+    "max_calls_per_number": "PHONEWIRE_MAX_CALLS_PER_NUMBER",
+    "record_dir": "PHONEWIRE_RECORD_DIR",
+    "duplicate_streams": "PHONEWIRE_DUPLICATE_STREAMS",
 }
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
 #: ENV keys whose values are numbers, by the type ServerConfig wants.
@@ -135,6 +142,14 @@ def _serve_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tracing", action="store_true", help="OpenTelemetry spans (OTEL_* env; phonewire[tracing])")
     p.add_argument("--softphone", action="store_true", help="serve the browser softphone at /softphone")
     p.add_argument("--console", action="store_true", help="serve the live call console at /calls")
+    p.add_argument("--redis-url", default=None, help="join a fleet on this Redis (docs/deployment.md)")
+    p.add_argument("--node-id", default=None, help="fleet name of this node (default: host-pid-random)")
+    p.add_argument("--max-fleet-calls", type=int, default=None, help="calls across the whole fleet (1013 beyond)")
+    p.add_argument("--max-calls-per-number", type=int, default=None, help="calls at once per called number, fleet-wide")
+    p.add_argument("--record-dir", default=None, help="record every call here: stereo WAV + JSON sidecar")
+    p.add_argument(
+        "--duplicate-streams", choices=["refuse", "replace"], default=None, help="a 2nd stream for a live call (refuse)"
+    )
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -242,6 +257,14 @@ def config_kwargs_from_env() -> dict[str, Any]:
         kwargs["providers"] = (env(ENV["providers"]) or "").split(",")
     if env(ENV["twilio_api_base_url"]):
         kwargs["serializer_kwargs"] = {"twilio": {"base_url": env(ENV["twilio_api_base_url"])}}
+    if env(ENV["redis_url"]):  # PHONEWIRE_FLEET_API_TOKEN (env only: not in ps) turns on /fleet
+        from phonewire.fleet import FleetConfig
+
+        kwargs["fleet"] = FleetConfig()
+    if env(ENV["record_dir"]):
+        from phonewire.recording import RecordingConfig
+
+        kwargs["recording"] = RecordingConfig(dir=env(ENV["record_dir"]))
     return kwargs
 
 

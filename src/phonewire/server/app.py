@@ -36,9 +36,10 @@ from fastapi.responses import JSONResponse
 from phonewire import logsafe
 from phonewire.exceptions import ConfigurationError, HandshakeError
 from phonewire.serializers.base import CallInfo, MediaFormat
+from phonewire.server import stream_policy
 from phonewire.server.call_control_routes import attach_live_call, call_control_router
 from phonewire.server.config import ServerConfig
-from phonewire.server.guard import HandshakePools, check_stream_token, classify_upgrade
+from phonewire.server.guard import HandshakePools, acheck_stream_token, classify_upgrade
 from phonewire.server.lifecycle import CallRegistry
 from phonewire.server.live_calls import LiveCalls
 from phonewire.server.metrics import Metrics
@@ -61,12 +62,13 @@ Bot = Callable[[FastAPIWebsocketTransport, CallInfo], Awaitable[None]]
 
 
 def create_app(bot: Bot, config: ServerConfig | None = None) -> FastAPI:
-    config = config or ServerConfig()
+    config, fleet = stream_policy.prepare(config or ServerConfig())  # server/stream_policy.py
     if config.require_stream_token and not config.stream_secret:
         raise ConfigurationError("require_stream_token=True needs a stream secret (PHONEWIRE_STREAM_SECRET)")
     _check_transport_params(config)
     _check_serializer_kwargs(config)
-    signer = StreamTokenSigner(config.stream_secret) if config.stream_secret else None
+    replay = fleet.replay_store if fleet is not None else None  # fleet-wide single use (phonewire.fleet)
+    signer = StreamTokenSigner(config.stream_secret, replay_store=replay) if config.stream_secret else None
     if config.vad == "silero":
         from phonewire.audio.vad import SileroModel
 
@@ -102,6 +104,7 @@ def create_app(bot: Bot, config: ServerConfig | None = None) -> FastAPI:
     )
     app.state.live_calls = LiveCalls()  # verified live calls, for the call-control callbacks
     app.include_router(call_control_router(config, signer, app.state.live_calls))
+    stream_policy.install(app, config, fleet)  # the fleet's API and lifespan, recording
 
     @app.get("/healthz")
     async def healthz() -> JSONResponse:
@@ -154,7 +157,16 @@ async def _serve_call(
         pools.ended(metrics, client, signed=signed)
     if call is None:
         return
+    # Duplicate streams, then the fleet's limits and registry (server/stream_policy.py).
+    admission, refused = await stream_policy.admit(state, config, call[0], call[1])
+    if refused is not None:
+        metrics.refuse("duplicate" if refused.startswith("duplicate") else "fleet")
+        code = 1008 if refused.startswith("duplicate") else 1013
+        call[0].log.warning("! refusing the call: %s; closing with %d", refused, code)
+        await _close(websocket, code, "duplicate stream" if code == 1008 else "server busy, try again later")
+        return
     if metrics.active >= config.max_calls:
+        await stream_policy.release(state, admission)
         metrics.refuse("max_calls")
         logger.warning("! refusing a call: %d calls already (max_calls); closing with 1013", metrics.active)
         await _close(websocket, 1013, "server busy, try again later")
@@ -170,6 +182,7 @@ async def _serve_call(
         await _run_bot(bot, call[0], call[1], state.calls)
     finally:
         metrics.active -= 1
+        await stream_policy.release(state, admission)
         handing(None)
         del token
         if warm is not None:
@@ -198,7 +211,10 @@ async def _identify(
         await _close(websocket, 1011, "internal error")
         return None
     info = handshake.info
-    verified, refusal = check_stream_token(signer, info, required=config.tokens_required)
+    verified, refusal = await acheck_stream_token(signer, info, required=config.tokens_required)
+    state = websocket.scope["app"].state
+    if await stream_policy.replay_is_reconnect(state, config, info, refusal):
+        verified, refusal = True, None  # the token was valid and spent on this same live call
     if refusal is not None:
         metrics.rejected += 1
         logger.warning("[%s %s] ! %s: closing (1008), no bot, no hang-up", info.provider, info.call_id, refusal)

@@ -119,6 +119,16 @@ class ServerConfig:
     prewarm: Any = None
     prewarm_ttl_secs: float = 30.0
     prewarm_max: int = 100
+    #: A fleet of nodes on one Redis (``phonewire.fleet.FleetConfig``; docs/deployment.md):
+    #: fleet-wide single-use tokens and webhook memory, limits, a live-call registry and call
+    #: commands. None: every store is per process, as on one machine.
+    fleet: Any = None
+    #: Record calls (``phonewire.recording.RecordingConfig``): stereo WAV + JSON sidecar per call.
+    recording: Any = None
+    #: A second stream for a call that is live (same verified call id - e.g. a provider that
+    #: reconnects and presents the same token): "refuse" it (close 1008) or "replace" the old
+    #: stream (closed without a hang-up; the new one gets a fresh bot). docs/deployment.md.
+    duplicate_stream_policy: str = field(default_factory=lambda: _env("PHONEWIRE_DUPLICATE_STREAMS") or "refuse")
 
     def __repr__(self) -> str:
         # Secrets never appear in logs or reprs.

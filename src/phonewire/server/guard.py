@@ -36,7 +36,7 @@ from phonewire.telephony.signatures import (
 )
 from phonewire.telephony.tokens import STREAM_TOKEN_PARAMETER, StreamTokenError, StreamTokenSigner
 
-__all__ = ["HandshakePools", "check_stream_token", "check_upgrade", "classify_upgrade"]
+__all__ = ["HandshakePools", "acheck_stream_token", "check_stream_token", "check_upgrade", "classify_upgrade"]
 
 logger = logging.getLogger("phonewire.server")
 
@@ -134,16 +134,44 @@ class HandshakePools:
 
 def check_stream_token(signer: StreamTokenSigner | None, info: CallInfo, *, required: bool) -> tuple[bool, str | None]:
     """(verified, refusal reason). A refusal means: close the stream, run no bot."""
-    token = info.custom_parameters.get(STREAM_TOKEN_PARAMETER)
-    if signer is None:
-        return False, "stream tokens required but no stream secret configured" if required else None
-    if token is None and not required:
-        return False, None
-    # Twilio tokens are bound to the webhook's AccountSid: the start's accountSid goes into the
-    # REST hang-up URL, so a stream claiming another account must not pass (issue 11, finding 4).
-    account = (info.account_id or "") if info.provider == "twilio" else ""
+    early, token, account = _token_of(signer, info, required=required)
+    if early is not None:
+        return early
+    assert signer is not None
     try:
         signer.verify(token, info.call_id, provider=info.provider, account=account)
     except StreamTokenError as exc:
         return False, f"stream token rejected: {exc.reason}"
     return True, None
+
+
+async def acheck_stream_token(
+    signer: StreamTokenSigner | None, info: CallInfo, *, required: bool
+) -> tuple[bool, str | None]:
+    """``check_stream_token`` with the single-use claim awaited (a fleet's shared store,
+    ``StreamTokenSigner.averify``). A store that cannot answer refuses the stream: fail closed."""
+    early, token, account = _token_of(signer, info, required=required)
+    if early is not None:
+        return early
+    assert signer is not None
+    try:
+        await signer.averify(token, info.call_id, provider=info.provider, account=account)
+    except StreamTokenError as exc:
+        return False, f"stream token rejected: {exc.reason}"
+    except Exception as exc:  # Redis down or slow: a token we cannot prove unused is refused
+        return False, f"stream token not checked: replay store unavailable ({type(exc).__name__})"
+    return True, None
+
+
+def _token_of(
+    signer: StreamTokenSigner | None, info: CallInfo, *, required: bool
+) -> tuple[tuple[bool, str | None] | None, str | None, str]:
+    token = info.custom_parameters.get(STREAM_TOKEN_PARAMETER)
+    if signer is None:
+        return (False, "stream tokens required but no stream secret configured" if required else None), None, ""
+    if token is None and not required:
+        return (False, None), None, ""
+    # Twilio tokens are bound to the webhook's AccountSid: the start's accountSid goes into the
+    # REST hang-up URL, so a stream claiming another account must not pass (issue 11, finding 4).
+    account = (info.account_id or "") if info.provider == "twilio" else ""
+    return None, token, account

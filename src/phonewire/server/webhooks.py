@@ -47,7 +47,12 @@ from starlette.requests import ClientDisconnect
 from phonewire.server.config import ServerConfig
 from phonewire.server.prewarm import PrewarmCall
 from phonewire.telephony import documents
-from phonewire.telephony.request_memory import UNTIMED_MEMORY_S, InMemorySignedRequestStore, SignedRequestStore
+from phonewire.telephony.request_memory import (
+    UNTIMED_MEMORY_S,
+    InMemorySignedRequestStore,
+    SignedRequestStore,
+    remember_async,
+)
 from phonewire.telephony.signatures import (
     TELNYX_TOLERANCE_S,
     VONAGE_MAX_AGE_S,
@@ -170,7 +175,7 @@ class _Answers:
     def public(self, request: Request) -> str:
         return public_url(request.scope, request.headers, trust_forwarded=self.config.trust_forwarded)
 
-    def parameters(
+    async def parameters(
         self, provider: str, call: CallFields, *, replay_key: str | None, remember_until: float, numbers: bool = True
     ) -> dict[str, str]:
         # Plivo documents extraHeaders keys as alphanumeric only, so it gets From/To.
@@ -181,7 +186,11 @@ class _Answers:
             account = (call.account_id or "") if provider == "twilio" else ""
             token = self.signer.mint(call.call_id, provider=provider, account=account)
             if replay_key is not None:
-                token = self.store.remember(f"{provider}:{replay_key}", token, remember_until)
+                try:
+                    token = await remember_async(self.store, f"{provider}:{replay_key}", token, remember_until)
+                except Exception as exc:  # a shared store down: no token we could not make single-answer
+                    logger.warning("! webhook request memory unavailable (%s): answering 503", type(exc).__name__)
+                    raise _Refused(503, "request memory unavailable") from None
             params[STREAM_TOKEN_PARAMETER] = token
         return params
 
@@ -209,7 +218,7 @@ def webhook_router(config: ServerConfig, signer: StreamTokenSigner | None) -> AP
             _prewarm(request, "twilio", call)
             # The MAC covers URL + sorted fields, not these bytes: key on the MAC itself.
             replay_key = f"sha1:{(signature_bytes(signature) or b'').hex()}"
-            params = answers.parameters("twilio", call, replay_key=replay_key, remember_until=_untimed())
+            params = await answers.parameters("twilio", call, replay_key=replay_key, remember_until=_untimed())
         except _Refused as refused:
             return _refuse(request, "twilio", refused)
         return Response(documents.twiml_connect_stream(stream_url, params), media_type=XML)
@@ -232,7 +241,7 @@ def webhook_router(config: ServerConfig, signer: StreamTokenSigner | None) -> AP
             _check_ids("telnyx", call)
             _prewarm(request, "telnyx", call)
             replay_key = f"{timestamp}:{(signature_bytes(signature) or b'').hex()}"
-            params = answers.parameters(
+            params = await answers.parameters(
                 "telnyx", call, replay_key=replay_key, remember_until=int(timestamp) + TELNYX_TOLERANCE_S
             )
         except _Refused as refused:
@@ -268,7 +277,7 @@ def webhook_router(config: ServerConfig, signer: StreamTokenSigner | None) -> AP
             _prewarm(request, "plivo", call)
             # The MAC covers URL + sorted fields + nonce, not these bytes: key on nonce + MAC.
             replay_key = _digest(nonce, matched)
-            params = answers.parameters("plivo", call, replay_key=replay_key, remember_until=_untimed())
+            params = await answers.parameters("plivo", call, replay_key=replay_key, remember_until=_untimed())
         except _Refused as refused:
             return _refuse(request, "plivo", refused)
         doc = documents.plivo_stream_xml(stream_url, params, content_type=config.plivo_content_type)
@@ -300,7 +309,7 @@ def webhook_router(config: ServerConfig, signer: StreamTokenSigner | None) -> AP
                 f"jti:{jti}" if isinstance(jti, str) and jti else f"sig:{(jwt_signature_bytes(jwt) or b'').hex()}"
             )
             issued_at = float(claims["iat"])  # verify_vonage_jwt checked it is a finite number
-            headers = answers.parameters(
+            headers = await answers.parameters(
                 "vonage", call, replay_key=replay_key, remember_until=issued_at + VONAGE_MAX_AGE_S
             )
         except _Refused as refused:
@@ -322,7 +331,7 @@ def webhook_router(config: ServerConfig, signer: StreamTokenSigner | None) -> AP
             call = call_fields("exotel", form, None)
             _check_ids("exotel", call)
             # Exotel allows 3 custom parameters in 256 characters: the token only, no numbers.
-            params = answers.parameters(
+            params = await answers.parameters(
                 "exotel", call, replay_key=None, remember_until=0, numbers=False
             )
         except _Refused as refused:

@@ -9,8 +9,9 @@ be spent by the real stream.
 
 ``SignedRequestStore`` is the interface (``remember``, atomic "set if absent, return what is
 stored"); ``InMemorySignedRequestStore`` is the bounded per-process default. A shared store
-(Redis ``SET key value NX GET`` with a TTL) plugs in through ``ServerConfig`` for several
-processes. Nothing here logs; stored values are stream tokens, so never log them either.
+(``phonewire.fleet.RedisSignedRequestStore``: ``SET key value NX GET`` with a TTL) plugs in
+through ``ServerConfig`` (``webhook_request_store``, or ``fleet``) for several processes.
+Nothing here logs; stored values are stream tokens, so never log them either.
 """
 
 from __future__ import annotations
@@ -23,7 +24,14 @@ from typing import Protocol
 
 from phonewire.exceptions import ConfigurationError
 
-__all__ = ["DEFAULT_MAX_REMEMBERED", "UNTIMED_MEMORY_S", "InMemorySignedRequestStore", "SignedRequestStore"]
+__all__ = [
+    "DEFAULT_MAX_REMEMBERED",
+    "UNTIMED_MEMORY_S",
+    "AsyncSignedRequestStore",
+    "InMemorySignedRequestStore",
+    "SignedRequestStore",
+    "remember_async",
+]
 
 UNTIMED_MEMORY_S = 3600.0
 """How long a request whose signature has no timestamp (Twilio, Plivo) is remembered. A replay
@@ -44,6 +52,25 @@ class SignedRequestStore(Protocol):
     """
 
     def remember(self, key: str, value: str, expires_at: float) -> str: ...
+
+
+class AsyncSignedRequestStore(Protocol):
+    """A ``SignedRequestStore`` shared over the network (``phonewire.fleet.RedisSignedRequestStore``:
+    ``SET key value NX GET`` with an expiry); ``aremember`` has ``remember``'s contract and is
+    what the webhooks await, so no event loop blocks on a round trip."""
+
+    def remember(self, key: str, value: str, expires_at: float) -> str: ...
+
+    async def aremember(self, key: str, value: str, expires_at: float) -> str: ...
+
+
+async def remember_async(store: SignedRequestStore, key: str, value: str, expires_at: float) -> str:
+    """``store.aremember`` when the store has it, else ``store.remember``. What a shared store
+    raises (its server down, a timeout) propagates: the webhook then refuses (fail closed)."""
+    aremember = getattr(store, "aremember", None)
+    if aremember is not None:
+        return str(await aremember(key, value, expires_at))
+    return store.remember(key, value, expires_at)
 
 
 class InMemorySignedRequestStore:

@@ -38,6 +38,7 @@ from phonewire.exceptions import ConfigurationError, PhonewireError
 
 __all__ = [
     "DEFAULT_TTL_S",
+    "AsyncReplayStore",
     "MIN_SECRET_BYTES",
     "SECRET_ENV_VAR",
     "STREAM_TOKEN_PARAMETER",
@@ -102,6 +103,16 @@ class ReplayStore(Protocol):
     def claim(self, key: str, expires_at: float) -> bool: ...
 
 
+class AsyncReplayStore(Protocol):
+    """A ``ReplayStore`` shared over the network (Redis: ``SET key NX PX``), awaited by
+    ``StreamTokenSigner.averify`` so no event loop blocks on it. ``claim`` is still required
+    (for synchronous ``verify`` callers); ``aclaim`` has the same contract."""
+
+    def claim(self, key: str, expires_at: float) -> bool: ...
+
+    async def aclaim(self, key: str, expires_at: float) -> bool: ...
+
+
 class InMemoryReplayStore:
     """A bounded, per-process ``ReplayStore``.
 
@@ -111,15 +122,8 @@ class InMemoryReplayStore:
     within one TTL (100 000 per 120 s is over 800 calls a second).
 
     It only protects one process. If several server processes (uvicorn ``--workers``, several
-    pods) can receive the stream, use a shared store instead; with Redis it is a few lines::
-
-        class RedisReplayStore:
-            def __init__(self, redis, prefix="phonewire:"):
-                self.redis, self.prefix = redis, prefix  # a redis.Redis (sync) client
-
-            def claim(self, key, expires_at):
-                ttl_ms = max(1, int((expires_at - time.time()) * 1000))
-                return bool(self.redis.set(self.prefix + key, b"1", nx=True, px=ttl_ms))
+    pods) can receive the stream, use a shared store instead: ``phonewire.fleet.RedisReplayStore``
+    (``ServerConfig.fleet``, docs/deployment.md), which ``create_app`` installs for a fleet.
     """
 
     def __init__(self, max_entries: int = 100_000, *, clock: Callable[[], float] = time.time) -> None:
@@ -285,6 +289,28 @@ class StreamTokenSigner:
         Raises:
             StreamTokenError: with ``reason`` set; nothing else, whatever ``token`` holds.
         """
+        replay_key, expires_at = self._check(token, call_id, provider, account)
+        if not self._replay_store.claim(replay_key, expires_at):
+            raise StreamTokenError("replayed")
+
+    async def averify(self, token: str | None, call_id: str | None, *, provider: str = "", account: str = "") -> None:
+        """``verify`` for a shared store that answers over the network (``AsyncReplayStore``,
+        e.g. ``phonewire.fleet.RedisReplayStore``): the single-use claim is awaited, so the
+        event loop never blocks on it. A store with only ``claim`` is called as ``verify`` does.
+
+        Raises:
+            StreamTokenError: as ``verify``. Whatever the store raises (Redis down, a
+                timeout) propagates: the caller must refuse the stream (fail closed).
+        """
+        replay_key, expires_at = self._check(token, call_id, provider, account)
+        store = self._replay_store
+        aclaim = getattr(store, "aclaim", None)
+        claimed = await aclaim(replay_key, expires_at) if aclaim is not None else store.claim(replay_key, expires_at)
+        if not claimed:
+            raise StreamTokenError("replayed")
+
+    def _check(self, token: str | None, call_id: str | None, provider: str, account: str) -> tuple[str, float]:
+        """Everything but the single use: (replay key, its expiry in Unix seconds)."""
         parsed = _Parsed(_decode(token))
         call_id = call_id if isinstance(call_id, str) else ""
         account = account if isinstance(account, str) else ""
@@ -295,9 +321,7 @@ class StreamTokenSigner:
         if self._clock() * 1000 >= parsed.expiry_ms:
             raise StreamTokenError("expired")
         # Keyed on the MAC, not the token text: re-encodings of one token share one use.
-        replay_key = _REPLAY_KEY_PREFIX + parsed.tag.hex()
-        if not self._replay_store.claim(replay_key, parsed.expiry_ms / 1000):
-            raise StreamTokenError("replayed")
+        return _REPLAY_KEY_PREFIX + parsed.tag.hex(), parsed.expiry_ms / 1000
 
     @staticmethod
     def _fingerprint(call_id: str) -> bytes:

@@ -145,6 +145,10 @@ class FastAPIWebsocketTransport(EventEmitter):
         self.public_base: str | None = None
         self.live_calls: Any = None
         self._call_control: Any = None
+        #: This call's recording tap (``phonewire.recording``), None when not recording; the
+        #: server's ``RecordingConfig`` when it has one (``start_recording`` uses it).
+        self.recorder: Any = None
+        self.recording_config: Any = None
         call_id = (call_info.call_id if call_info else None) or getattr(params.serializer, "call_sid", None)
         stream_id = call_info.stream_id if call_info else None
         self.log = CallLog(
@@ -201,6 +205,29 @@ class FastAPIWebsocketTransport(EventEmitter):
     @property
     def bot_speaking(self) -> bool:
         return self._output.bot_speaking
+
+    def start_recording(self, config: Any = None) -> Any:
+        """Record this call (stereo WAV + JSON sidecar, ``phonewire.recording``) with ``config``
+        (a ``RecordingConfig``) or the server's; call it before the pipeline starts to have
+        the whole call. Idempotent. Returns the tap (``.note(role, text)`` adds transcript lines)."""
+        from phonewire.recording import start_recording
+
+        config = config or self.recording_config
+        if config is None:
+            raise ConfigurationError("start_recording needs a RecordingConfig (or ServerConfig.recording)")
+        self.recording_config = config
+        return start_recording(self, config)
+
+    async def detach(self, reason: str) -> None:
+        """Another stream took this call over (``duplicate_stream_policy="replace"``): close
+        this socket and end this pipeline as if the peer left, but without a hang-up - the
+        call itself goes on, on the new stream."""
+        self._hangup_started = True
+        self.stats.hangup = "skipped: stream replaced"
+        self.stats.close_reason = reason
+        await self.close(1000, reason)
+        self._aborting = True
+        await self.peer_gone(reason)
 
     # --- sending -----------------------------------------------------------------------
 

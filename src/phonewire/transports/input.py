@@ -264,6 +264,8 @@ class FastAPIWebsocketInputTransport(FrameProcessor):
         t = self._t
         params = t._params
         t.stats.audio_in_ms += len(wire) * 1000 / frame.sample_rate
+        if t.recorder is not None:
+            t.recorder.caller(wire, frame.sample_rate, frame.wire_encoding or "mulaw")
         if not params.audio_in_enabled:
             return
         if params.vad_analyzer is not None:
@@ -282,6 +284,8 @@ class FastAPIWebsocketInputTransport(FrameProcessor):
         t = self._t
         params = t._params
         t.stats.audio_in_ms += len(frame.audio) * 500 / (frame.sample_rate * frame.num_channels)  # duration, ms
+        if t.recorder is not None:
+            t.recorder.caller(frame.audio, frame.sample_rate)
         if not params.audio_in_enabled:
             return
         if params.vad_analyzer is not None:

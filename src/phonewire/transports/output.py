@@ -447,6 +447,9 @@ class FastAPIWebsocketOutputTransport(FrameProcessor):
         duration_ms = samples * 1000 / self.rate
         t.stats.audio_out_ms += duration_ms
         t.stats.underruns = self.pacer.underruns
+        if t.recorder is not None:  # where the caller hears it (recording/timeline.py)
+            enc = self._serializer.output_format.encoding if wire else "l16"
+            t.recorder.bot(pcm, self.rate, now, tracker.latency_s, enc)
         mark = self.tracker.on_audio_sent(duration_ms, now)
         if mark:
             await self._send_mark(mark)
@@ -563,6 +566,8 @@ class FastAPIWebsocketOutputTransport(FrameProcessor):
         t.stats.dropped_audio_ms += dropped * 1000 / self.rate
         if await t.send_all(t.serializer.encode_clear()):
             t.stats.clears_sent += 1
+        if t.recorder is not None:
+            t.recorder.cut(self.tracker.latency_s)
         report = self.tracker.interrupt(t.clock())
         self.pacer.reset()
         source = report.source if report else PlaybackSource.SEND_CLOCK
