@@ -24,7 +24,6 @@ from typing import Any, ClassVar
 from phonewire.audio.g711 import pcm_to_ulaw, ulaw_to_pcm
 from phonewire.exceptions import ConfigurationError, LocalProtocolError, RemoteProtocolError
 from phonewire.frames import Frame, InputAudioRawFrame
-from phonewire.serializers._auth import basic_auth_header
 from phonewire.serializers._ids import PLIVO_AUTH_ID, UUID, invalid_id_reason, segment
 from phonewire.serializers._json import b64decode, b64encode, field, load_object
 from phonewire.serializers._wire import (
@@ -51,6 +50,7 @@ from phonewire.serializers.base import (
     StreamStarted,
     StreamStopped,
 )
+from phonewire.telephony.rest_auth import basic_auth_header
 
 __all__ = ["PlivoFrameSerializer", "parse_extra_headers", "parse_plivo_start", "plivo_content_type"]
 

@@ -17,7 +17,6 @@ from typing import Any, ClassVar
 from phonewire.audio.g711 import pcm_to_ulaw, ulaw_to_pcm
 from phonewire.exceptions import ConfigurationError, LocalProtocolError, RemoteProtocolError
 from phonewire.frames import Frame, InputAudioRawFrame, InputDTMFFrame, KeypadEntry
-from phonewire.serializers._auth import basic_auth_header
 from phonewire.serializers._ids import TWILIO_ACCOUNT_SID, TWILIO_CALL_SID, invalid_id_reason, segment
 from phonewire.serializers._json import b64decode, b64encode, field, load_object, optional_str
 from phonewire.serializers.base import (
@@ -32,6 +31,7 @@ from phonewire.serializers.base import (
     StreamStarted,
     StreamStopped,
 )
+from phonewire.telephony.rest_auth import basic_auth_header
 
 __all__ = ["TwilioFrameSerializer", "parse_twilio_start"]
 

@@ -274,7 +274,7 @@ class VonageFrameSerializer(FrameSerializer):
         # Imported here so that this module imports without the JWT code, and a JWT is minted
         # fresh (short-lived) for each hang-up rather than at construction. A key that is not an
         # RSA PEM raises ConfigurationError.
-        from phonewire.telephony.signatures import vonage_application_jwt
+        from phonewire.telephony.rest_auth import vonage_application_jwt
 
         token = vonage_application_jwt(self.application_id, self._private_key)
         return HangupRequest(

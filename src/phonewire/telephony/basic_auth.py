@@ -1,5 +1,5 @@
-"""HTTP Basic credentials for provider REST APIs (re-exported from the serializers layer)."""
+"""HTTP Basic credentials for provider REST APIs (kept for compatibility: see ``rest_auth``)."""
 
-from phonewire.serializers._auth import basic_auth_header
+from phonewire.telephony.rest_auth import basic_auth_header
 
 __all__ = ["basic_auth_header"]

@@ -22,10 +22,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from phonewire.exceptions import ConfigurationError, PhonewireError
-from phonewire.serializers._auth import basic_auth_header
 from phonewire.telephony.call_control import plivo, telnyx, twilio, vonage
 from phonewire.telephony.call_control.base import ControlRequest, ControlResponse
 from phonewire.telephony.call_control.client import perform
+from phonewire.telephony.rest_auth import basic_auth_header
 
 __all__ = ["DIAL_REF_PREFIX", "OutboundLimitError", "OutboundLimiter", "PlacedCall", "place_call"]
 
@@ -146,7 +146,7 @@ def build_create_request(
             amd_url=f"{cc}/amd?ref={ref}" if amd else None, timeout_s=timeout,
         )  # fmt: skip
     if provider == "vonage":
-        from phonewire.telephony.signatures import vonage_application_jwt
+        from phonewire.telephony.rest_auth import vonage_application_jwt
 
         jwt = vonage_application_jwt(
             _need(kw, "application_id", "VONAGE_APPLICATION_ID"), _need(kw, "private_key", "VONAGE_PRIVATE_KEY")

@@ -22,10 +22,10 @@ from collections.abc import Mapping
 from urllib.parse import quote, urlencode
 from xml.sax.saxutils import escape, quoteattr
 
-from phonewire.serializers._auth import basic_auth_header
 from phonewire.serializers._ids import PLIVO_AUTH_ID, invalid_id_reason
 from phonewire.telephony.call_control.base import CallTarget, ControlRequest, Unsupported
 from phonewire.telephony.documents import clean
+from phonewire.telephony.rest_auth import basic_auth_header
 
 __all__ = ["amd_result", "create_call_request", "dial_xml", "normalise_status", "transfer_request", "transfer_xml_url"]
 
