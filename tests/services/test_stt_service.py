@@ -143,6 +143,6 @@ def test_end_frame_waits_for_the_transcript_in_flight() -> None:
             await h.push(*start(), *packets(10), *stop(), EndFrame())
             await h.downstream.wait_for_type(EndFrame)
             kinds = [type(f).__name__ for f in h.downstream.frames]
-            assert kinds.index("TranscriptionFrame") < kinds.index("EndFrame")
+            assert kinds.index("SegmentTranscriptionFrame") < kinds.index("EndFrame")
 
     asyncio.run(main())

@@ -52,9 +52,11 @@ class Rule:
 
 
 GREETING = "Hello, you have reached the phonewire bakery. Ask me about our opening hours, delivery, or prices."
-#: First match wins, so the goodbye comes first ("thanks, goodbye" is not a question).
+#: First match wins, so the goodbye comes first ("thanks, goodbye" is a goodbye, not thanks).
 BAKERY_RULES: tuple[Rule, ...] = (
     Rule("goodbye", ("bye", "goodbye"), "Thanks for calling the bakery. Goodbye, and have a nice day!"),
+    # "Thanks." alone (a caller who may go on: "Thanks, goodbye.") is not an unknown question.
+    Rule("thanks", ("thank",), "You're welcome. Is there anything else I can help you with?"),
     Rule(
         "delivery",
         ("deliver",),

@@ -18,6 +18,14 @@ Why it is built this way:
 * A segment is transcribed in its own task, never on the inline path; segments that overlap
   (the caller speaks again while the last one is still being transcribed) run concurrently
   and their transcripts are pushed in the order spoken, by one emitter task.
+* The turn knows when a pause's words are in: right after the VAD stop that ends a segment,
+  ``STTSegmentSubmittedFrame(segment=n)`` (a system frame, so it follows the stop at once), and
+  when segment ``n`` is transcribed, ``SegmentTranscriptionFrame(segment=n)`` - or, for
+  silence, noise or a failure, ``STTSegmentEmptyFrame(segment=n)`` ("transcript in: nothing").
+  The user aggregator's turn strategies wait for exactly that segment, so a transcript of an
+  earlier pause arriving late is never taken for the last one, and noise does not make the
+  turn wait its transcript timeout. Both result frames survive an interruption's queue flush:
+  the caller's words are never dropped.
 * A failure is heard, not silent: after the bounded retry, ``ErrorFrame`` upstream,
   ``error_count += 1`` and ``TTSSpeakFrame(failure_text, append_to_context=False)``
   downstream, so the TTS asks the caller to repeat and the call goes on.
@@ -35,14 +43,17 @@ from datetime import UTC, datetime
 
 from phonewire.frames import (
     CancelFrame,
+    ControlFrame,
     EndFrame,
     Frame,
     FrameDirection,
     InputAudioRawFrame,
     LatencyStageFrame,
     StartFrame,
+    SystemFrame,
     TranscriptionFrame,
     TTSSpeakFrame,
+    UninterruptibleFrame,
     UserStartedSpeakingFrame,
     UserStoppedSpeakingFrame,
     VADUserStartedSpeakingFrame,
@@ -50,7 +61,15 @@ from phonewire.frames import (
 )
 from phonewire.processors.frame_processor import FrameProcessor
 
-__all__ = ["DEFAULT_STT_FAILURE_TEXT", "STTResult", "STTService", "SegmentedSTTService"]
+__all__ = [
+    "DEFAULT_STT_FAILURE_TEXT",
+    "STTResult",
+    "STTSegmentEmptyFrame",
+    "STTSegmentSubmittedFrame",
+    "STTService",
+    "SegmentTranscriptionFrame",
+    "SegmentedSTTService",
+]
 
 logger = logging.getLogger("phonewire.services.stt")
 
@@ -65,6 +84,32 @@ class STTResult:
     text: str | None
     error: BaseException | None
     finalized: bool
+    segment: int = 0  # a SegmentedSTTService's segment number (0: not the end of a segment)
+
+
+@dataclass(slots=True, kw_only=True)
+class STTSegmentSubmittedFrame(SystemFrame):
+    """A segmented STT started transcribing segment ``segment`` (the speech up to the VAD stop
+    just before this frame); its result follows as a :class:`SegmentTranscriptionFrame` or an
+    :class:`STTSegmentEmptyFrame` with the same number."""
+
+    segment: int
+
+
+@dataclass(slots=True, kw_only=True)
+class SegmentTranscriptionFrame(TranscriptionFrame, UninterruptibleFrame):
+    """The transcript of one VAD segment, transcribed alone. Its punctuation is the recogniser's
+    guess for that fragment (Whisper ends a fragment it hears alone with a full stop), which
+    the turn strategies weigh less than a streaming STT's final."""
+
+    segment: int = 0
+
+
+@dataclass(slots=True, kw_only=True)
+class STTSegmentEmptyFrame(ControlFrame, UninterruptibleFrame):
+    """Segment ``segment`` was transcribed and held no words (silence, noise, or a failure)."""
+
+    segment: int
 
 
 class STTService(FrameProcessor):
@@ -104,7 +149,9 @@ class STTService(FrameProcessor):
     async def start(self, frame: StartFrame) -> None:
         """Called at the StartFrame: open clients here."""
 
-    async def transcribe(self, audio: bytes, sample_rate: int, *, finalized: bool = True) -> STTResult:
+    async def transcribe(
+        self, audio: bytes, sample_rate: int, *, finalized: bool = True, segment: int = 0
+    ) -> STTResult:
         """``run_stt`` under a deadline per attempt, retried once (bounded) when allowed."""
         attempt = 0
         while True:
@@ -112,10 +159,10 @@ class STTService(FrameProcessor):
             try:
                 async with asyncio.timeout(self.request_timeout_secs):
                     text = await self.run_stt(audio, sample_rate)
-                return STTResult(text.strip() if text else None, None, finalized)
+                return STTResult(text.strip() if text else None, None, finalized, segment)
             except Exception as exc:  # CancelledError is a BaseException: it propagates
                 if attempt > self.max_retries or not self.is_retryable(exc):
-                    return STTResult(None, exc, finalized)
+                    return STTResult(None, exc, finalized, segment)
                 self.retry_count += 1
                 logger.info("~ %s retrying a transcription after %r", self.name, exc)
                 await asyncio.sleep(self.retry_backoff_secs)
@@ -127,15 +174,26 @@ class STTService(FrameProcessor):
             await self.push_error(f"{self.name}: transcription failed: {result.error}", exception=result.error)
             if self.failure_text:
                 await self.push_frame(TTSSpeakFrame(text=self.failure_text, append_to_context=False))
+            if result.segment:
+                await self.push_frame(STTSegmentEmptyFrame(segment=result.segment))
             return
         if not result.text:
             logger.debug("- %s: empty transcript", self.name)
+            if result.segment:
+                await self.push_frame(STTSegmentEmptyFrame(segment=result.segment))
             return
         await self.stop_ttfb_metrics()
         stamp = datetime.now(UTC).isoformat(timespec="milliseconds")
-        frame = TranscriptionFrame(
-            text=result.text, user_id="", timestamp=stamp, language=self.language, finalized=result.finalized
-        )
+        frame: TranscriptionFrame
+        if result.segment:
+            frame = SegmentTranscriptionFrame(
+                text=result.text, user_id="", timestamp=stamp, language=self.language, finalized=result.finalized,
+                segment=result.segment,
+            )  # fmt: skip
+        else:
+            frame = TranscriptionFrame(
+                text=result.text, user_id="", timestamp=stamp, language=self.language, finalized=result.finalized
+            )
         await self.push_frame(frame)
         await self.push_frame(LatencyStageFrame(stage="transcript", at=time.monotonic(), processor=self.name))
 
@@ -162,6 +220,8 @@ class SegmentedSTTService(STTService):
         self.max_segment_secs = max_segment_secs
         self.max_pending = max_pending
         self.dropped_segments = 0
+        #: Segments ended by a VAD stop so far (their number, in STTSegmentSubmittedFrame).
+        self.segments_submitted = 0
         self._buffer = bytearray()
         self._rate = 0
         self._pre_roll_bytes = 0
@@ -183,7 +243,11 @@ class SegmentedSTTService(STTService):
         elif isinstance(frame, _STOPS):
             if self._speaking:
                 self._speaking = False
-                self._submit(finalized=True)
+                segment = self._submit(finalized=True)
+                if segment:
+                    await self.push_frame(frame, direction)
+                    await self.push_frame(STTSegmentSubmittedFrame(segment=segment), direction)
+                    return
         elif isinstance(frame, StartFrame):
             self._set_rate(self._init_sample_rate or frame.audio_in_sample_rate or 0)
             await self.start(frame)
@@ -214,21 +278,27 @@ class SegmentedSTTService(STTService):
         elif len(buf) >= self._max_bytes:
             self._submit(finalized=False)
 
-    def _submit(self, *, finalized: bool) -> None:
+    def _submit(self, *, finalized: bool) -> int:
+        """Start transcribing the buffer; the segment's number (0: nothing will be reported)."""
         audio, self._buffer = bytes(self._buffer), bytearray()
         if not audio:
-            return
+            return 0
         if len(self._pending) >= self.max_pending:
             self.dropped_segments += 1
             logger.warning("! %s: %d segments still transcribing, one dropped", self.name, len(self._pending))
-            return
+            return 0
         if not self._pending:
             self.metrics.start_ttfb()
+        segment = 0
+        if finalized:
+            self.segments_submitted += 1
+            segment = self.segments_submitted
         task = asyncio.get_running_loop().create_task(
-            self.transcribe(audio, self._rate, finalized=finalized), name=f"{self.name}:transcribe"
+            self.transcribe(audio, self._rate, finalized=finalized, segment=segment), name=f"{self.name}:transcribe"
         )
         self._pending.append(task)
         self._pending_changed.set()
+        return segment
 
     # --- the emitter: transcripts in the order spoken -------------------------------------
 

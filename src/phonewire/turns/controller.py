@@ -8,7 +8,12 @@ the inference task, so everything here is testable with plain numbers.
 Transcript readiness, the rule every stop strategy is held to: a turn ends only once the text of
 its last speech segment is in - a ``finalized`` transcript, or text and then
 ``aggregation_timeout`` without more - or ``transcript_timeout`` after the caller went quiet.
-A turn without words when it ends is noise: nothing runs.
+With a segmented STT (it announces each segment it transcribes: :meth:`segment_submitted`) the
+rule is exact: the text is in when the result of the *last* segment came (:meth:`segment_result`,
+words or nothing), so a late transcript of an earlier pause is never taken for the last one,
+and a noise segment that yields nothing does not make the turn wait. A turn without words when
+it ends is noise: nothing runs. A transcript that starts a turn while the caller is quiet (it
+came after the turn it belonged to had ended) starts the silence clock, so that turn ends too.
 """
 
 from __future__ import annotations
@@ -39,6 +44,9 @@ class UserTurnController:
         self._segment_final = False
         self._interim = False
         self._last_text_at = 0.0
+        self._awaiting_segment = 0  # the last segment of this turn the STT is transcribing
+        self._received_segment = 0  # the newest segment whose result came
+        self.segmented = False  # the turn's newest text came from a per-segment STT
         self.verdict: TurnVerdict | None = None
         self.verdict_pending = False
         self.analysis_failed = False
@@ -67,15 +75,41 @@ class UserTurnController:
         return True
 
     def transcript(self, text: str, finalized: bool, now: float, bot_speaking: bool) -> bool:
+        """A transcript from an STT that does not number its segments (streaming, or a test)."""
         self._interim = False
         if text:
             self.words += len(text.split())
             self._segment_text = True
             self._last_text_at = now
+            self.segmented = False
         if finalized and not self.speaking:
             self._segment_final = True
+        return self._text_arrived(text, now, bot_speaking)
+
+    def segment_submitted(self, segment: int) -> None:
+        """A segmented STT is transcribing ``segment``: the speech up to the pause just reported."""
+        self._awaiting_segment = max(self._awaiting_segment, segment)
+
+    def segment_result(self, segment: int, text: str, now: float, bot_speaking: bool) -> bool:
+        """Segment ``segment``'s transcript (``text``; "" when it held no words) came."""
+        self._received_segment = max(self._received_segment, segment)
+        if text:
+            self.words += len(text.split())
+            self._last_text_at = now
+            self.segmented = True
+        return self._text_arrived(text, now, bot_speaking)
+
+    def reopen(self, words: int) -> None:
+        """The turn that just ended is taken back (its reply was cancelled before the caller
+        heard any of it): its ``words`` belong to the turn that is starting."""
+        self.words += words
+
+    def _text_arrived(self, text: str, now: float, bot_speaking: bool) -> bool:
         ctx = UserTurnStartContext(bot_speaking=bot_speaking, words=self.words)
-        return self._maybe_start(bool(text) and any(s.on_transcript(ctx) for s in self.strategies.start))
+        started = self._maybe_start(bool(text) and any(s.on_transcript(ctx) for s in self.strategies.start))
+        if started and not self.speaking and self.silent_since is None:
+            self.silent_since = now  # late words of a quiet caller: decide about them from now
+        return started
 
     def interim(self, bot_speaking: bool) -> bool:
         self._interim = True
@@ -95,6 +129,8 @@ class UserTurnController:
         self.silent_since = None
         self.words = 0
         self._segment_text = self._segment_final = self._interim = False
+        self._awaiting_segment = 0
+        self.segmented = False
         self._stale()
         if self.analyzer is not None:
             self.analyzer.clear()  # type: ignore[attr-defined]
@@ -111,12 +147,16 @@ class UserTurnController:
         ready_at = self._text_ready_at(since)
         if ready_at > now:
             return ready_at  # decide once the text is in (or will not come)
-        view = TurnView(since, text, True, self.verdict, self.verdict_pending, self.analysis_failed)
+        view = TurnView(
+            since, text, True, self.verdict, self.verdict_pending, self.analysis_failed, segmented=self.segmented
+        )
         decided = [d for d in (s.deadline(view) for s in self.strategies.stop) if d is not None]
         return min(decided) if decided else None
 
     def _text_ready_at(self, since: float) -> float:
         limit = since + self.transcript_timeout
+        if self._awaiting_segment:
+            return -math.inf if self._received_segment >= self._awaiting_segment else limit
         if self._segment_text and not self._interim:
             if self._segment_final:
                 return -math.inf

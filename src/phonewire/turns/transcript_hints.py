@@ -33,7 +33,8 @@ FILLERS = frozenset({"um", "umm", "uh", "uhh", "uhm", "er", "erm", "hmm", "mm", 
 DANGLING = frozenset(
     "and or but so because if that than then to of for with from at on in into by about as like "
     "the a an my your our their his her its this these those is are was were am be "
-    "i i'm we you they he she it's there's".split()
+    "i i'm we you they he she it's there's that's what's here's he's she's who's "
+    "we're you're they're".split()
 )
 NUMBER_WORDS = frozenset("zero oh one two three four five six seven eight nine ten eleven twelve double triple".split())
 _OPEN_END = ("...", "…", ",", ";", ":", "-", "—", "–")

@@ -38,6 +38,7 @@ class TurnView:
     verdict: TurnVerdict | None  # the analyzer's verdict on the turn so far
     verdict_pending: bool  # an analysis is running
     analysis_failed: bool = False  # the model could not run (busy, error): decide without it
+    segmented: bool = False  # the newest text was transcribed per segment (Whisper-style)
 
 
 class BaseUserTurnStopStrategy:
@@ -83,6 +84,11 @@ class TurnAnalyzerUserTurnStopStrategy(BaseUserTurnStopStrategy):
     ====================  ===============  ==================  ====================
 
     "wait (max)" ends the turn after ``max_silence_secs`` of silence unless the caller goes on.
+
+    A full stop from a per-segment STT (``view.segmented``: Whisper transcribed the last pause's
+    speech alone, and it ends every fragment it hears alone with ".") is weak evidence: it ends
+    the turn at once only when the model is sure too, else after ``unsure_timeout``. "?" and "!"
+    keep their weight (a recogniser does not invent a question).
     An unfinished clause outranks even a confident model: nobody ends a turn on "the" or a
     comma, and the model cannot see words. A full stop against a confident "incomplete" gets a
     short wait, not the long one, because Whisper-style recognisers add stops to fragments and
@@ -98,6 +104,7 @@ class TurnAnalyzerUserTurnStopStrategy(BaseUserTurnStopStrategy):
         unsure_timeout_secs: float = 0.6,
         complete_above: float = 0.8,
         incomplete_below: float = 0.2,
+        weak_segment_stops: bool = False,
     ) -> None:
         name = "TurnAnalyzerUserTurnStopStrategy"
         _check_secs(name, "max_silence_secs", max_silence_secs)
@@ -112,6 +119,7 @@ class TurnAnalyzerUserTurnStopStrategy(BaseUserTurnStopStrategy):
         self.unsure_timeout_secs = unsure_timeout_secs
         self.complete_above = complete_above
         self.incomplete_below = incomplete_below
+        self.weak_segment_stops = weak_segment_stops
 
     def deadline(self, view: TurnView) -> float | None:
         longest = view.silent_since + self.max_silence_secs
@@ -128,6 +136,8 @@ class TurnAnalyzerUserTurnStopStrategy(BaseUserTurnStopStrategy):
         unsure = view.silent_since + self.unsure_timeout_secs
         sure_incomplete = p is not None and p < self.incomplete_below
         if hint is ClauseHint.COMPLETE:
+            if self.weak_segment_stops and view.segmented and view.text.rstrip().endswith("."):
+                return NOW if p is not None and p >= self.complete_above else unsure
             return unsure if sure_incomplete else NOW
         if p is not None and p >= self.complete_above:
             return NOW

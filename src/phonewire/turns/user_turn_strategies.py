@@ -3,7 +3,7 @@
 ``UserTurnStrategies()`` with no arguments is **phonewire's default**: the turn starts at the
 VAD's start (or a transcript), and ends by :class:`TurnAnalyzerUserTurnStopStrategy` with a
 per-call :class:`LocalSmartTurnAnalyzerV3`, the transcript as a second opinion, and at most
-1.5 s of silence. It wants the VAD to report pauses quickly: ``VADParams(stop_secs=0.2)``
+1.5 s of silence. It wants the VAD to report pauses quickly: ``VADParams(stop_secs=0.2, stop_drop_db=35)``
 (:data:`TURN_ANALYZER_VAD_PARAMS`) on the transport's analyzer. Build one per call: the
 analyzer holds the call's audio.
 """
@@ -22,8 +22,10 @@ from phonewire.turns.user_stop import BaseUserTurnStopStrategy, TurnAnalyzerUser
 
 __all__ = ["TURN_ANALYZER_VAD_PARAMS", "UserTurnStrategies", "default_stop_strategies"]
 
-#: The VAD settings a turn analyzer wants: report a pause after 0.2 s and let the model decide.
-TURN_ANALYZER_VAD_PARAMS = VADParams(stop_secs=0.2)
+#: The VAD settings a turn analyzer wants: report a pause after 0.2 s and let the model decide;
+#: a window 35 dB below the run's loudest is silence, so the pause is timed from the sound's end
+#: rather than Silero's ~60-100 ms confidence tail (onsets unchanged; docs/turn-taking.md).
+TURN_ANALYZER_VAD_PARAMS = VADParams(stop_secs=0.2, stop_drop_db=35.0)
 
 
 def default_stop_strategies() -> list[BaseUserTurnStopStrategy]:

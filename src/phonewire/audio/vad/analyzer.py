@@ -82,6 +82,8 @@ class VADAnalyzer(ABC):
     confidence, then :meth:`apply_confidence` — the decisions are identical.
     """
 
+    _run_peak_dbfs: float  # the loudest speech window of the current run (stop_drop_db)
+
     def __init__(self, *, sample_rate: int | None = None, params: VADParams | None = None) -> None:
         self._params = params if params is not None else VADParams()
         _check_params(self._params)
@@ -223,8 +225,17 @@ class VADAnalyzer(ABC):
         if window.shape != (self.window_samples,):
             raise ValueError(f"expected a window of {self.window_samples} samples, got shape {window.shape}")
         self._clock_samples += window.shape[0]
-        loud = dbfs_to_volume(self._track_level(window)) >= self._params.min_volume
-        transition = self._step(bool(confidence >= self._params.confidence) and loud)
+        instant = _rms_dbfs(window)
+        loud = dbfs_to_volume(self._track_level(window, instant)) >= self._params.min_volume
+        speech = bool(confidence >= self._params.confidence) and loud
+        if speech and self._params.stop_drop_db and self._state in (VADState.SPEAKING, VADState.STOPPING):
+            # Inside a run only (onsets untouched): far below the run's loudest window is silence.
+            speech = instant >= self._run_peak_dbfs - self._params.stop_drop_db
+        if speech:
+            self._run_peak_dbfs = max(self._run_peak_dbfs, instant)
+        transition = self._step(speech)
+        if self._state is VADState.QUIET:
+            self._run_peak_dbfs = _SILENT_DBFS
         self._on_window_done()
         return transition
 
@@ -271,6 +282,7 @@ class VADAnalyzer(ABC):
         self._quiet_run = 0
         self._onset: float | None = None
         self._level_dbfs = _SILENT_DBFS
+        self._run_peak_dbfs = _SILENT_DBFS  # the loudest speech window of the current run
 
     def _update_window_counts(self) -> None:
         if self._sample_rate is None:
@@ -278,10 +290,10 @@ class VADAnalyzer(ABC):
         self._start_windows = _windows_for(self._params.start_secs, self.window_secs)
         self._stop_windows = _windows_for(self._params.stop_secs, self.window_secs)
 
-    def _track_level(self, window: np.ndarray) -> float:
+    def _track_level(self, window: np.ndarray, instant: float | None = None) -> float:
         """Instant-attack, slow-release RMS level in dBFS (see VOLUME_RELEASE_DB_PER_SEC)."""
         released = self._level_dbfs - VOLUME_RELEASE_DB_PER_SEC * self.window_secs
-        self._level_dbfs = max(_rms_dbfs(window), released)
+        self._level_dbfs = max(_rms_dbfs(window) if instant is None else instant, released)
         return self._level_dbfs
 
     def _step(self, speech: bool) -> VADTransition | None:

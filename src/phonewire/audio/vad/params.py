@@ -62,18 +62,27 @@ class VADParams:
         min_volume: loudness gate on the 0..1 scale described in this module (0.6 = −50 dBFS).
             The level is tracked with an instant attack and a slow release, so it never delays
             an onset and does not flicker on the quiet consonants inside a word.
+        stop_drop_db: once speaking, a window whose own RMS level is this many dB below the
+            loudest window of the current speech run counts as silence, whatever the model's
+            confidence (0: off, the default). Silero stays confident for ~0.1 s after the last
+            phoneme; on a line whose noise sits well below the speech this ends the run at the
+            sound's end instead, so the stop comes that much sooner. It only ever turns speech
+            windows into silence *inside* a run (SPEAKING/STOPPING), so an onset - and barge-in -
+            is unchanged; a noisy line (SNR below ``stop_drop_db``) simply keeps the model's tail.
     """
 
     confidence: float = 0.7
     start_secs: float = 0.2
     stop_secs: float = 0.8
     min_volume: float = 0.6
+    stop_drop_db: float = 0.0
 
     def __post_init__(self) -> None:
         _check_range("confidence", self.confidence, 0.0, 1.0, low_open=True)
         _check_range("start_secs", self.start_secs, 0.0, _MAX_SECS)
         _check_range("stop_secs", self.stop_secs, 0.0, _MAX_SECS)
         _check_range("min_volume", self.min_volume, 0.0, 1.0)
+        _check_range("stop_drop_db", self.stop_drop_db, 0.0, 120.0)
 
     @property
     def min_volume_dbfs(self) -> float:

@@ -113,6 +113,13 @@ class BoundedText:
             self._parts.append(text)
             self._size += len(text)
 
+    def prepend(self, text: str) -> None:
+        """Put ``text`` before the parts gathered so far (a turn taken back); capped like add."""
+        rest, self._parts = self._parts, []
+        self._size, self._truncated = 0, False
+        for part in (text, *rest):
+            self.add(part)
+
     def clear(self) -> None:
         self._parts.clear()
         self._size = 0

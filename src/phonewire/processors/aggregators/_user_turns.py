@@ -28,6 +28,7 @@ from phonewire.frames import (
     VADUserStoppedSpeakingFrame,
 )
 from phonewire.processors.aggregators._base import BoundedText, ContextAggregator, logger
+from phonewire.services.stt_service import SegmentTranscriptionFrame, STTSegmentEmptyFrame, STTSegmentSubmittedFrame
 from phonewire.turns.controller import UserTurnController
 from phonewire.turns.user_idle import UserIdleTimer
 from phonewire.turns.user_mute import UserMuteState
@@ -64,6 +65,8 @@ class StrategyTurnMixin(ContextAggregator):
     _in_turn: bool
     verdicts: deque[Any]
     _warned_slow_vad = False
+    #: The text of the turn that ended last, while its reply may still be taken back.
+    _last_turn_text: str | None = None
 
     def _reschedule(self) -> None:
         raise NotImplementedError
@@ -82,12 +85,23 @@ class StrategyTurnMixin(ContextAggregator):
             return True
         if isinstance(frame, UserStartedSpeakingFrame | UserStoppedSpeakingFrame):
             return True  # the transport's per-pause frames: this aggregator emits the turn's own
+        assert self._turns is not None
+        if isinstance(frame, STTSegmentSubmittedFrame):
+            self._turns.segment_submitted(frame.segment)
+            self._reschedule()
+            return True
+        if isinstance(frame, STTSegmentEmptyFrame):
+            await self._turn_event(self._turns.segment_result(frame.segment, "", time.monotonic(), self._bot_speaking))
+            return True
         if isinstance(frame, TranscriptionFrame):
             text = frame.text.strip()
             if text:
                 self._text.add(text)
-            assert self._turns is not None
-            started = self._turns.transcript(text, frame.finalized, time.monotonic(), self._bot_speaking)
+            now = time.monotonic()
+            if isinstance(frame, SegmentTranscriptionFrame) and frame.segment:
+                started = self._turns.segment_result(frame.segment, text, now, self._bot_speaking)
+            else:
+                started = self._turns.transcript(text, frame.finalized, now, self._bot_speaking)
             await self._turn_event(started)
             return True
         if isinstance(frame, InterimTranscriptionFrame):
@@ -124,7 +138,22 @@ class StrategyTurnMixin(ContextAggregator):
                     logger.debug("= %s: caller spoke while the reply was generated: interrupting", self.name)
                     self._shared.generating = False
                     await self.push_frame(InterruptionTaskFrame(), UP)
+                    self._reopen_last_turn()
         self._reschedule()
+
+    def _reopen_last_turn(self) -> None:
+        """The caller went on before hearing any of the reply to the turn that just ended, so
+        that turn was not over: its message leaves the context and its words start the turn
+        now beginning (the next decision, and the LLM, see everything the caller said)."""
+        last, self._last_turn_text = self._last_turn_text, None
+        messages = self._context.messages
+        if not last or not messages or messages[-1] != {"role": "user", "content": last}:
+            return
+        assert self._turns is not None
+        self._context.set_messages(messages[:-1])
+        self._text.prepend(last)
+        self._turns.reopen(len(last.split()))
+        logger.info("= %s: the caller went on before the reply was heard: the turn continues", self.name)
 
     # --- the analyzer ----------------------------------------------------------------------
 
@@ -172,6 +201,7 @@ class StrategyTurnMixin(ContextAggregator):
             logger.debug("= %s: a turn without words (noise?): nothing runs", self.name)
             return
         self._context.add_message({"role": "user", "content": text})
+        self._last_turn_text = text
         logger.debug("= %s: user turn ended: %d chars", self.name, len(text))
         stamp = datetime.now(UTC).isoformat(timespec="milliseconds")
         self._call_event_handler("on_user_turn_stopped", UserTurnStoppedMessage(content=text, timestamp=stamp))

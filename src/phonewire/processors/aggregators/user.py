@@ -92,6 +92,7 @@ from phonewire.processors.aggregators._user_turns import (
     UserTurnStoppedMessage,
 )
 from phonewire.processors.aggregators.llm_context import LLMContext
+from phonewire.services.stt_service import SegmentTranscriptionFrame, STTSegmentEmptyFrame, STTSegmentSubmittedFrame
 from phonewire.turns.controller import UserTurnController
 from phonewire.turns.user_idle import UserIdleTimer
 from phonewire.turns.user_mute import BaseUserMuteStrategy
@@ -218,8 +219,19 @@ class LLMUserAggregator(StrategyTurnMixin):
             return
         if self._params.user_mute_strategies and isinstance(frame, _MUTED_DROPS) and self._muted():
             logger.debug("- %s: caller muted: %s dropped", self.name, type(frame).__name__)
+            if isinstance(frame, SegmentTranscriptionFrame) and self._turns is not None:  # the segment is in
+                self._turns.segment_result(frame.segment, "", time.monotonic(), self._bot_speaking)
+                self._reschedule()
             return
         if self._turns is not None and await self._strategy_frame(frame, direction):
+            return
+        if isinstance(frame, STTSegmentSubmittedFrame):
+            return  # the transcript rules end a turn per VAD segment anyway
+        if isinstance(frame, STTSegmentEmptyFrame):  # the segment held no words: nothing to wait for
+            self._interim_pending = False
+            if not self._speaking:
+                self._segment_final = True
+            self._reschedule()
             return
         if isinstance(frame, TranscriptionFrame):
             await self._on_transcript(frame)  # consumed: it reaches the LLM through the context
@@ -243,6 +255,7 @@ class LLMUserAggregator(StrategyTurnMixin):
             return
         elif isinstance(frame, BotStartedSpeakingFrame):
             self._bot_speaking = True
+            self._last_turn_text = None  # the reply is being heard: that turn is over for good
             self._shared.generating = False  # from now on the transport's barge-in covers it
             if self._idle is not None:
                 self._idle.disarm()
@@ -323,6 +336,8 @@ class LLMUserAggregator(StrategyTurnMixin):
                 return self._last_text_at + p.transcript_timeout_secs
             return float("-inf") if self._segment_final else self._last_text_at + p.aggregation_timeout
         limit = self._stopped_at + p.transcript_timeout_secs
+        if self._segment_final and not self._interim_pending:
+            return float("-inf")  # the segment's transcript is in (words, or an empty result)
         if self._segment_text and not self._interim_pending:
             if self._segment_final:
                 return float("-inf")
