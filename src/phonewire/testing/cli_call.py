@@ -8,11 +8,13 @@ not (refused, dropped, timed out), 2 for bad arguments.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable
 from typing import TextIO
 
 from phonewire.exceptions import ConfigurationError
+from phonewire.testing.bot_turns import fetch_bot_turns
 from phonewire.testing.fake_api import FakeProviderAPI
 from phonewire.testing.network import NetworkConditions
 from phonewire.testing.providers import PROVIDERS
@@ -77,6 +79,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="serve a fake provider REST API; the bot's hang-up over it ends the call",
     )
     api.add_argument("--fake-api-port", type=int, default=0, metavar="PORT", help="default: a free port")
+    parser.add_argument(
+        "--console-token",
+        default=os.environ.get("PHONEWIRE_CONSOLE_TOKEN"),
+        metavar="TOKEN",
+        help="a phonewire server's console token (default $PHONEWIRE_CONSOLE_TOKEN): the report then adds"
+        " the bot's own latency breakdown of each turn from /calls/api",
+    )
 
 
 async def run(args: argparse.Namespace) -> int:
@@ -110,6 +119,11 @@ async def run(args: argparse.Namespace) -> int:
             await api.stop()
     if show_progress:
         print(file=sys.stderr)
+    if args.console_token and report.call_id:
+        try:
+            report.bot_turns = await fetch_bot_turns(args.url, report.call_id, args.console_token)
+        except Exception as exc:  # the breakdown is extra: the call's own report still prints
+            report.warnings.append(f"bot turns not fetched from the console API: {type(exc).__name__}: {exc}")
     print(report.to_json() if args.json else report.render_text())
     return 0 if report.completed else 1
 

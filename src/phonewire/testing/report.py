@@ -101,6 +101,8 @@ class CallReport:
     warnings: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     recording_path: str | None = None
+    #: The bot's own breakdown of each turn (``phonewire call --console-token``), or None.
+    bot_turns: list[dict[str, Any]] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return _rounded(asdict(self))
@@ -196,10 +198,25 @@ def _text_lines(r: CallReport) -> list[str]:
     lines += _listing(
         "violations", [f"{v.t_s:.2f} s  {v.code or ''} {v.reason}".strip() for v in r.protocol_violations]
     )
+    lines += _bot_turn_lines(r.bot_turns)
     lines += _listing("warnings", r.warnings)
     lines += _listing("errors", r.errors)
     if r.recording_path:
         lines.append(f"  recording   {r.recording_path}")
+    return lines
+
+
+def _bot_turn_lines(turns: list[dict[str, Any]] | None) -> list[str]:
+    """The bot's side of each turn: ms since the caller stopped, stage by stage."""
+    if turns is None:
+        return []
+    if not turns:
+        return ["  bot turns   none"]
+    lines: list[str] = []
+    for turn in turns:
+        stages = ", ".join(f"{name} {ms:.0f}" for name, ms in turn.get("stages", {}).items())
+        title = "bot turns" if not lines else ""
+        lines.append(f"  {title:<11} {turn.get('index', '?'):>2}  {stages} ms")
     return lines
 
 
