@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from phonewire.exceptions import RemoteProtocolError
-from phonewire.serializers._json import load_object
+from phonewire.serializers._values import load_object
 
 JSON_VALUES = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),

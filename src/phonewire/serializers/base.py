@@ -14,11 +14,13 @@ it and carries on with the next message.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, ClassVar
 
+from phonewire.audio.codecs import MediaFormat
+from phonewire.call_info import CallInfo
 from phonewire.exceptions import LocalProtocolError
 from phonewire.frames import (
     CancelFrame,
@@ -44,43 +46,16 @@ __all__ = [
     "PlaybackMarkReached",
     "ProviderError",
     "SerializerEvent",
+    "hangup_missing",
+    "interpret_404_as_ended",
     "StreamStarted",
     "StreamStopped",
 ]
 
 Message = str | bytes
 
-
-@dataclass(frozen=True, slots=True)
-class MediaFormat:
-    """Audio on the wire. ``encoding`` is one of "mulaw", "alaw", "l16" (little-endian)."""
-
-    encoding: str
-    sample_rate: int
-    channels: int = 1
-
-    @property
-    def bytes_per_sample(self) -> int:
-        return 2 if self.encoding == "l16" else 1
-
-    def bytes_for_ms(self, ms: float) -> int:
-        return int(self.sample_rate * ms / 1000) * self.bytes_per_sample * self.channels
-
-
-@dataclass(frozen=True, slots=True)
-class CallInfo:
-    """What the provider's handshake told us about the call."""
-
-    provider: str
-    call_id: str | None
-    stream_id: str | None
-    media_format: MediaFormat
-    account_id: str | None = None
-    from_number: str | None = None
-    to_number: str | None = None
-    custom_parameters: dict[str, str] = field(default_factory=dict)
-    # The raw start message, kept for users who need a field we do not model.
-    start_message: dict[str, Any] | None = field(default=None, repr=False, compare=False)
+# MediaFormat (phonewire.audio.codecs) and CallInfo (phonewire.call_info) are defined with the
+# codecs and beside nothing else respectively; they are re-exported here, where they always were.
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,6 +127,23 @@ def _default_interpret(status: int, body: bytes) -> HangupOutcome:
     return HangupOutcome.FAILED
 
 
+def interpret_404_as_ended(status: int, body: bytes) -> HangupOutcome:
+    """The usual REST answer to a hang-up (Twilio, Plivo, Vonage): 2xx done, 404 the call is
+    already gone, 429/5xx retry once, any other 4xx failed."""
+    if status == 404:
+        return HangupOutcome.ALREADY_ENDED
+    return _default_interpret(status, body)
+
+
+def hangup_missing(auto_hang_up: bool, required: Mapping[str, object]) -> str | None:
+    """The shared start of ``hangup_skip_reason``: hang-up switched off, or which of
+    ``required`` (name -> value, in the order to report them) are missing."""
+    if not auto_hang_up:
+        return "auto_hang_up is off"
+    missing = [name for name, value in required.items() if not value]
+    return f"missing {', '.join(missing)}" if missing else None
+
+
 @dataclass(frozen=True, slots=True)
 class HangupRequest:
     """A REST request that ends the call, described, not performed."""
@@ -198,8 +190,7 @@ class FrameSerializer(ABC):
 
     @property
     def silence_byte(self) -> int:
-        enc = self.output_format.encoding
-        return 0xFF if enc == "mulaw" else 0xD5 if enc == "alaw" else 0x00
+        return self.output_format.codec.silence_byte
 
     @abstractmethod
     def deserialize(self, data: Message) -> list[Frame | SerializerEvent]:
@@ -211,14 +202,7 @@ class FrameSerializer(ABC):
 
     def encode_wire(self, pcm: bytes) -> bytes:
         """PCM16 at the output rate -> bytes in the wire encoding (no envelope)."""
-        from phonewire.audio.g711 import pcm_to_alaw, pcm_to_ulaw
-
-        encoding = self.output_format.encoding
-        if encoding == "mulaw":
-            return pcm_to_ulaw(pcm)
-        if encoding == "alaw":
-            return pcm_to_alaw(pcm)
-        return pcm
+        return self.output_format.codec.encode(pcm)
 
     def encode_raw_audio(self, payload: bytes) -> list[Message]:
         """Wrap one packet that is already in the wire encoding (used with WAV headers)."""

@@ -14,25 +14,30 @@ no REST hang-up for a stream: the call ends when the flow moves past the applet.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any, ClassVar
 from urllib.parse import parse_qsl
 
-from phonewire.audio.g711 import pcm_to_ulaw, ulaw_to_pcm
-from phonewire.exceptions import CodecError, ConfigurationError, LocalProtocolError, RemoteProtocolError
+from phonewire.exceptions import CodecError, ConfigurationError, RemoteProtocolError
 from phonewire.frames import Frame, InputAudioRawFrame, InputDTMFFrame
-from phonewire.serializers._json import b64decode, b64encode, field, load_object, optional_str
-from phonewire.serializers._wire_values import count, keypad, media_type, preview, text_params
+from phonewire.serializers._json_stream import JSONStreamSerializer, compact_json
+from phonewire.serializers._values import (
+    b64decode,
+    b64encode,
+    count,
+    field,
+    keypad,
+    media_type,
+    preview,
+    text,
+    text_params,
+)
 from phonewire.serializers.base import (
     CallInfo,
-    FrameSerializer,
     MediaFormat,
     Message,
     PacketPolicy,
-    PlaybackMarkReached,
     SerializerEvent,
-    StreamStarted,
     StreamStopped,
 )
 
@@ -55,17 +60,17 @@ _OUTBOUND_EVENTS = frozenset({"media", "mark", "clear"})
 def parse_exotel_start(msg: dict[str, Any]) -> CallInfo:
     """Turn Exotel's ``start`` message into a CallInfo (raises RemoteProtocolError)."""
     start = field(msg, "start", dict, PROVIDER)
-    stream_sid = optional_str(start, "stream_sid") or optional_str(msg, "stream_sid")
+    stream_sid = text(start, "stream_sid", PROVIDER) or text(msg, "stream_sid", PROVIDER)
     if not stream_sid:
         raise RemoteProtocolError("exotel: start without stream_sid")
     return CallInfo(
         provider=PROVIDER,
-        call_id=optional_str(start, "call_sid"),
+        call_id=text(start, "call_sid", PROVIDER),
         stream_id=stream_sid,
         media_format=exotel_media_format(start.get("media_format")),
-        account_id=optional_str(start, "account_sid"),
-        from_number=optional_str(start, "from"),
-        to_number=optional_str(start, "to"),
+        account_id=text(start, "account_sid", PROVIDER),
+        from_number=text(start, "from", PROVIDER),
+        to_number=text(start, "to", PROVIDER),
         custom_parameters=_custom_parameters(start.get("custom_parameters")),
         start_message=msg,
     )
@@ -106,7 +111,7 @@ def exotel_media_format(fmt: Any) -> MediaFormat:
     return MediaFormat(encoding, rate, 1)
 
 
-class ExotelFrameSerializer(FrameSerializer):
+class ExotelFrameSerializer(JSONStreamSerializer):
     """Serializer for one Exotel Voicebot (or Stream) applet session.
 
     Args:
@@ -120,6 +125,8 @@ class ExotelFrameSerializer(FrameSerializer):
     provider: ClassVar[str] = PROVIDER
     supports_playback_acks: ClassVar[bool] = True
     supports_dtmf_out: ClassVar[bool] = False
+    stream_key: ClassVar[str] = "stream_sid"
+    _outbound_events: ClassVar[frozenset[str]] = _OUTBOUND_EVENTS
 
     @dataclass(frozen=True, slots=True, kw_only=True)
     class InputParams:
@@ -141,11 +148,11 @@ class ExotelFrameSerializer(FrameSerializer):
         fmt = media_format or MediaFormat("l16", self.params.exotel_sample_rate, 1)
         if fmt.channels != 1 or fmt.sample_rate not in SUPPORTED_RATES.get(fmt.encoding, ()):
             raise ConfigurationError(f"Exotel streams carry PCM at 8/16/24 kHz or μ-law at 8 kHz, not {fmt}")
-        self.stream_sid = stream_sid
+        self.stream_sid = self._stream = stream_sid
         self.call_sid = call_sid
         self._format = fmt
-        self._prefix = '{"event":"media","stream_sid":' + json.dumps(stream_sid) + ',"media":{"payload":"'
-        self._clear = json.dumps({"event": "clear", "stream_sid": stream_sid}, separators=(",", ":"))
+        self._prefix = self._media_prefix()
+        self._clear = compact_json({"event": "clear", "stream_sid": stream_sid})
         self.started = False
 
     def __repr__(self) -> str:
@@ -176,33 +183,12 @@ class ExotelFrameSerializer(FrameSerializer):
 
     # --- inbound -----------------------------------------------------------------------
 
-    def deserialize(self, data: Message) -> list[Frame | SerializerEvent]:
-        msg = load_object(data, PROVIDER)
-        event = msg.get("event")
-        handler = self._handlers.get(event) if isinstance(event, str) else None
-        if handler is None:
-            raise RemoteProtocolError(f"exotel: unknown event {preview(event, 40)}")
-        return handler(self, msg)
-
-    def _on_connected(self, msg: dict[str, Any]) -> list[Frame | SerializerEvent]:
-        return []
-
     def _on_start(self, msg: dict[str, Any]) -> list[Frame | SerializerEvent]:
-        info = parse_exotel_start(msg)
-        if info.stream_id != self.stream_sid:
-            raise RemoteProtocolError("exotel: start for another stream_sid")
-        if self.started:
-            raise RemoteProtocolError("exotel: second start on one stream")
-        self.started = True
-        self._format = info.media_format  # the call's own declaration is the truth
-        if info.call_id and not self.call_sid:
-            self.call_sid = info.call_id
-        return [StreamStarted(info)]
-
-    def _check_stream(self, msg: dict[str, Any]) -> None:
-        sid = msg.get("stream_sid")
-        if sid is not None and sid != self.stream_sid:
-            raise RemoteProtocolError("exotel: message for another stream_sid")
+        started = self._accept_start(parse_exotel_start(msg))
+        self._format = started.info.media_format  # the call's own declaration is the truth
+        if started.info.call_id and not self.call_sid:
+            self.call_sid = started.info.call_id
+        return [started]
 
     def _on_media(self, msg: dict[str, Any]) -> list[Frame | SerializerEvent]:
         self._check_stream(msg)
@@ -212,25 +198,17 @@ class ExotelFrameSerializer(FrameSerializer):
         payload = b64decode(media.get("payload"), PROVIDER)
         if not payload:
             return []
-        rate = self._format.sample_rate
-        if self._format.encoding == "mulaw":
-            return [InputAudioRawFrame(audio=ulaw_to_pcm(payload), sample_rate=rate)]
-        if len(payload) % 2:
-            raise CodecError(f"exotel: odd-length PCM payload ({len(payload)} bytes)")
-        return [InputAudioRawFrame(audio=payload, sample_rate=rate)]
+        try:
+            pcm = self._format.codec.decode(payload)
+        except CodecError as exc:
+            raise CodecError(f"exotel: {exc}") from None
+        return [InputAudioRawFrame(audio=pcm, sample_rate=self._format.sample_rate)]
 
     def _on_dtmf(self, msg: dict[str, Any]) -> list[Frame | SerializerEvent]:
         self._check_stream(msg)
         dtmf = field(msg, "dtmf", dict, PROVIDER)
         # A digit with an unreadable duration is still a key press: keep it, drop the duration.
         return [InputDTMFFrame(button=keypad(dtmf.get("digit"), PROVIDER), duration_ms=count(dtmf.get("duration")))]
-
-    def _on_mark(self, msg: dict[str, Any]) -> list[Frame | SerializerEvent]:
-        self._check_stream(msg)
-        name = field(msg, "mark", dict, PROVIDER).get("name")
-        if not isinstance(name, str):
-            raise RemoteProtocolError("exotel: mark without a name")
-        return [PlaybackMarkReached(name)]
 
     def _on_stop(self, msg: dict[str, Any]) -> list[Frame | SerializerEvent]:
         self._check_stream(msg)
@@ -239,18 +217,18 @@ class ExotelFrameSerializer(FrameSerializer):
         return [StreamStopped(reason if isinstance(reason, str) else "stop")]
 
     _handlers = {
-        "connected": _on_connected,
+        "connected": JSONStreamSerializer._on_connected,
         "start": _on_start,
         "media": _on_media,
         "dtmf": _on_dtmf,
-        "mark": _on_mark,
+        "mark": JSONStreamSerializer._on_mark,
         "stop": _on_stop,
     }
 
     # --- outbound ----------------------------------------------------------------------
 
     def encode_audio(self, pcm: bytes) -> list[Message]:
-        return self.encode_raw_audio(pcm_to_ulaw(pcm) if self._format.encoding == "mulaw" else pcm)
+        return self.encode_raw_audio(self._format.codec.encode(pcm))
 
     def encode_raw_audio(self, payload: bytes) -> list[Message]:
         # One packet from the packetizer is far below the cap; only pre-encoded blobs are split.
@@ -260,13 +238,10 @@ class ExotelFrameSerializer(FrameSerializer):
         return [self._clear]
 
     def encode_mark(self, name: str) -> list[Message]:
-        mark = {"event": "mark", "stream_sid": self.stream_sid, "mark": {"name": name}}
-        return [json.dumps(mark, separators=(",", ":"))]
+        return [compact_json({"event": "mark", "stream_sid": self.stream_sid, "mark": {"name": name}})]
 
     def encode_message(self, message: Any) -> list[Message]:
-        if not isinstance(message, dict) or message.get("event") not in _OUTBOUND_EVENTS:
-            raise LocalProtocolError("exotel accepts only media/mark/clear messages")
-        return [json.dumps({**message, "stream_sid": self.stream_sid}, separators=(",", ":"))]
+        return self._own_event(message)
 
     # --- hang-up -----------------------------------------------------------------------
 

@@ -21,34 +21,34 @@ import json
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from phonewire.audio.g711 import pcm_to_ulaw, ulaw_to_pcm
 from phonewire.exceptions import ConfigurationError, LocalProtocolError, RemoteProtocolError
 from phonewire.frames import Frame, InputAudioRawFrame
 from phonewire.serializers._ids import PLIVO_AUTH_ID, UUID, invalid_id_reason, segment
-from phonewire.serializers._json import b64decode, b64encode, field, load_object
-from phonewire.serializers._wire import (
+from phonewire.serializers._json_stream import JSONStreamSerializer, compact_json
+from phonewire.serializers._values import (
     DTMF_DIGITS,
+    b64decode,
+    b64encode,
+    counter,
     dtmf_frame,
-    l16_from_wire,
-    l16_to_wire,
-    lenient_count,
+    field,
+    load_object,
     parse_content_type,
     parse_key_values,
-    strict_text,
+    text,
 )
 from phonewire.serializers.base import (
     CallInfo,
     ClearAcknowledged,
-    FrameSerializer,
-    HangupOutcome,
     HangupRequest,
     MediaFormat,
     Message,
     PacketPolicy,
     PlaybackMarkReached,
     SerializerEvent,
-    StreamStarted,
     StreamStopped,
+    hangup_missing,
+    interpret_404_as_ended,
 )
 from phonewire.telephony.rest_auth import basic_auth_header
 
@@ -100,7 +100,7 @@ def _media_format(fmt: Any, default: MediaFormat) -> MediaFormat:
     if not isinstance(raw, str):
         raise RemoteProtocolError("plivo: mediaFormat.encoding missing or not a string")
     encoding, named_rate = parse_content_type(raw, _ENCODINGS)
-    rate = lenient_count(fmt.get("sampleRate"), "mediaFormat.sampleRate", PROVIDER)
+    rate = counter(fmt.get("sampleRate"), "mediaFormat.sampleRate", PROVIDER)
     if rate is None:
         rate = named_rate or 8000
     if not _valid(encoding, rate):
@@ -123,33 +123,23 @@ def parse_plivo_start(msg: dict[str, Any], default_format: MediaFormat = DEFAULT
     ``default_format`` is used when the message has no ``mediaFormat``.
     """
     start = field(msg, "start", dict, PROVIDER)
-    stream_id = strict_text(start, "streamId", PROVIDER) or strict_text(msg, "streamId", PROVIDER)
+    stream_id = text(start, "streamId", PROVIDER) or text(msg, "streamId", PROVIDER)
     if not stream_id:
         raise RemoteProtocolError("plivo: start without streamId")
-    lenient_count(msg.get("sequenceNumber"), "sequenceNumber", PROVIDER)
+    counter(msg.get("sequenceNumber"), "sequenceNumber", PROVIDER)
     headers = msg.get("extra_headers", start.get("extra_headers"))
     custom = parse_extra_headers(headers)
     return CallInfo(
         provider=PROVIDER,
-        call_id=strict_text(start, "callId", PROVIDER),
+        call_id=text(start, "callId", PROVIDER),
         stream_id=stream_id,
         media_format=_media_format(start.get("mediaFormat"), default_format),
-        account_id=strict_text(start, "accountId", PROVIDER),
+        account_id=text(start, "accountId", PROVIDER),
         from_number=custom.get("from_number") or custom.get("From") or custom.get("from"),
         to_number=custom.get("to_number") or custom.get("To") or custom.get("to"),
         custom_parameters=custom,
         start_message=msg,
     )
-
-
-def _interpret_hangup(status: int, body: bytes) -> HangupOutcome:
-    if 200 <= status < 300:
-        return HangupOutcome.DONE  # 204 No Content
-    if status == 404:
-        return HangupOutcome.ALREADY_ENDED  # the call is already gone
-    if status == 429 or status >= 500:
-        return HangupOutcome.RETRY
-    return HangupOutcome.FAILED
 
 
 def _configured_format(params: PlivoFrameSerializer.InputParams) -> MediaFormat:
@@ -171,7 +161,7 @@ def _configured_format(params: PlivoFrameSerializer.InputParams) -> MediaFormat:
     return MediaFormat(encoding, rate, 1)
 
 
-class PlivoFrameSerializer(FrameSerializer):
+class PlivoFrameSerializer(JSONStreamSerializer):
     """Serializer for one Plivo bidirectional audio stream.
 
     The stream's format is, in order of preference: ``media_format`` (from the call's own
@@ -192,6 +182,8 @@ class PlivoFrameSerializer(FrameSerializer):
     provider: ClassVar[str] = PROVIDER
     supports_playback_acks: ClassVar[bool] = True
     supports_dtmf_out: ClassVar[bool] = True
+    stream_key: ClassVar[str] = "streamId"
+    _outbound_events: ClassVar[frozenset[str]] = _OUTBOUND_EVENTS
 
     @dataclass(frozen=True, slots=True, kw_only=True)
     class InputParams:
@@ -223,12 +215,12 @@ class PlivoFrameSerializer(FrameSerializer):
             if not _valid(media_format.encoding, media_format.sample_rate) or media_format.channels != 1:
                 raise ConfigurationError(f"plivo: unsupported media_format {media_format}")
             fmt = media_format
-        self.stream_id = stream_id
+        self.stream_id = self._stream = stream_id
         self.call_id = call_id
         self.auth_id = auth_id
         self._auth_token = auth_token
         self._set_format(fmt)
-        self._clear = json.dumps({"event": "clearAudio", "streamId": stream_id}, separators=(",", ":"))
+        self._clear = compact_json({"event": "clearAudio", "streamId": stream_id})
         self.started = False
         self.stopped = False
         #: Highest ``sequenceNumber`` seen (Plivo numbers every message from 1).
@@ -265,32 +257,20 @@ class PlivoFrameSerializer(FrameSerializer):
 
     def deserialize(self, data: Message) -> list[Frame | SerializerEvent]:
         msg = load_object(data, PROVIDER)
-        event = msg.get("event")
-        handler = self._handlers.get(event) if isinstance(event, str) else None
-        if handler is None:
-            raise RemoteProtocolError(f"plivo: unknown event {str(event)[:40]!r}")
-        seq = lenient_count(msg.get("sequenceNumber"), "sequenceNumber", PROVIDER)
-        out = handler(self, msg)
+        if not isinstance(msg.get("event"), str) or msg["event"] not in self._handlers:
+            return self._dispatch(msg)  # raises: unknown event
+        seq = counter(msg.get("sequenceNumber"), "sequenceNumber", PROVIDER)
+        out = self._dispatch(msg)
         if seq is not None and (self.last_sequence_number is None or seq > self.last_sequence_number):
             self.last_sequence_number = seq
         return out
 
-    def _check_stream(self, msg: dict[str, Any]) -> None:
-        sid = msg.get("streamId")
-        if sid is not None and sid != self.stream_id:
-            raise RemoteProtocolError("plivo: message for another streamId")
-
     def _on_start(self, msg: dict[str, Any]) -> list[Frame | SerializerEvent]:
-        info = parse_plivo_start(msg, self._format)
-        if info.stream_id != self.stream_id:
-            raise RemoteProtocolError("plivo: start for another streamId")
-        if self.started:
-            raise RemoteProtocolError("plivo: second start on one stream")
-        self.started = True
-        self._set_format(info.media_format)
+        started = self._accept_start(parse_plivo_start(msg, self._format))
+        self._set_format(started.info.media_format)
         if self.call_id is None:
-            self.call_id = info.call_id
-        return [StreamStarted(info)]
+            self.call_id = started.info.call_id
+        return [started]
 
     def _on_media(self, msg: dict[str, Any]) -> list[Frame | SerializerEvent]:
         self._check_stream(msg)
@@ -298,20 +278,20 @@ class PlivoFrameSerializer(FrameSerializer):
         track = media.get("track", "inbound")
         if not isinstance(track, str):
             raise RemoteProtocolError("plivo: media.track is not a string")
-        lenient_count(media.get("chunk"), "media.chunk", PROVIDER)
+        counter(media.get("chunk"), "media.chunk", PROVIDER)
         payload = b64decode(media.get("payload"), PROVIDER)
         if track not in _INBOUND_TRACKS or not payload:
             return []
-        if self._format.encoding == "mulaw":
-            pcm = ulaw_to_pcm(payload)
-        else:
-            pcm = l16_from_wire(payload, "little", PROVIDER)
+        try:
+            pcm = self._format.codec.decode(payload)
+        except RemoteProtocolError as exc:
+            raise RemoteProtocolError(f"plivo: {exc}") from None
         return [InputAudioRawFrame(audio=pcm, sample_rate=self._format.sample_rate)]
 
     def _on_dtmf(self, msg: dict[str, Any]) -> list[Frame | SerializerEvent]:
         self._check_stream(msg)
         dtmf = field(msg, "dtmf", dict, PROVIDER)
-        timestamp = strict_text(dtmf, "timestamp", PROVIDER)
+        timestamp = text(dtmf, "timestamp", PROVIDER)
         return [dtmf_frame(dtmf.get("digit"), PROVIDER, {"timestamp": timestamp} if timestamp else None)]
 
     def _on_played_stream(self, msg: dict[str, Any]) -> list[Frame | SerializerEvent]:
@@ -348,9 +328,7 @@ class PlivoFrameSerializer(FrameSerializer):
         return [prefix + b64encode(wire[i : i + step]) + '"}}' for i in range(0, len(wire), step)]
 
     def encode_audio(self, pcm: bytes) -> list[Message]:
-        if self._format.encoding == "mulaw":
-            return self._play(pcm_to_ulaw(pcm))
-        return self._play(l16_to_wire(pcm, "little"))
+        return self._play(self._format.codec.encode(pcm))
 
     def encode_raw_audio(self, payload: bytes) -> list[Message]:
         if self._format.encoding == "l16" and len(payload) % 2:
@@ -361,14 +339,13 @@ class PlivoFrameSerializer(FrameSerializer):
         return [self._clear]
 
     def encode_mark(self, name: str) -> list[Message]:
-        checkpoint = {"event": "checkpoint", "streamId": self.stream_id, "name": name}
-        return [json.dumps(checkpoint, separators=(",", ":"))]
+        return [compact_json({"event": "checkpoint", "streamId": self.stream_id, "name": name})]
 
     def encode_dtmf(self, digits: str) -> list[Message]:
         keys = digits.upper() if isinstance(digits, str) else ""
         if not keys or any(k not in DTMF_DIGITS for k in keys):
             raise LocalProtocolError(f"plivo: DTMF digits must be 0-9, *, # or A-D, got {str(digits)[:20]!r}")
-        return [json.dumps({"event": "sendDTMF", "dtmf": keys}, separators=(",", ":"))]
+        return [compact_json({"event": "sendDTMF", "dtmf": keys})]
 
     def encode_message(self, message: Any) -> list[Message]:
         if not isinstance(message, dict) or message.get("event") not in _OUTBOUND_EVENTS:
@@ -396,13 +373,9 @@ class PlivoFrameSerializer(FrameSerializer):
 
     @property
     def hangup_skip_reason(self) -> str | None:
-        if not self.params.auto_hang_up:
-            return "auto_hang_up is off"
-        missing = [n for n, v in (("call_id", self.call_id), ("auth_id", self.auth_id)) if not v]
-        if not self._auth_token:
-            missing.append("auth_token")
-        if missing:
-            return f"missing {', '.join(missing)}"
+        required = {"call_id": self.call_id, "auth_id": self.auth_id, "auth_token": self._auth_token}
+        if (missing := hangup_missing(self.params.auto_hang_up, required)) is not None:
+            return missing
         return invalid_id_reason("call_id", self.call_id, UUID) or invalid_id_reason(
             "auth_id", self.auth_id, PLIVO_AUTH_ID
         )
@@ -415,5 +388,5 @@ class PlivoFrameSerializer(FrameSerializer):
             method="DELETE",
             url=f"{self.api_root}/v1/Account/{segment(self.auth_id)}/Call/{segment(self.call_id)}/",
             headers={"Authorization": basic_auth_header(self.auth_id, self._auth_token)},
-            interpret=_interpret_hangup,
+            interpret=interpret_404_as_ended,  # 204 No Content; 404: the call is already gone
         )

@@ -23,8 +23,7 @@ from typing import Any, ClassVar
 
 from phonewire.exceptions import ConfigurationError, LocalProtocolError, RemoteProtocolError
 from phonewire.frames import Frame, InputAudioRawFrame, InputDTMFFrame, InputTransportMessageFrame, KeypadEntry
-from phonewire.serializers._json import optional_str
-from phonewire.serializers._wire_values import count, keypad, preview, text_params
+from phonewire.serializers._values import count, keypad, preview, text, text_params
 from phonewire.serializers.base import (
     CallInfo,
     ClearAcknowledged,
@@ -70,12 +69,12 @@ def parse_raw_pcm_start(msg: dict[str, Any] | str | None = None, *, sample_rate:
             custom = {**text_params(msg["metadata"], PROVIDER), **custom}
     return CallInfo(
         provider=PROVIDER,
-        call_id=next((optional_str(msg, k) for k in _CALL_ID_KEYS if msg.get(k) is not None), None),
-        stream_id=optional_str(msg, "stream_id"),
+        call_id=next((text(msg, k, PROVIDER) for k in _CALL_ID_KEYS if msg.get(k) is not None), None),
+        stream_id=text(msg, "stream_id", PROVIDER),
         media_format=MediaFormat("l16", _declared_rate(msg, sample_rate), 1),
-        account_id=optional_str(msg, "accountSid") or optional_str(msg, "account_sid"),
-        from_number=optional_str(msg, "from"),
-        to_number=optional_str(msg, "to"),
+        account_id=text(msg, "accountSid", PROVIDER) or text(msg, "account_sid", PROVIDER),
+        from_number=text(msg, "from", PROVIDER),
+        to_number=text(msg, "to", PROVIDER),
         custom_parameters=custom,
         start_message=msg,
     )

@@ -26,35 +26,35 @@ import json
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
-from phonewire.audio.g711 import alaw_to_pcm, pcm_to_alaw, pcm_to_ulaw, ulaw_to_pcm
+from phonewire.audio.codecs import Codec, codec_for
 from phonewire.exceptions import ConfigurationError, LocalProtocolError, RemoteProtocolError
 from phonewire.frames import Frame, InputAudioRawFrame
 from phonewire.serializers._ids import TELNYX_CALL_CONTROL_ID, invalid_id_reason, segment
-from phonewire.serializers._json import b64decode, b64encode, field, load_object
+from phonewire.serializers._json_stream import JSONStreamSerializer, compact_json
 from phonewire.serializers._reorder import ReorderBuffer, ReorderStats
-from phonewire.serializers._wire import (
+from phonewire.serializers._values import (
     MAX_TEXT,
+    b64decode,
+    b64encode,
+    counter,
     dtmf_frame,
-    l16_from_wire,
-    l16_to_wire,
-    lenient_count,
+    field,
+    param_text,
     parse_content_type,
-    scalar_text,
-    strict_text,
+    text,
 )
 from phonewire.serializers.base import (
     CallInfo,
-    FrameSerializer,
     HangupOutcome,
     HangupRequest,
     MediaFormat,
     Message,
     PacketPolicy,
-    PlaybackMarkReached,
     ProviderError,
     SerializerEvent,
-    StreamStarted,
     StreamStopped,
+    _default_interpret,
+    hangup_missing,
 )
 
 __all__ = ["TelnyxFrameSerializer", "parse_telnyx_start", "telnyx_encoding_name"]
@@ -127,10 +127,10 @@ def _media_format(fmt: Any) -> MediaFormat:
     encoding, named_rate = parse_content_type(raw, _ENCODINGS)
     if encoding is None:
         raise RemoteProtocolError(f"telnyx: unsupported media encoding {raw[:24]!r} (PCMU, PCMA or L16)")
-    rate = lenient_count(fmt.get("sample_rate"), "media_format.sample_rate", PROVIDER)
+    rate = counter(fmt.get("sample_rate"), "media_format.sample_rate", PROVIDER)
     if rate is None:
         rate = named_rate or (16000 if encoding == "l16" else 8000)
-    channels = lenient_count(fmt.get("channels"), "media_format.channels", PROVIDER)
+    channels = counter(fmt.get("channels"), "media_format.channels", PROVIDER)
     if channels not in (None, 1):
         raise RemoteProtocolError("telnyx: only mono media streams are supported")
     if (encoding == "l16" and rate not in L16_RATES) or (encoding != "l16" and rate != 8000):
@@ -151,40 +151,36 @@ def _custom_parameters(value: Any) -> dict[str, str]:
         raise RemoteProtocolError("telnyx: custom_parameters is not an object")
     custom: dict[str, str] = {}
     for key, item in pairs:
-        text = scalar_text(item)
-        if isinstance(key, str) and text is not None:
-            custom[key] = text
+        value = param_text(item)
+        if isinstance(key, str) and value is not None:
+            custom[key] = value
     return custom
 
 
 def parse_telnyx_start(msg: dict[str, Any]) -> CallInfo:
     """Turn Telnyx's ``start`` message into a CallInfo (raises RemoteProtocolError)."""
     start = field(msg, "start", dict, PROVIDER)
-    stream_id = strict_text(msg, "stream_id", PROVIDER) or strict_text(start, "stream_id", PROVIDER)
+    stream_id = text(msg, "stream_id", PROVIDER) or text(start, "stream_id", PROVIDER)
     if not stream_id:
         raise RemoteProtocolError("telnyx: start without stream_id")
     custom = _custom_parameters(start.get("custom_parameters"))
     return CallInfo(
         provider=PROVIDER,
-        call_id=strict_text(start, "call_control_id", PROVIDER),
+        call_id=text(start, "call_control_id", PROVIDER),
         stream_id=stream_id,
         media_format=_media_format(start.get("media_format")),
-        account_id=strict_text(start, "user_id", PROVIDER),
-        from_number=strict_text(start, "from", PROVIDER) or custom.get("from_number"),
-        to_number=strict_text(start, "to", PROVIDER) or custom.get("to_number"),
+        account_id=text(start, "user_id", PROVIDER),
+        from_number=text(start, "from", PROVIDER) or custom.get("from_number"),
+        to_number=text(start, "to", PROVIDER) or custom.get("to_number"),
         custom_parameters=custom,
         start_message=msg,
     )
 
 
 def _interpret_hangup(status: int, body: bytes) -> HangupOutcome:
-    if 200 <= status < 300:
-        return HangupOutcome.DONE
     if status == 422 and _has_error_code(body, ALREADY_ENDED_CODE):
         return HangupOutcome.ALREADY_ENDED
-    if status == 429 or status >= 500:
-        return HangupOutcome.RETRY
-    return HangupOutcome.FAILED
+    return _default_interpret(status, body)
 
 
 def _has_error_code(body: bytes, code: str) -> bool:
@@ -195,7 +191,14 @@ def _has_error_code(body: bytes, code: str) -> bool:
     errors = doc.get("errors") if isinstance(doc, dict) else None
     if not isinstance(errors, list):
         return False
-    return any(isinstance(e, dict) and scalar_text(e.get("code")) == code for e in errors)
+    return any(isinstance(e, dict) and param_text(e.get("code")) == code for e in errors)
+
+
+def _decode(codec: Codec, payload: bytes) -> bytes:
+    try:
+        return codec.decode(payload)
+    except RemoteProtocolError as exc:
+        raise RemoteProtocolError(f"telnyx: {exc}") from None
 
 
 def _pick(alias: str | None, pipecat: str, alias_name: str, pipecat_name: str) -> str:
@@ -206,7 +209,7 @@ def _pick(alias: str | None, pipecat: str, alias_name: str, pipecat_name: str) -
     return alias
 
 
-class TelnyxFrameSerializer(FrameSerializer):
+class TelnyxFrameSerializer(JSONStreamSerializer):
     """Serializer for one Telnyx media stream in bidirectional RTP mode.
 
     Encoding names follow Pipecat (and Telnyx's call-leg vocabulary), which reads
@@ -233,6 +236,8 @@ class TelnyxFrameSerializer(FrameSerializer):
     supports_playback_acks: ClassVar[bool] = True
     #: Telnyx plays digits with the Call Control ``send_dtmf`` REST action, not over the stream.
     supports_dtmf_out: ClassVar[bool] = False
+    stream_key: ClassVar[str] = "stream_id"
+    _outbound_events: ClassVar[frozenset[str]] = _OUTBOUND_EVENTS
 
     @dataclass(frozen=True, slots=True, kw_only=True)
     class InputParams:
@@ -289,10 +294,13 @@ class TelnyxFrameSerializer(FrameSerializer):
             self._out = MediaFormat("l16", rate, 1)
         else:
             self._out = MediaFormat(send, 8000, 1)
-        self.stream_id = stream_id
+        self.stream_id = self._stream = stream_id
         self.call_control_id = call_control_id
         self._api_key = api_key
         self._byte_order = p.l16_byte_order
+        self._in_codec = codec_for(self._in.encoding, byte_order=self._byte_order)
+        self._out_codec = codec_for(self._out.encoding, byte_order=self._byte_order)
+        self._prefix = self._media_prefix(with_stream=False)  # what we send carries no stream_id
         self._reorder: ReorderBuffer[InputAudioRawFrame] = ReorderBuffer(p.reorder_window, first_expected=1)
         self._recent_dtmf: list[tuple[str, str]] = []
         self.started = False
@@ -329,22 +337,9 @@ class TelnyxFrameSerializer(FrameSerializer):
 
     # --- inbound -----------------------------------------------------------------------
 
-    def deserialize(self, data: Message) -> list[Frame | SerializerEvent]:
-        msg = load_object(data, PROVIDER)
-        event = msg.get("event")
-        handler = self._handlers.get(event) if isinstance(event, str) else None
-        if handler is None:
-            raise RemoteProtocolError(f"telnyx: unknown event {str(event)[:40]!r}")
-        return handler(self, msg)
-
     def flush_audio(self) -> list[Frame | SerializerEvent]:
         """Release audio held by the reorder buffer (call when the socket closes)."""
         return list(self._reorder.flush())
-
-    def _check_stream(self, msg: dict[str, Any]) -> None:
-        sid = msg.get("stream_id")
-        if sid is not None and sid != self.stream_id:
-            raise RemoteProtocolError("telnyx: message for another stream_id")
 
     def _on_connected(self, msg: dict[str, Any]) -> list[Frame | SerializerEvent]:
         # May carry x-telnyx-streaming-auth-token; the transport checks it on the upgrade
@@ -352,16 +347,12 @@ class TelnyxFrameSerializer(FrameSerializer):
         return []
 
     def _on_start(self, msg: dict[str, Any]) -> list[Frame | SerializerEvent]:
-        info = parse_telnyx_start(msg)
-        if info.stream_id != self.stream_id:
-            raise RemoteProtocolError("telnyx: start for another stream_id")
-        if self.started:
-            raise RemoteProtocolError("telnyx: second start on one stream")
-        self.started = True
-        self._in = info.media_format  # the call's own truth beats configuration
+        started = self._accept_start(parse_telnyx_start(msg))
+        self._in = started.info.media_format  # the call's own truth beats configuration
+        self._in_codec = codec_for(self._in.encoding, byte_order=self._byte_order)
         if self.call_control_id is None:
-            self.call_control_id = info.call_id
-        return [StreamStarted(info)]
+            self.call_control_id = started.info.call_id
+        return [started]
 
     def _on_media(self, msg: dict[str, Any]) -> list[Frame | SerializerEvent]:
         self._check_stream(msg)
@@ -370,23 +361,17 @@ class TelnyxFrameSerializer(FrameSerializer):
         if not isinstance(track, str):
             raise RemoteProtocolError("telnyx: media.track is not a string")
         payload = b64decode(media.get("payload"), PROVIDER)
-        chunk = lenient_count(media.get("chunk"), "media.chunk", PROVIDER)
+        chunk = counter(media.get("chunk"), "media.chunk", PROVIDER)
         if track not in _INBOUND_TRACKS:
             return []  # both_tracks streams also carry the other leg: not the caller
         if not payload:
             return []
-        enc = self._in.encoding
-        if self.keep_wire_audio and enc != "l16":  # wire mode: the payload as carried, no decode
-            rate = self._in.sample_rate
+        codec = self._in_codec
+        if self.keep_wire_audio and codec.is_g711:  # wire mode: the payload as carried, no decode
+            rate, enc = self._in.sample_rate, codec.name
             wire = InputAudioRawFrame(audio=b"", sample_rate=rate, wire_audio=payload, wire_encoding=enc)
             return [wire] if chunk is None else list(self._reorder.push(chunk, wire))
-        if enc == "mulaw":
-            pcm = ulaw_to_pcm(payload)
-        elif enc == "alaw":
-            pcm = alaw_to_pcm(payload)
-        else:
-            pcm = l16_from_wire(payload, self._byte_order, PROVIDER)
-        frame = InputAudioRawFrame(audio=pcm, sample_rate=self._in.sample_rate)
+        frame = InputAudioRawFrame(audio=_decode(codec, payload), sample_rate=self._in.sample_rate)
         if chunk is None:
             return [frame]
         return list(self._reorder.push(chunk, frame))
@@ -394,7 +379,7 @@ class TelnyxFrameSerializer(FrameSerializer):
     def _on_dtmf(self, msg: dict[str, Any]) -> list[Frame | SerializerEvent]:
         self._check_stream(msg)
         dtmf = field(msg, "dtmf", dict, PROVIDER)
-        occurred_at = strict_text(msg, "occurred_at", PROVIDER)
+        occurred_at = text(msg, "occurred_at", PROVIDER)
         frame = dtmf_frame(dtmf.get("digit"), PROVIDER, {"occurred_at": occurred_at} if occurred_at else None)
         if occurred_at:
             key = (occurred_at, frame.button.value)
@@ -403,13 +388,6 @@ class TelnyxFrameSerializer(FrameSerializer):
                 return []
             self._recent_dtmf = [*self._recent_dtmf[-(_DTMF_MEMORY - 1) :], key]
         return [frame]
-
-    def _on_mark(self, msg: dict[str, Any]) -> list[Frame | SerializerEvent]:
-        self._check_stream(msg)
-        name = field(msg, "mark", dict, PROVIDER).get("name")
-        if not isinstance(name, str):
-            raise RemoteProtocolError("telnyx: mark without a name")
-        return [PlaybackMarkReached(name)]
 
     def _on_error(self, msg: dict[str, Any]) -> list[Frame | SerializerEvent]:
         self._check_stream(msg)
@@ -439,44 +417,31 @@ class TelnyxFrameSerializer(FrameSerializer):
         "start": _on_start,
         "media": _on_media,
         "dtmf": _on_dtmf,
-        "mark": _on_mark,
+        "mark": JSONStreamSerializer._on_mark,
         "error": _on_error,
         "stop": _on_stop,
     }
 
     # --- outbound ----------------------------------------------------------------------
 
-    def _wire_payload(self, pcm: bytes) -> bytes:
-        enc = self._out.encoding
-        if enc == "mulaw":
-            return pcm_to_ulaw(pcm)
-        if enc == "alaw":
-            return pcm_to_alaw(pcm)
-        return l16_to_wire(pcm, self._byte_order)
-
     def encode_audio(self, pcm: bytes) -> list[Message]:
-        return ['{"event":"media","media":{"payload":"' + b64encode(self._wire_payload(pcm)) + '"}}']
+        return [self._prefix + b64encode(self._out_codec.encode(pcm)) + '"}}']
 
     def encode_raw_audio(self, payload: bytes) -> list[Message]:
         # "Already encoded" means encoded as ``output_format`` says; for L16 that is
         # little-endian (the MediaFormat convention), so the wire byte order still applies.
-        if self._out.encoding == "l16":
-            payload = l16_to_wire(payload, self._byte_order)
-        return ['{"event":"media","media":{"payload":"' + b64encode(payload) + '"}}']
+        if not self._out_codec.is_g711:
+            payload = self._out_codec.encode(payload)
+        return [self._prefix + b64encode(payload) + '"}}']
 
     def encode_clear(self) -> list[Message]:
         return ['{"event":"clear"}']
 
     def encode_mark(self, name: str) -> list[Message]:
-        return [json.dumps({"event": "mark", "mark": {"name": name}}, separators=(",", ":"))]
+        return [compact_json({"event": "mark", "mark": {"name": name}})]
 
     def encode_message(self, message: Any) -> list[Message]:
-        if not isinstance(message, dict) or message.get("event") not in _OUTBOUND_EVENTS:
-            raise LocalProtocolError("telnyx accepts only media/mark/clear messages on the stream")
-        try:
-            return [json.dumps(message, separators=(",", ":"))]
-        except (TypeError, ValueError) as exc:
-            raise LocalProtocolError(f"telnyx: message is not JSON-serializable ({type(exc).__name__})") from None
+        return self._own_event(message, with_stream=False)
 
     def encode_dtmf(self, digits: str) -> list[Message]:
         raise LocalProtocolError(
@@ -492,11 +457,9 @@ class TelnyxFrameSerializer(FrameSerializer):
 
     @property
     def hangup_skip_reason(self) -> str | None:
-        if not self.params.auto_hang_up:
-            return "auto_hang_up is off"
-        missing = [n for n, v in (("call_control_id", self.call_control_id), ("api_key", self._api_key)) if not v]
-        if missing:
-            return f"missing {', '.join(missing)}"
+        required = {"call_control_id": self.call_control_id, "api_key": self._api_key}
+        if (missing := hangup_missing(self.params.auto_hang_up, required)) is not None:
+            return missing
         return invalid_id_reason("call_control_id", self.call_control_id, TELNYX_CALL_CONTROL_ID)
 
     def hangup_request(self) -> HangupRequest | None:

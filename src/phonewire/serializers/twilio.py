@@ -10,26 +10,24 @@ so transport messages are limited to Twilio's own three events.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from phonewire.audio.g711 import pcm_to_ulaw, ulaw_to_pcm
-from phonewire.exceptions import ConfigurationError, LocalProtocolError, RemoteProtocolError
-from phonewire.frames import Frame, InputAudioRawFrame, InputDTMFFrame, KeypadEntry
+from phonewire.exceptions import ConfigurationError, RemoteProtocolError
+from phonewire.frames import Frame, InputAudioRawFrame
 from phonewire.serializers._ids import TWILIO_ACCOUNT_SID, TWILIO_CALL_SID, invalid_id_reason, segment
-from phonewire.serializers._json import b64decode, b64encode, field, load_object, optional_str
+from phonewire.serializers._json_stream import JSONStreamSerializer, compact_json
+from phonewire.serializers._values import b64decode, b64encode, dtmf_frame, field, text, text_params
 from phonewire.serializers.base import (
     CallInfo,
-    FrameSerializer,
-    HangupOutcome,
     HangupRequest,
     MediaFormat,
     Message,
-    PlaybackMarkReached,
     SerializerEvent,
-    StreamStarted,
     StreamStopped,
+    hangup_missing,
+    interpret_404_as_ended,
 )
 from phonewire.telephony.rest_auth import basic_auth_header
 
@@ -43,19 +41,16 @@ _OUTBOUND_EVENTS = frozenset({"media", "mark", "clear"})
 def parse_twilio_start(msg: dict[str, Any]) -> CallInfo:
     """Turn Twilio's ``start`` message into a CallInfo (raises RemoteProtocolError)."""
     start = field(msg, "start", dict, PROVIDER)
-    stream_sid = optional_str(start, "streamSid") or optional_str(msg, "streamSid")
+    stream_sid = text(start, "streamSid", PROVIDER) or text(msg, "streamSid", PROVIDER)
     if not stream_sid:
         raise RemoteProtocolError("twilio: start without streamSid")
-    params = start.get("customParameters") or {}
-    if not isinstance(params, dict):
-        raise RemoteProtocolError("twilio: customParameters is not an object")
-    custom = {str(k): str(v) for k, v in params.items()}
+    custom = text_params(start.get("customParameters") or {}, PROVIDER)
     return CallInfo(
         provider=PROVIDER,
-        call_id=optional_str(start, "callSid"),
+        call_id=text(start, "callSid", PROVIDER),
         stream_id=stream_sid,
         media_format=_media_format(start.get("mediaFormat")),
-        account_id=optional_str(start, "accountSid"),
+        account_id=text(start, "accountSid", PROVIDER),
         from_number=custom.get("from_number") or custom.get("From") or custom.get("from"),
         to_number=custom.get("to_number") or custom.get("To") or custom.get("to"),
         custom_parameters=custom,
@@ -74,17 +69,7 @@ def _media_format(fmt: Any) -> MediaFormat:
     return WIRE_FORMAT
 
 
-def _interpret_hangup(status: int, body: bytes) -> HangupOutcome:
-    if 200 <= status < 300:
-        return HangupOutcome.DONE
-    if status == 404:
-        return HangupOutcome.ALREADY_ENDED  # code 20404: the call is already gone
-    if status == 429 or status >= 500:
-        return HangupOutcome.RETRY
-    return HangupOutcome.FAILED
-
-
-class TwilioFrameSerializer(FrameSerializer):
+class TwilioFrameSerializer(JSONStreamSerializer):
     """Serializer for one Twilio media stream.
 
     Args:
@@ -98,6 +83,9 @@ class TwilioFrameSerializer(FrameSerializer):
 
     provider: ClassVar[str] = PROVIDER
     supports_playback_acks: ClassVar[bool] = True
+    stream_key: ClassVar[str] = "streamSid"
+    _outbound_events: ClassVar[frozenset[str]] = _OUTBOUND_EVENTS
+    _outbound_note: ClassVar[str] = " (anything else is error 31924)"
 
     @dataclass(frozen=True, slots=True, kw_only=True)
     class InputParams:
@@ -128,7 +116,7 @@ class TwilioFrameSerializer(FrameSerializer):
         self.params = params or self.InputParams()
         if self.params.twilio_sample_rate != 8000:
             raise ConfigurationError("Twilio media streams carry 8000 Hz μ-law only")
-        self.stream_sid = stream_sid
+        self.stream_sid = self._stream = stream_sid
         self.call_sid = call_sid
         self.account_sid = account_sid
         self._auth_token = auth_token
@@ -137,8 +125,8 @@ class TwilioFrameSerializer(FrameSerializer):
         self._base_url = base_url or self.params.base_url
         if bool(self._region) != bool(self._edge) and not self._base_url:
             raise ConfigurationError("Twilio region and edge must be given together (or give base_url)")
-        self._media_prefix = '{"event":"media","streamSid":' + json.dumps(stream_sid) + ',"media":{"payload":"'
-        self._clear = json.dumps({"event": "clear", "streamSid": stream_sid}, separators=(",", ":"))
+        self._prefix = self._media_prefix()
+        self._clear = compact_json({"event": "clear", "streamSid": stream_sid})
         self.started = False
 
     def __repr__(self) -> str:
@@ -154,30 +142,8 @@ class TwilioFrameSerializer(FrameSerializer):
 
     # --- inbound -----------------------------------------------------------------------
 
-    def deserialize(self, data: Message) -> list[Frame | SerializerEvent]:
-        msg = load_object(data, PROVIDER)
-        event = msg.get("event")
-        handler = self._handlers.get(event) if isinstance(event, str) else None
-        if handler is None:
-            raise RemoteProtocolError(f"twilio: unknown event {str(event)[:40]!r}")
-        return handler(self, msg)
-
-    def _on_connected(self, msg: dict[str, Any]) -> list[Frame | SerializerEvent]:
-        return []
-
     def _on_start(self, msg: dict[str, Any]) -> list[Frame | SerializerEvent]:
-        info = parse_twilio_start(msg)
-        if info.stream_id != self.stream_sid:
-            raise RemoteProtocolError("twilio: start for another streamSid")
-        if self.started:
-            raise RemoteProtocolError("twilio: second start on one stream")
-        self.started = True
-        return [StreamStarted(info)]
-
-    def _check_stream(self, msg: dict[str, Any]) -> None:
-        sid = msg.get("streamSid")
-        if sid is not None and sid != self.stream_sid:
-            raise RemoteProtocolError("twilio: message for another streamSid")
+        return [self._accept_start(parse_twilio_start(msg))]
 
     def _on_media(self, msg: dict[str, Any]) -> list[Frame | SerializerEvent]:
         # 50 a second: _check_stream and field() inline on the happy path.
@@ -198,51 +164,37 @@ class TwilioFrameSerializer(FrameSerializer):
 
     def _on_dtmf(self, msg: dict[str, Any]) -> list[Frame | SerializerEvent]:
         self._check_stream(msg)
-        digit = field(msg, "dtmf", dict, PROVIDER).get("digit")
-        try:
-            return [InputDTMFFrame(button=KeypadEntry(digit))]
-        except ValueError:
-            raise RemoteProtocolError(f"twilio: invalid DTMF digit {str(digit)[:8]!r}") from None
-
-    def _on_mark(self, msg: dict[str, Any]) -> list[Frame | SerializerEvent]:
-        self._check_stream(msg)
-        name = field(msg, "mark", dict, PROVIDER).get("name")
-        if not isinstance(name, str):
-            raise RemoteProtocolError("twilio: mark without a name")
-        return [PlaybackMarkReached(name)]
+        return [dtmf_frame(field(msg, "dtmf", dict, PROVIDER).get("digit"), PROVIDER)]
 
     def _on_stop(self, msg: dict[str, Any]) -> list[Frame | SerializerEvent]:
         self._check_stream(msg)
         return [StreamStopped("stop")]
 
     _handlers = {
-        "connected": _on_connected,
+        "connected": JSONStreamSerializer._on_connected,
         "start": _on_start,
         "media": _on_media,
         "dtmf": _on_dtmf,
-        "mark": _on_mark,
+        "mark": JSONStreamSerializer._on_mark,
         "stop": _on_stop,
     }
 
     # --- outbound ----------------------------------------------------------------------
 
     def encode_audio(self, pcm: bytes) -> list[Message]:
-        return [self._media_prefix + b64encode(pcm_to_ulaw(pcm)) + '"}}']
+        return [self._prefix + b64encode(pcm_to_ulaw(pcm)) + '"}}']
 
     def encode_raw_audio(self, payload: bytes) -> list[Message]:
-        return [self._media_prefix + b64encode(payload) + '"}}']
+        return [self._prefix + b64encode(payload) + '"}}']
 
     def encode_clear(self) -> list[Message]:
         return [self._clear]
 
     def encode_mark(self, name: str) -> list[Message]:
-        mark = {"event": "mark", "streamSid": self.stream_sid, "mark": {"name": name}}
-        return [json.dumps(mark, separators=(",", ":"))]
+        return [compact_json({"event": "mark", "streamSid": self.stream_sid, "mark": {"name": name}})]
 
     def encode_message(self, message: Any) -> list[Message]:
-        if not isinstance(message, dict) or message.get("event") not in _OUTBOUND_EVENTS:
-            raise LocalProtocolError("twilio accepts only media/mark/clear messages (anything else is error 31924)")
-        return [json.dumps({**message, "streamSid": self.stream_sid}, separators=(",", ":"))]
+        return self._own_event(message)
 
     # --- hang-up -----------------------------------------------------------------------
 
@@ -256,13 +208,9 @@ class TwilioFrameSerializer(FrameSerializer):
 
     @property
     def hangup_skip_reason(self) -> str | None:
-        if not self.params.auto_hang_up:
-            return "auto_hang_up is off"
-        missing = [n for n, v in (("call_sid", self.call_sid), ("account_sid", self.account_sid)) if not v]
-        if not self._auth_token:
-            missing.append("auth_token")
-        if missing:
-            return f"missing {', '.join(missing)}"
+        required = {"call_sid": self.call_sid, "account_sid": self.account_sid, "auth_token": self._auth_token}
+        if (missing := hangup_missing(self.params.auto_hang_up, required)) is not None:
+            return missing
         # Both SIDs come from the peer's start message: only Twilio's own shape reaches a URL.
         return invalid_id_reason("account_sid", self.account_sid, TWILIO_ACCOUNT_SID) or invalid_id_reason(
             "call_sid", self.call_sid, TWILIO_CALL_SID
@@ -279,5 +227,5 @@ class TwilioFrameSerializer(FrameSerializer):
             url=self.api_root + path,
             headers={"Authorization": basic_auth_header(user, self._auth_token)},
             form={"Status": "completed"},
-            interpret=_interpret_hangup,
+            interpret=interpret_404_as_ended,  # 404 (code 20404): the call is already gone
         )

@@ -22,13 +22,11 @@ from typing import Any, ClassVar
 from phonewire.exceptions import ConfigurationError, LocalProtocolError, RemoteProtocolError
 from phonewire.frames import Frame, InputAudioRawFrame, InputDTMFFrame, InputTransportMessageFrame
 from phonewire.serializers._ids import UUID, invalid_id_reason, segment
-from phonewire.serializers._json import load_object
-from phonewire.serializers._wire_values import count, keypad, media_type, preview, text_params
+from phonewire.serializers._values import count, keypad, load_object, media_type, preview, text_params
 from phonewire.serializers.base import (
     CallInfo,
     ClearAcknowledged,
     FrameSerializer,
-    HangupOutcome,
     HangupRequest,
     MediaFormat,
     Message,
@@ -36,6 +34,8 @@ from phonewire.serializers.base import (
     PlaybackMarkReached,
     SerializerEvent,
     StreamStarted,
+    hangup_missing,
+    interpret_404_as_ended,
 )
 
 __all__ = ["VonageFrameSerializer", "parse_vonage_connected"]
@@ -91,16 +91,6 @@ def vonage_media_format(content_type: Any) -> MediaFormat:
     if mime != "audio/l16" or rate not in SUPPORTED_RATES:
         raise RemoteProtocolError(f"vonage: unsupported content-type {preview(content_type, 40)}")
     return MediaFormat("l16", rate, 1)
-
-
-def _interpret_hangup(status: int, body: bytes) -> HangupOutcome:
-    if 200 <= status < 300:
-        return HangupOutcome.DONE  # 204 No Content (200 from some proxies)
-    if status == 404:
-        return HangupOutcome.ALREADY_ENDED  # the call (leg) is gone
-    if status == 429 or status >= 500:
-        return HangupOutcome.RETRY
-    return HangupOutcome.FAILED
 
 
 class VonageFrameSerializer(FrameSerializer):
@@ -256,13 +246,13 @@ class VonageFrameSerializer(FrameSerializer):
 
     @property
     def hangup_skip_reason(self) -> str | None:
-        if not self.params.auto_hang_up:
-            return "auto_hang_up is off"
-        missing = [n for n, v in (("call_uuid", self.call_uuid), ("application_id", self.application_id)) if not v]
-        if not self._private_key:
-            missing.append("private_key")
-        if missing:
-            return f"missing {', '.join(missing)}"
+        required = {
+            "call_uuid": self.call_uuid,
+            "application_id": self.application_id,
+            "private_key": self._private_key,
+        }
+        if (missing := hangup_missing(self.params.auto_hang_up, required)) is not None:
+            return missing
         if invalid_id_reason("call_uuid", self.call_uuid, _CALL_UUID):
             return "invalid call_uuid (does not look like a Vonage call UUID)"
         return None
@@ -282,5 +272,5 @@ class VonageFrameSerializer(FrameSerializer):
             url=f"{self.api_root}/v1/calls/{segment(self.call_uuid)}",
             headers={"Authorization": f"Bearer {token}"},
             json={"action": "hangup"},
-            interpret=_interpret_hangup,
+            interpret=interpret_404_as_ended,  # 204 (200 from some proxies); 404: the leg is gone
         )
