@@ -70,7 +70,6 @@ UP = FrameDirection.UPSTREAM
 ACK_GRACE_SECS = 1.5
 #: Silence after the caller's buffer runs dry that ends an utterance with no TTSStoppedFrame.
 UTTERANCE_GAP_SECS = 0.1
-_WAV_TAGS = {"l16": 1, "alaw": 6, "mulaw": 7}
 
 # queue item kinds (WIRE_AUDIO: a packet already in the wire encoding, sent as is)
 AUDIO, END_UTT, MESSAGE, BARRIER, WIRE_AUDIO = range(5)
@@ -493,7 +492,7 @@ class FastAPIWebsocketOutputTransport(FrameProcessor):
         ser = self._serializer
         fmt = ser.output_format
         encoded = pcm if fmt.encoding == "l16" else ser.encode_wire(pcm)
-        header = wav_header(len(encoded), fmt.sample_rate, 1, 8 * self._bps, _WAV_TAGS[fmt.encoding])
+        header = wav_header(len(encoded), fmt.sample_rate, 1, 8 * self._bps, fmt.codec.wav_tag)
         return ser.encode_raw_audio(header + encoded)
 
     async def _send_mark(self, name: str) -> None:
