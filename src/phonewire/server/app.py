@@ -48,7 +48,7 @@ from phonewire.server.pages import install_pages
 from phonewire.server.prewarm import PrewarmRegistry, discard, handing
 from phonewire.server.web_server import install_uvicorn_log_filter
 from phonewire.server.webhooks import webhook_router
-from phonewire.telephony.handshake import read_handshake
+from phonewire.telephony.handshake import Handshake, read_handshake
 from phonewire.telephony.tokens import StreamTokenSigner
 from phonewire.transports.asgi import RawWebSocketMiddleware
 from phonewire.transports.fastapi import FastAPIWebsocketTransport
@@ -157,6 +157,10 @@ async def _serve_call(
         pools.ended(metrics, client, signed=signed)
     if call is None:
         return
+    if call[2] is not None:  # a reconnect for a call held after its socket dropped
+        call[0].log.info("= a reconnect for this held call: resuming it on the new socket")
+        await stream_policy.serve_resumed(call[0], websocket, call[2])
+        return
     # Duplicate streams, then the fleet's limits and registry (server/stream_policy.py).
     admission, refused = await stream_policy.admit(state, config, call[0], call[1])
     if refused is not None:
@@ -191,8 +195,10 @@ async def _serve_call(
 
 async def _identify(
     websocket: WebSocket, config: ServerConfig, signer: StreamTokenSigner | None, metrics: Metrics
-) -> tuple[FastAPIWebsocketTransport, CallInfo] | None:
-    """Handshake and stream token: the call's transport, or None when the stream was refused."""
+) -> tuple[FastAPIWebsocketTransport, CallInfo, Handshake | None] | None:
+    """Handshake and stream token: the call's transport, or None when the stream was refused.
+    A reconnect for a call held after its socket dropped gets that call's transport and its
+    own handshake (third item; None for a new call)."""
     try:
         handshake = await read_handshake(
             websocket,
@@ -213,6 +219,9 @@ async def _identify(
     info = handshake.info
     verified, refusal = await acheck_stream_token(signer, info, required=config.tokens_required)
     state = websocket.scope["app"].state
+    held = stream_policy.held_call(state, info, verified, refusal)
+    if held is not None:
+        return held, info, handshake
     if await stream_policy.replay_is_reconnect(state, config, info, refusal):
         verified, refusal = True, None  # the token was valid and spent on this same live call
     if refusal is not None:
@@ -225,8 +234,9 @@ async def _identify(
     transport = FastAPIWebsocketTransport(websocket, params, handshake=handshake)
     transport.verified = verified
     transport.hangup_allowed = verified
+    transport.resume_window_secs = stream_policy.resume_window(config, info, verified)
     attach_live_call(transport, websocket, config)
-    return transport, info
+    return transport, info, None
 
 
 async def _run_bot(bot: Bot, transport: FastAPIWebsocketTransport, info: CallInfo, calls: CallRegistry) -> None:
@@ -245,6 +255,7 @@ async def _run_bot(bot: Bot, transport: FastAPIWebsocketTransport, info: CallInf
         if live is not None and info.call_id:
             live.remove(info.provider, info.call_id, transport)
         await transport.close(1000, "bot finished")
+        transport.release_socket()  # a resumed socket's handler (stream_policy.serve_resumed) returns
         calls.end(call)
         s = transport.stats
         transport.log.info(
