@@ -345,7 +345,12 @@ async def run_level(calls: int, window: float, ramp: float, trace_dir: Path | No
         watcher = asyncio.get_running_loop().create_task(trace.watch_loop("callers"))
     fake_proc, fake_url = _start_fake(fake_out)
     port = 20000 + calls
-    proc = _start_server(port, fake_url, prewarm=False, trace_path=str(server_trace) if server_trace else None)
+    try:
+        proc = _start_server(port, fake_url, prewarm=False, trace_path=str(server_trace) if server_trace else None)
+    except BaseException:
+        fake_proc.terminate()  # a server that did not start must not leave the fake behind
+        fake_proc.wait(10)
+        raise
     if os.cpu_count() and os.cpu_count() >= 2:  # type: ignore[operator]
         psutil.Process(fake_proc.pid).cpu_affinity([1])  # with the callers, away from the server
     # The callers stand in for the carrier and the phones: their collector's pauses (after a
