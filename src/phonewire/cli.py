@@ -53,6 +53,7 @@ ENV = {
     "max_calls_per_number": "PHONEWIRE_MAX_CALLS_PER_NUMBER",
     "record_dir": "PHONEWIRE_RECORD_DIR",
     "duplicate_streams": "PHONEWIRE_DUPLICATE_STREAMS",
+    "resume_window": "PHONEWIRE_RESUME_WINDOW",
 }
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
 #: ENV keys whose values are numbers, by the type ServerConfig wants.
@@ -149,6 +150,9 @@ def _serve_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--record-dir", default=None, help="record every call here: stereo WAV + JSON sidecar")
     p.add_argument(
         "--duplicate-streams", choices=["refuse", "replace"], default=None, help="a 2nd stream for a live call (refuse)"
+    )
+    p.add_argument(
+        "--resume-window", type=float, default=None, help="seconds a dropped raw-PCM/Vonage call waits to resume (10)"
     )
 
 

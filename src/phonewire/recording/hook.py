@@ -16,6 +16,7 @@ from typing import Any
 
 from phonewire.audio.resample import RateConverter
 from phonewire.exceptions import ConfigurationError
+from phonewire.processors.aggregators.llm_response_universal import TURN_OBSERVER
 from phonewire.recording.store import LocalDirectoryStore, RecordingStore
 from phonewire.recording.timeline import WINDOW_SECS, CallRecording, pcm_for_recording
 from phonewire.recording.writer import DEFAULT_QUEUE_CHUNKS, RecordingWriter
@@ -90,6 +91,10 @@ class RecordingTap:
     def note(self, role: str, text: str) -> None:
         self.recording.note(role, text, self._t.clock())
 
+    def resumed(self) -> None:
+        """The call resumed on a new socket: the caller's silence meanwhile is recorded."""
+        self.recording.gap(self._t.clock())
+
 
 def start_recording(transport: Any, config: RecordingConfig) -> RecordingTap:
     """Begin recording this call (idempotent): opens the sink on the writer thread."""
@@ -160,6 +165,32 @@ def sidecar(transport: Any, tap: RecordingTap, extra: dict[str, Any]) -> dict[st
     }
 
 
+def _observe_turns(transport: Any, pair: Any) -> None:
+    """Transcript lines in the sidecar's ``notes``, from the aggregators' turn events; checked
+    against ``transport.recorder`` when they happen (a bot may start recording late)."""
+
+    def caller_said(_agg: Any, message: Any) -> None:
+        _note(transport, "caller", message)
+
+    def bot_said(_agg: Any, message: Any) -> None:
+        _note(transport, "bot", message)
+
+    pair.user().add_event_handler("on_user_turn_stopped", caller_said)
+    pair.assistant().add_event_handler("on_assistant_turn_stopped", bot_said)
+
+
+def _note(transport: Any, role: str, message: Any) -> None:
+    tap = transport.recorder
+    text = getattr(message, "content", None)
+    if tap is None or not isinstance(text, str) or not text or tap.recording.closed:
+        return
+    notes = tap.recording.notes
+    count = len(notes)
+    tap.note(role, text)
+    if getattr(message, "interrupted", False) and len(notes) > count:
+        notes[-1]["interrupted"] = True
+
+
 class RecordingHook:
     """A ``CallHook``: offers recording to every call, starts it for all when ``all_calls``."""
 
@@ -172,6 +203,17 @@ class RecordingHook:
         transport.recording_config = self.config
         if self.config.all_calls:
             start_recording(transport, self.config)
+        # In the call's task, before its bot runs: the bot's aggregator pairs report their turns
+        # (what the caller said, what the bot said and whether it was cut off) to the sidecar.
+        # Chained after an observer already set (the console's call events).
+        previous = TURN_OBSERVER.get()
+
+        def observe(pair: Any) -> None:
+            if previous is not None:
+                previous(pair)
+            _observe_turns(transport, pair)
+
+        TURN_OBSERVER.set(observe)
 
     def turn_completed(self, call: Any, turn: Any) -> None:
         pass

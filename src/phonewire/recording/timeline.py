@@ -95,6 +95,15 @@ class CallRecording:
         self._spans = kept
         self._bot_end = min(self._bot_end, at)
 
+    def gap(self, now: float) -> None:
+        """A reconnect: the caller's audio while no socket carried the call is silence, so what
+        follows stays on the call's timeline."""
+        if self.origin is None:
+            return
+        missing = int((now - self.origin) * self.rate) - self._caller_samples
+        if missing > 0:
+            self.caller(bytes(2 * missing), now)
+
     def note(self, role: str, text: str, now: float) -> None:
         """A transcript line (``role``: "caller" or "bot") for the sidecar, at its call time."""
         if len(self.notes) < 2000:

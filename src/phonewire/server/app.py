@@ -35,7 +35,7 @@ from fastapi.responses import JSONResponse
 
 from phonewire import logsafe
 from phonewire.exceptions import ConfigurationError, HandshakeError
-from phonewire.serializers.base import CallInfo
+from phonewire.serializers.base import CallInfo, MediaFormat
 from phonewire.server import stream_policy
 from phonewire.server.call_control_routes import attach_live_call, call_control_router
 from phonewire.server.config import ServerConfig
@@ -48,8 +48,7 @@ from phonewire.server.pages import install_pages
 from phonewire.server.prewarm import PrewarmRegistry, discard, handing
 from phonewire.server.web_server import install_uvicorn_log_filter
 from phonewire.server.webhooks import webhook_router
-from phonewire.telephony.handshake import read_handshake
-from phonewire.telephony.providers import get_provider, providers
+from phonewire.telephony.handshake import Handshake, read_handshake
 from phonewire.telephony.tokens import StreamTokenSigner
 from phonewire.transports.asgi import RawWebSocketMiddleware
 from phonewire.transports.fastapi import FastAPIWebsocketTransport
@@ -158,6 +157,10 @@ async def _serve_call(
         pools.ended(metrics, client, signed=signed)
     if call is None:
         return
+    if call[2] is not None:  # a reconnect for a call held after its socket dropped
+        call[0].log.info("= a reconnect for this held call: resuming it on the new socket")
+        await stream_policy.serve_resumed(call[0], websocket, call[2])
+        return
     # Duplicate streams, then the fleet's limits and registry (server/stream_policy.py).
     admission, refused = await stream_policy.admit(state, config, call[0], call[1])
     if refused is not None:
@@ -192,8 +195,10 @@ async def _serve_call(
 
 async def _identify(
     websocket: WebSocket, config: ServerConfig, signer: StreamTokenSigner | None, metrics: Metrics
-) -> tuple[FastAPIWebsocketTransport, CallInfo] | None:
-    """Handshake and stream token: the call's transport, or None when the stream was refused."""
+) -> tuple[FastAPIWebsocketTransport, CallInfo, Handshake | None] | None:
+    """Handshake and stream token: the call's transport, or None when the stream was refused.
+    A reconnect for a call held after its socket dropped gets that call's transport and its
+    own handshake (third item; None for a new call)."""
     try:
         handshake = await read_handshake(
             websocket,
@@ -214,6 +219,9 @@ async def _identify(
     info = handshake.info
     verified, refusal = await acheck_stream_token(signer, info, required=config.tokens_required)
     state = websocket.scope["app"].state
+    held = stream_policy.held_call(state, info, verified, refusal)
+    if held is not None:
+        return held, info, handshake
     if await stream_policy.replay_is_reconnect(state, config, info, refusal):
         verified, refusal = True, None  # the token was valid and spent on this same live call
     if refusal is not None:
@@ -226,8 +234,9 @@ async def _identify(
     transport = FastAPIWebsocketTransport(websocket, params, handshake=handshake)
     transport.verified = verified
     transport.hangup_allowed = verified
+    transport.resume_window_secs = stream_policy.resume_window(config, info, verified)
     attach_live_call(transport, websocket, config)
-    return transport, info
+    return transport, info, None
 
 
 async def _run_bot(bot: Bot, transport: FastAPIWebsocketTransport, info: CallInfo, calls: CallRegistry) -> None:
@@ -246,6 +255,7 @@ async def _run_bot(bot: Bot, transport: FastAPIWebsocketTransport, info: CallInf
         if live is not None and info.call_id:
             live.remove(info.provider, info.call_id, transport)
         await transport.close(1000, "bot finished")
+        transport.release_socket()  # a resumed socket's handler (stream_policy.serve_resumed) returns
         calls.end(call)
         s = transport.stats
         transport.log.info(
@@ -262,14 +272,19 @@ async def _run_bot(bot: Bot, transport: FastAPIWebsocketTransport, info: CallInf
 
 
 def _serializer(info: CallInfo, config: ServerConfig) -> Any:
-    # answer_*: the codec our webhook answer asked for (Telnyx's bidirectionalCodec/SamplingRate);
-    # a provider whose codec the stream fixes ignores it (Provider.answer_defaults).
-    return get_provider(info.provider).build_serializer(
-        info,
-        answer_codec=config.telnyx_codec,
-        answer_rate=config.telnyx_sampling_rate,
-        **config.serializer_kwargs.get(info.provider, {}),
-    )
+    from phonewire.telephony.detect import _PROVIDERS
+
+    factory = _PROVIDERS[info.provider][2]
+    kwargs = dict(config.serializer_kwargs.get(info.provider, {}))
+    if info.provider == "telnyx":
+        # Send what the TeXML answer asked Telnyx to play (bidirectionalCodec / SamplingRate).
+        if not any(k in kwargs for k in ("send_encoding", "inbound_encoding")):
+            kwargs["send_encoding"] = config.telnyx_codec
+        if config.telnyx_codec.upper() == "L16" and "params" not in kwargs:
+            from phonewire.serializers.telnyx import TelnyxFrameSerializer
+
+            kwargs["params"] = TelnyxFrameSerializer.InputParams(telnyx_sample_rate=config.telnyx_sampling_rate)
+    return factory(info, **kwargs)
 
 
 async def _close(websocket: WebSocket, code: int, reason: str) -> None:
@@ -277,14 +292,25 @@ async def _close(websocket: WebSocket, code: int, reason: str) -> None:
         await websocket.close(code, reason[:120])
 
 
+#: A handshake as each provider's serializer would be built from (``_check_serializer_kwargs``).
+_SAMPLE_FORMATS = {
+    "twilio": MediaFormat("mulaw", 8000),
+    "telnyx": MediaFormat("mulaw", 8000),
+    "plivo": MediaFormat("mulaw", 8000),
+    "exotel": MediaFormat("l16", 8000),
+    "vonage": MediaFormat("l16", 16000),
+}
+
+
 def _check_serializer_kwargs(config: ServerConfig) -> None:
     """A wrong serializer_kwargs entry must fail at start-up, not as a 1011 on every call:
     build each configured provider's serializer once, from a sample handshake."""
-    known = {p.name: p for p in providers()}
+    from phonewire.telephony.detect import _PROVIDERS
+
     for provider in config.serializer_kwargs:
-        if provider not in known:
+        if provider not in _PROVIDERS:
             raise ConfigurationError(f"ServerConfig.serializer_kwargs: unknown provider {provider!r}")
-        media = known[provider].default_format
+        media = _SAMPLE_FORMATS.get(provider, MediaFormat("l16", 16000))
         info = CallInfo(provider=provider, call_id=None, stream_id="startup-check", media_format=media)
         try:
             _serializer(info, config)

@@ -129,6 +129,14 @@ class ServerConfig:
     #: reconnects and presents the same token): "refuse" it (close 1008) or "replace" the old
     #: stream (closed without a hang-up; the new one gets a fresh bot). docs/deployment.md.
     duplicate_stream_policy: str = field(default_factory=lambda: _env("PHONEWIRE_DUPLICATE_STREAMS") or "refuse")
+    #: Resumed streams: a verified call of ``resume_providers`` whose socket drops (no close
+    #: frame, no provider stop) is held this many seconds - its bot, context and pipeline kept,
+    #: its audio dropped meanwhile - and a reconnect for the same call id carrying the call's
+    #: token (or a fresh one) continues it; after the window the call ends as a disconnect.
+    #: 0: off (a drop ends the call at once). docs/deployment.md.
+    resume_window_secs: float = field(default_factory=lambda: float(_env("PHONEWIRE_RESUME_WINDOW") or 10.0))
+    #: The providers whose streams reconnect mid-call (Twilio, Telnyx, Plivo, Exotel never do).
+    resume_providers: tuple[str, ...] = ("raw_pcm", "vonage")
 
     def __repr__(self) -> str:
         # Secrets never appear in logs or reprs.

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import hmac
 import logging
 from collections.abc import AsyncIterator
 from typing import Any
@@ -27,13 +28,25 @@ from fastapi import FastAPI
 
 from phonewire.exceptions import ConfigurationError
 from phonewire.server.config import ServerConfig
+from phonewire.telephony.tokens import STREAM_TOKEN_PARAMETER
 
-__all__ = ["POLICIES", "admit", "install", "prepare", "release", "replay_is_reconnect"]
+__all__ = [
+    "POLICIES",
+    "admit",
+    "held_call",
+    "install",
+    "prepare",
+    "release",
+    "replay_is_reconnect",
+    "resume_window",
+    "serve_resumed",
+]
 
 logger = logging.getLogger("phonewire.server")
 
 POLICIES = ("refuse", "replace")
 REPLAYED = "stream token rejected: replayed"
+EXPIRED = "stream token rejected: expired"
 
 
 def prepare(config: ServerConfig) -> tuple[ServerConfig, Any]:
@@ -86,6 +99,51 @@ def install(app: FastAPI, config: ServerConfig, fleet: Any) -> None:
                 await asyncio.to_thread(recording.writer.stop)
 
     app.router.lifespan_context = lifespan
+
+
+# --- resumed streams: a reconnect attached to the held call ---------------------------------
+
+
+def resume_window(config: ServerConfig, info: Any, verified: bool) -> float:
+    """Seconds a call whose socket drops is held for a reconnect: only verified calls (the
+    reconnect must prove it is the same call) of the providers that reconnect."""
+    if not verified or not info.call_id or info.provider not in config.resume_providers:
+        return 0.0
+    return max(0.0, config.resume_window_secs)
+
+
+def held_call(state: Any, info: Any, verified: bool, refusal: str | None) -> Any:
+    """The call this stream reconnects to - held by this process after its socket dropped
+    (``transport.parked``) - or None. The reconnect proves itself with a fresh valid token for
+    the call, or with the very token the call was admitted with (spent by then, maybe expired:
+    its MAC was checked for this call id before either verdict, and it must be the held call's
+    own, compared in constant time)."""
+    live = getattr(state, "live_calls", None)
+    if live is None or not info.call_id:
+        return None
+    held = live.get(info.provider, info.call_id)
+    if held is None or getattr(held, "parked", None) is None:
+        return None
+    if verified:
+        return held
+    if refusal not in (REPLAYED, EXPIRED):
+        return None
+    token = info.custom_parameters.get(STREAM_TOKEN_PARAMETER)
+    first = held.call_info.custom_parameters.get(STREAM_TOKEN_PARAMETER) if held.call_info else None
+    if isinstance(token, str) and isinstance(first, str) and hmac.compare_digest(token.encode(), first.encode()):
+        return held
+    return None
+
+
+async def serve_resumed(held: Any, websocket: Any, handshake: Any) -> None:
+    """Hand the reconnect's socket to the held call and keep it open (this handler's life is
+    the socket's) until the call ends or the socket is swapped out again."""
+    released = await held.resume(websocket, handshake)
+    if released is None:
+        with contextlib.suppress(Exception):
+            await websocket.close(1008, "cannot resume this call")
+        return
+    await released.wait()  # set by the call's end (cleanup, or _run_bot's finally) or a new drop
 
 
 async def replay_is_reconnect(state: Any, config: ServerConfig, info: Any, refusal: str | None) -> bool:

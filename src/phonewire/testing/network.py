@@ -36,6 +36,11 @@ class NetworkConditions:
         stall_at_s, stall_ms: at ``stall_at_s`` into the call, nothing is delivered for
             ``stall_ms``; then everything held is delivered at once.
         disconnect_at_s: the socket is closed abruptly (no close frame) at this time.
+        reconnect_after_s: with ``disconnect_at_s``, the caller does not hang up at the drop:
+            it reconnects this long after it (a new socket, the provider's opening messages
+            again - same call id, same token), as raw-PCM clients and Vonage do, and the call
+            goes on. The caller's audio meanwhile is lost; the handset stops playing at the
+            drop and forgets marks it had not echoed. None: the drop ends the call.
         seed: seeds the random draws, so a run can be reproduced exactly.
         impair_control: apply jitter/loss/reorder to control messages too.
     """
@@ -46,6 +51,7 @@ class NetworkConditions:
     stall_at_s: float | None = None
     stall_ms: float = 0.0
     disconnect_at_s: float | None = None
+    reconnect_after_s: float | None = None
     seed: int = 0
     impair_control: bool = False
 
@@ -58,6 +64,8 @@ class NetworkConditions:
                 raise ConfigurationError(f"{name} must not be negative")
         if self.stall_ms and self.stall_at_s is None:
             raise ConfigurationError("stall_ms needs stall_at_s")
+        if self.reconnect_after_s is not None and (self.disconnect_at_s is None or self.reconnect_after_s < 0):
+            raise ConfigurationError("reconnect_after_s needs disconnect_at_s and must not be negative")
 
     def stall_window(self) -> tuple[float, float] | None:
         if self.stall_at_s is None or not self.stall_ms:

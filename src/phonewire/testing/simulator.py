@@ -12,6 +12,10 @@ Three tasks run per call, all owned here and cancelled on exit:
   playout for due marks and enforces the duration limits;
 * the receive loop: feeds bot messages through the provider's parser into the playout;
 * the uplink: delivers outgoing messages with network impairments applied.
+
+With ``NetworkConditions(disconnect_at_s=..., reconnect_after_s=...)`` a fourth, the
+reconnect, drops the socket mid-call and opens a new one after the outage (a new receive
+loop then reads it); messages sent while no socket is up are lost, as on a dead link.
 """
 
 from __future__ import annotations
@@ -115,6 +119,11 @@ class CallSimulator:
         self._ws: ClientConnection | None = None
         self._playout: Playout | None = None
         self._uplink: Uplink | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._link_down = False
+        self._dropped = False
+        #: Times (s into the call) the simulated caller reconnected after a drop.
+        self.reconnected_at: list[float] = []
 
     # --- public -----------------------------------------------------------------------------
 
@@ -133,7 +142,7 @@ class CallSimulator:
                 await self._call()
         finally:
             if self._abort or self._end_at is None:
-                ws.transport.abort()  # cancelled or failed midway: leave nothing open
+                (self._ws or ws).transport.abort()  # cancelled or failed midway: leave nothing open
         if self._playout is not None:
             self._write_report()
         return self.report
@@ -178,7 +187,8 @@ class CallSimulator:
         assert self._ended is not None and self._uplink is not None
         if self.api is not None:
             self.api.register_call(self.provider.call_id, self._on_rest_hangup, self._on_rest_transfer)
-        tasks = [
+        tasks = self._tasks
+        tasks += [
             asyncio.create_task(self._guard(self._send_loop(), "send loop")),
             asyncio.create_task(self._guard(self._receive_loop(), "receive loop")),
             asyncio.create_task(self._guard(self._uplink.run(), "uplink")),
@@ -241,8 +251,16 @@ class CallSimulator:
                 await self._uplink.drain()
 
     async def _send(self, message: Message) -> None:
-        assert self._ws is not None
-        await self._ws.send(message)
+        ws = self._ws
+        assert ws is not None
+        if self._link_down:
+            return  # no socket during a simulated outage: the message is lost
+        try:
+            await ws.send(message)
+        except ConnectionClosed:
+            if self._link_down or ws is not self._ws:
+                return  # the socket this was meant for was dropped on purpose
+            raise
         self.report.messages_sent += 1
 
     # --- sending -----------------------------------------------------------------------------
@@ -266,7 +284,11 @@ class CallSimulator:
 
     def _limits_reached(self, t_s: float) -> bool:
         disconnect_at = self.network.disconnect_at_s
-        if disconnect_at is not None and t_s >= disconnect_at:
+        if disconnect_at is not None and t_s >= disconnect_at and self.network.reconnect_after_s is not None:
+            if not self._dropped:
+                self._dropped = True
+                self._drop_and_reconnect(self.network.reconnect_after_s)
+        elif disconnect_at is not None and t_s >= disconnect_at:
             self._abort = True
             self._finish(
                 f"simulated network disconnect at {disconnect_at:g} s (socket dropped, no close frame)",
@@ -322,17 +344,48 @@ class CallSimulator:
             self.report.errors.append(f"progress callback failed and was disabled: {exc!r}")
             self.progress = None
 
+    # --- a dropped socket, a reconnect -------------------------------------------------------
+
+    def _drop_and_reconnect(self, after_s: float) -> None:
+        """Cut the socket without a close frame; reconnect ``after_s`` later (its own task)."""
+        assert self._ws is not None and self._playout is not None
+        self._link_down = True
+        self._ws.transport.abort()
+        self._playout.clear()  # the stream is gone: nothing more plays, pending marks are moot
+        self._tasks.append(asyncio.create_task(self._guard(self._reconnect(after_s), "reconnect")))
+
+    async def _reconnect(self, after_s: float) -> None:
+        assert self._playout is not None
+        await asyncio.sleep(after_s)  # the simulated outage itself
+        ws = await self._connect()
+        if ws is None:
+            self._finish("could not reconnect after the simulated drop", "none", completed=False, error=True)
+            return
+        try:
+            for message in self.provider.opening_messages():
+                await ws.send(message)
+        except ConnectionClosed as exc:
+            ws.transport.abort()
+            self._finish(f"the bot refused the reconnect: {exc}", "socket_closed", completed=False, error=True)
+            return
+        self._ws = ws
+        self._link_down = False
+        self.reconnected_at.append(self._playout.now())
+        self._tasks.append(asyncio.create_task(self._guard(self._receive_loop(), "receive loop")))
+
     # --- receiving ---------------------------------------------------------------------------
 
     async def _receive_loop(self) -> None:
-        assert self._ws is not None
+        ws = self._ws
+        assert ws is not None
         with contextlib.suppress(ConnectionClosed):
-            async for message in self._ws:
+            async for message in ws:
                 self.report.messages_received += 1
                 if self._end_at is None:
                     for command in self.provider.parse_server_message(message):
                         self._apply(command)
-        self._on_socket_closed()
+        if ws is self._ws and not self._link_down:
+            self._on_socket_closed()  # not the socket dropped on purpose
 
     def _apply(self, command: ServerCommand) -> None:
         assert self._playout is not None and self._uplink is not None

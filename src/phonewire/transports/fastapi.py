@@ -11,7 +11,11 @@ by ``ws_send_timeout``), the owned background tasks (hang-up, timers) and the ev
   closed, provider ``stop``, a dead peer found by the no-media timeout or a failed send);
   with no handler registered the transport cancels the pipeline itself, so nothing lingers;
 * ``on_session_timeout(transport, websocket)`` - once, ``session_timeout`` seconds after
-  the start; with no handler the transport ends the call gracefully.
+  the start; with no handler the transport ends the call gracefully;
+* ``on_client_detached(transport, reason)`` / ``on_client_resumed(transport, websocket)`` -
+  with ``resume_window_secs`` set, a verified call whose socket drops (no provider ``stop``,
+  no deliberate close) is held for that long instead of ending, and a reconnect for the same
+  call is attached to this transport (``resume``): the pipeline, and the bot's context, go on.
 """
 
 from __future__ import annotations
@@ -51,6 +55,8 @@ EVENTS = (
     "on_session_timeout",
     "on_answering_machine",  # (transport, AnsweringMachineFrame): the provider's AMD verdict
     "on_call_status",  # (transport, CallStatusFrame): ringing/answered/... from signed callbacks
+    "on_client_detached",  # (transport, reason): the socket dropped; held for a reconnect
+    "on_client_resumed",  # (transport, websocket): a reconnect took the call over
 )
 #: How long cleanup waits for a running hang-up before abandoning it.
 HANGUP_SHUTDOWN_SECS = 4.0
@@ -59,6 +65,9 @@ HANGUP_SHUTDOWN_SECS = 4.0
 CALL_OVER_REASONS = frozenset({"stop", "client disconnected", "send failed"})
 #: Protocol errors are logged in full this many times per call, then only counted.
 LOGGED_ERRORS_PER_CALL = 10
+#: A failed send waits this long for the receive loop's verdict on the socket (a close frame
+#: ends the call, a dropped connection holds it for a reconnect) before holding the call.
+SEND_FAILURE_VERDICT_SECS = 1.0
 
 
 def _check_packet_params(params: FastAPIWebsocketParams) -> None:
@@ -149,6 +158,19 @@ class FastAPIWebsocketTransport(EventEmitter):
         #: server's ``RecordingConfig`` when it has one (``start_recording`` uses it).
         self.recorder: Any = None
         self.recording_config: Any = None
+        #: Seconds a verified call whose socket dropped is held for a reconnect (0: off; set
+        #: by create_app from ``ServerConfig.resume_window_secs`` for the providers that reconnect).
+        self.resume_window_secs = 0.0
+        #: Why the socket went, while the call is held for a reconnect; None otherwise.
+        self.parked: str | None = None
+        #: Reconnects this call has resumed on.
+        self.resumes = 0
+        self._resume_timer: asyncio.Task[Any] | None = None
+        self._peer_closed_before = False
+        self._watchdog: asyncio.Task[Any] | None = None
+        #: Set when the current socket is no longer this call's (swapped out, or the call ended):
+        #: the server's handler for a resumed socket waits on it.
+        self._socket_released = asyncio.Event()
         call_id = (call_info.call_id if call_info else None) or getattr(params.serializer, "call_sid", None)
         stream_id = call_info.stream_id if call_info else None
         self.log = CallLog(
@@ -263,14 +285,17 @@ class FastAPIWebsocketTransport(EventEmitter):
                 raise
             self.stats.send_failures += 1
             self.log.warning("- send timed out after %.1fs: peer is not reading", self._params.ws_send_timeout)
-            await self.peer_gone("send timeout")
+            await self.peer_gone("send timeout", resumable=True)
             return False
         except Exception as exc:  # starlette raises RuntimeError/WebSocketDisconnect/OSError
             if raw is not None:
                 self._websocket.application_state = WebSocketState.DISCONNECTED  # as Starlette would
             self.stats.send_failures += 1
             self.log.info("- send failed (%s): peer is gone", type(exc).__name__)
-            await self.peer_gone("send failed")
+            if self.resume_window_secs > 0 and self.verified:
+                await self._send_failed_resumable(task)
+            else:
+                await self.peer_gone("send failed")
             return False
         finally:
             self._sending_since = None
@@ -322,7 +347,8 @@ class FastAPIWebsocketTransport(EventEmitter):
     def start_watchdog(self) -> None:
         """One task per call bounds every send and notices a silent peer."""
         self._last_receive = self.clock()
-        self.spawn(self._watch(), "watchdog")
+        if self._watchdog is None or self._watchdog.done():
+            self._watchdog = self.spawn(self._watch(), "watchdog")
 
     async def _watch(self) -> None:
         params = self._params
@@ -368,10 +394,21 @@ class FastAPIWebsocketTransport(EventEmitter):
         self.log.debug("= event %s", event)
         self._call_event_handler(event, self._websocket)
 
-    async def peer_gone(self, reason: str) -> None:
+    async def peer_gone(self, reason: str, *, resumable: bool = False) -> None:
         """The caller's side ended: fire the event once and, by default, cancel the pipeline.
 
-        Not called when our own pipeline ended the call (a close we started is no disconnect)."""
+        ``resumable``: the socket dropped (no close frame, a failed or timed-out send, no media)
+        rather than the call ending; with ``resume_window_secs`` set the call is held for a
+        reconnect instead (``_park``). Not called when our own pipeline ended the call (a close
+        we started is no disconnect)."""
+        if self.parked is not None:
+            if not resumable:  # the dropped socket's last word was a deliberate end after all
+                await self._end_parked(reason)
+            return
+        if resumable and self.resume_window_secs > 0 and self.verified and self.transferred_to is None:
+            if self.state == "open" or (self._aborting and self.state == "closed"):
+                await self._park(reason)
+                return
         if self.closed and not self._aborting:
             return
         if self.transferred_to is not None and self.state != "closed":
@@ -400,6 +437,100 @@ class FastAPIWebsocketTransport(EventEmitter):
                 CancelTaskFrame(reason=f"client disconnected: {reason}"), FrameDirection.UPSTREAM
             )
 
+    # --- resume: a dropped socket, a reconnect --------------------------------------------
+
+    async def _send_failed_resumable(self, sender: asyncio.Task[Any] | None) -> None:
+        """A send failed on a call that may resume: whether the peer hung up (a close frame) or
+        the connection dropped is the receive loop's to tell, so give it a moment; if it cannot
+        tell (a half-open socket), hold the call. The sender being the receive loop itself (an
+        inline echo), it tells right after this returns."""
+        receiver = self._receiving_task
+        if receiver is sender:
+            return
+        if receiver is not None and not receiver.done():
+            await asyncio.wait({receiver}, timeout=SEND_FAILURE_VERDICT_SECS)
+        await self.peer_gone("send failed", resumable=True)
+
+    async def _park(self, reason: str) -> None:
+        """Hold the call for a reconnect: nothing is sent (state "closed" to every sender, the
+        one read they already make), the output is stopped without a message (what was queued
+        is dropped; what the bot produces meanwhile is dropped too), the old socket is let go,
+        and a timer ends the call as a disconnect after ``resume_window_secs``."""
+        self.parked = reason
+        self.state = "closed"
+        self.log.info("= socket lost (%s): holding the call %.1fs for a reconnect", reason, self.resume_window_secs)
+        ws = self._websocket
+        self.release_socket()
+        # While held the call is not over: a hang-up the bot asks for meanwhile is sent.
+        self._peer_closed_before, self._input.peer_closed = self._input.peer_closed, False
+        await self._output.on_detached()
+        self._resume_timer = self.spawn(self._resume_deadline(self.resume_window_secs), "resume-window")
+        self._call_event_handler("on_client_detached", reason)
+        if ws.application_state == WebSocketState.CONNECTED:
+            with contextlib.suppress(Exception):
+                async with asyncio.timeout(self._params.ws_close_timeout):
+                    await ws.close(code=1001, reason="connection lost")
+
+    async def _resume_deadline(self, seconds: float) -> None:
+        await self.sleep(seconds)
+        if self.parked is not None:
+            await self._end_parked(f"{self.parked}; no reconnect within {seconds:g}s")
+
+    async def _end_parked(self, reason: str) -> None:
+        """The window passed (or the old socket said the call is over): end it as a disconnect."""
+        if self.parked is None:
+            return
+        first, self.parked = self.parked, None
+        timer, self._resume_timer = self._resume_timer, None
+        if timer is not None and timer is not asyncio.current_task():
+            timer.cancel()
+        self.stats.close_reason = self.stats.close_reason or first
+        self._input.peer_closed = self._peer_closed_before
+        self._aborting = True  # state is "closed" already: let peer_gone do its part
+        await self.peer_gone(reason)
+
+    async def resume(self, websocket: WebSocket, handshake: Handshake) -> asyncio.Event | None:
+        """Attach a reconnect's socket (already accepted, handshake read, token checked) to this
+        held call: the new stream's serializer and pending messages replace the old ones, the
+        pacer and playback marks start afresh (marks sent on the old socket are forgotten),
+        and the receive loop runs on the new socket. Returns an event set once this socket is
+        no longer the call's (the call ended, or it dropped and was swapped again); None if the
+        call is not held or the new stream's media format differs (the caller refuses it)."""
+        new = handshake.serializer
+        old = self.serializer
+        if self.parked is None or new is None:
+            return None
+        if (new.input_format, new.output_format) != (old.input_format, old.output_format):
+            self.log.warning("! a reconnect with another media format cannot resume this call")
+            return None
+        timer, self._resume_timer = self._resume_timer, None
+        if timer is not None:
+            timer.cancel()
+        await self._input.detach_socket()
+        self.parked = None
+        self.resumes += 1
+        self._websocket = websocket
+        self.raw_receive = self._raw_send = None
+        self._params.serializer = new
+        self._socket_released = asyncio.Event()
+        self.state = "open"
+        self._aborting = False
+        self._send_timed_out = self._receive_timed_out = False
+        self.stats.close_reason = None
+        self.log.info("= reconnected: the call resumes on a new socket (resume %d)", self.resumes)
+        if self.recorder is not None:
+            self.recorder.resumed()
+        self._output.on_resumed()
+        self.use_raw_channel()
+        self._input.attach_socket(handshake.pending)
+        self.start_watchdog()
+        self._call_event_handler("on_client_resumed", websocket)
+        return self._socket_released
+
+    def release_socket(self) -> None:
+        """This socket is no longer the call's (the call ended, or it dropped)."""
+        self._socket_released.set()
+
     async def session_timed_out(self) -> None:
         if self.closed:
             return
@@ -423,7 +554,8 @@ class FastAPIWebsocketTransport(EventEmitter):
         self.stats.close_reason = reason
         await self.close(code, reason)
         self._aborting = True
-        await self.peer_gone(reason)
+        # A silent peer is a connection that died without a word: a reconnect may follow.
+        await self.peer_gone(reason, resumable=reason == "no media")
 
     async def close(self, code: int = 1000, reason: str = "") -> None:
         """Close our side, bounded by ws_close_timeout; idempotent."""
@@ -488,7 +620,9 @@ class FastAPIWebsocketTransport(EventEmitter):
 
     async def cleanup(self) -> None:
         """Called by both processors' cleanup; the second call finds nothing left to do."""
+        self.parked = None
         await self.close(1000, "pipeline finished")
+        self.release_socket()
         timers = [t for t in self._timers if t is not asyncio.current_task()]
         for task in timers:
             task.cancel()

@@ -48,6 +48,11 @@ from phonewire.transports.vad_batcher import VADBatcher
 if TYPE_CHECKING:
     from phonewire.transports.fastapi import FastAPIWebsocketTransport
 
+#: Close codes of a deliberate end (a close frame saying normal or going away): no resume.
+#: 1005 is not one: uvicorn's websockets-sansio implementation reports a connection lost
+#: without a close frame as 1005 (the others as 1006), so a hang-up is a stop or a 1000.
+DELIBERATE_CLOSE_CODES = frozenset({1000, 1001})
+
 __all__ = ["FastAPIWebsocketInputTransport"]
 
 DOWN = FrameDirection.DOWNSTREAM
@@ -67,6 +72,8 @@ class FastAPIWebsocketInputTransport(FrameProcessor):
         self._vad_converter: RateConverter | None = None
         self._receiving: asyncio.Task[None] | None = None
         self.peer_closed = False
+        #: The code of the peer's close (ASGI ``websocket.disconnect``; 1006: no close frame).
+        self.close_code: int | None = None
         self.sample_rate = 0
         self._rate_window_start = 0.0
         self._rate_window_count = 0
@@ -139,8 +146,25 @@ class FastAPIWebsocketInputTransport(FrameProcessor):
         # Closed by the peer, or by us because of its behaviour (a limit, no media): only in
         # the first case is the call known to be over; in the second a hang-up still helps.
         self.peer_closed = reason == "client disconnected" or reason.startswith("receive failed")
-        if not self._t.closed:
-            await self._t.peer_gone(reason)
+        # A connection that died without a close frame (or whose reads fail) may be followed by
+        # a reconnect for the same call (FastAPIWebsocketTransport.resume_window_secs).
+        dropped = reason.startswith("receive failed") or (
+            reason == "client disconnected" and self.close_code not in DELIBERATE_CLOSE_CODES
+        )
+        if not self._t.closed or self._t.parked is not None:
+            await self._t.peer_gone(reason, resumable=dropped or reason == "no media")
+
+    async def detach_socket(self) -> None:
+        """A reconnect takes the call over: the old socket's receive loop stops."""
+        await self._stop_receiving()
+
+    def attach_socket(self, pending: list[Message]) -> None:
+        """Read the reconnect's socket from now on, its handshake's leftovers first."""
+        self._pending = list(pending)
+        self.peer_closed = False
+        self.close_code = None
+        self._rate_window_start, self._rate_window_count = 0.0, 0
+        self._receiving = self._t.spawn(self._receive_loop(), "receive")
 
     async def _read_until_closed(self) -> str:
         t = self._t
@@ -163,6 +187,7 @@ class FastAPIWebsocketInputTransport(FrameProcessor):
             now = t._last_receive = t.clock()
             if message["type"] == "websocket.disconnect":
                 ws.client_state = WebSocketState.DISCONNECTED  # what Starlette's receive records
+                self.close_code = message.get("code")
                 return "client disconnected"
             data = message.get("text")
             if data is None:

@@ -43,7 +43,6 @@ from phonewire.frames import (
     PlaybackSource,
     StartFrame,
     TextFrame,
-    TTSAudioRawFrame,
     TTSStartedFrame,
     TTSStoppedFrame,
     TTSTextFrame,
@@ -73,8 +72,6 @@ UTTERANCE_GAP_SECS = 0.1
 
 # queue item kinds (WIRE_AUDIO: a packet already in the wire encoding, sent as is)
 AUDIO, END_UTT, MESSAGE, BARRIER, WIRE_AUDIO = range(5)
-#: Frame types queue_frame may process on the producer's task when nothing is queued.
-_INLINE = frozenset({OutputAudioRawFrame, TTSAudioRawFrame, TTSWireAudioFrame, TTSStartedFrame})
 
 
 class FastAPIWebsocketOutputTransport(FrameProcessor):
@@ -143,23 +140,18 @@ class FastAPIWebsocketOutputTransport(FrameProcessor):
         if direction is UP:
             await self.push_frame(frame, UP)
             return
-        kind = type(frame)
         if (
-            kind in _INLINE
+            type(frame) is OutputAudioRawFrame
             and not self._queue
             and self._current is None
             and self._task is not None
             and not self._cancelled
         ):
-            # Audio (and the TTSStartedFrame just ahead of a reply's first audio) with nothing
-            # queued ahead of it skips the process task: one task wake-up less per frame, order
-            # unchanged (the queue is empty and nothing is in progress).
+            # Audio with nothing queued ahead of it skips the process task: one task wake-up
+            # less per packet, order unchanged (the queue is empty and nothing is in progress).
             self._current = frame
             try:
-                if kind is OutputAudioRawFrame:
-                    await self._on_audio(frame)  # type: ignore[arg-type]
-                else:
-                    await self.process_frame(frame, direction)
+                await self._on_audio(frame)
             except Exception as exc:  # CancelledError is a BaseException: it propagates
                 await self._report_failure(frame, exc)
             finally:
@@ -275,38 +267,8 @@ class FastAPIWebsocketOutputTransport(FrameProcessor):
             last = self._packetizer.flush()
             if last:
                 self._enqueue(AUDIO, last, len(last) // 2)
-        t = self._t
-        gen = t.audio_generation
         for packet in self._wire_packetizer.push(frame.audio):
-            if gen != t.audio_generation:
-                return  # interrupted while this frame's packets went out: the rest is cleared audio
-            # As in _on_audio: the pacer is idle, nothing is queued and this packet need not
-            # wait, so it goes out on the producer's task (a reply's first packet, mostly).
-            if (
-                not self._playq
-                and self._pacer_waiting
-                and not self._inline_busy
-                and t.state != "closed"
-                and self.pacer.delay_before_send() <= 0.0
-            ):
-                if not self.bot_speaking:
-                    self._all_played.clear()
-                self._gap_armed = False
-                self._inline_busy = True
-                try:
-                    await self._send_audio(packet, len(packet), paced=True, wire=True)
-                finally:
-                    self._inline_busy = False
-                if self._playq:
-                    self._wakeup.set()
-                else:
-                    self._gap_armed = True
-                    if self._gap_timer is None:
-                        self._on_queue_drained()
-                continue
             await self._wait_for_space()
-            if gen != t.audio_generation:
-                return
             self._enqueue(WIRE_AUDIO, packet, len(packet))
 
     def _on_text(self, frame: TextFrame) -> None:
@@ -484,6 +446,9 @@ class FastAPIWebsocketOutputTransport(FrameProcessor):
         duration_ms = samples * 1000 / self.rate
         t.stats.audio_out_ms += duration_ms
         t.stats.underruns = self.pacer.underruns
+        if t.recorder is not None:  # where the caller hears it (recording/timeline.py)
+            enc = self._serializer.output_format.encoding if wire else "l16"
+            t.recorder.bot(pcm, self.rate, now, tracker.latency_s, enc)
         mark = self.tracker.on_audio_sent(duration_ms, now)
         if mark:
             await self._send_mark(mark)
@@ -600,6 +565,8 @@ class FastAPIWebsocketOutputTransport(FrameProcessor):
         t.stats.dropped_audio_ms += dropped * 1000 / self.rate
         if await t.send_all(t.serializer.encode_clear()):
             t.stats.clears_sent += 1
+        if t.recorder is not None:
+            t.recorder.cut(self.tracker.latency_s)
         report = self.tracker.interrupt(t.clock())
         self.pacer.reset()
         source = report.source if report else PlaybackSource.SEND_CLOCK
@@ -669,6 +636,40 @@ class FastAPIWebsocketOutputTransport(FrameProcessor):
         self._space.set()
         self._all_played.set()
         self._wakeup.set()
+
+    async def on_detached(self) -> None:
+        """The socket dropped and the call is held for a reconnect (``FastAPIWebsocketTransport
+        ._park``): an interruption without a clear to send. What was queued is dropped, a send
+        in flight is stale (a new generation), the recording is cut where the caller stopped
+        hearing, and the bot's utterance ends there (BotStoppedSpeakingFrame, interrupted).
+        While held, audio the bot produces is dropped as it reaches the pacer (the transport is
+        "closed" to senders): a reply heard seconds late, after a reconnect, would be stale."""
+        if not self._started:
+            return
+        t = self._t
+        t.audio_generation += 1
+        had_audio = self.has_pending_audio()
+        self._playq.clear()
+        self._queued_samples = 0
+        self._space.set()
+        self._packetizer.clear()
+        self._wire_packetizer.clear()
+        self._converter.reset()
+        self._cancel_timers()
+        self._all_played.set()
+        self._wakeup.set()
+        if not had_audio:
+            return
+        if t.recorder is not None:
+            t.recorder.cut(self.tracker.latency_s)
+        report = self.tracker.interrupt(t.clock())
+        await self._bot_stopped(report.source if report else PlaybackSource.SEND_CLOCK, report, interrupted=True)
+
+    def on_resumed(self) -> None:
+        """A reconnect's socket carries the call: pacing, packet sizes and playback marks start
+        afresh from the new stream's serializer (marks sent on the old socket are forgotten)."""
+        if self._started:
+            self._configure()
 
     async def _send_dtmf(self, digits: str, *, urgent: bool) -> None:
         ser = self._t.serializer
