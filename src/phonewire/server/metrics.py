@@ -138,6 +138,10 @@ class Metrics:
         self._active_n = 0
         self.calls = 0
         self.bot_errors = 0
+        #: Bad peer messages over this process's calls (the counter sums workers; this is ours).
+        self.protocol_errors = 0
+        #: Hang-ups of this process's calls by outcome ("done", "failed", ...).
+        self.hangups: dict[str, int] = {}
         self.pending = 0
         self.pending_by_client: Tally[str] = Tally()
         self.invalid_hangup_ids = 0
@@ -205,11 +209,15 @@ class Metrics:
             self.internal_errors += stats.internal_errors
         for key, count in stats.protocol_errors.items():
             self._protocol.labels(self._error_kind(key)).inc(count)
+            self.protocol_errors += count
         if stats.underruns:
             self._underruns.inc(stats.underruns)
         self._audio_in.inc(stats.audio_in_ms / 1000)
         self._audio_out.inc(stats.audio_out_ms / 1000)
-        self._hangups.labels((stats.hangup or "none").split(":")[0][:40]).inc()
+        hangup = (stats.hangup or "none").split(":")[0][:40]
+        self._hangups.labels(hangup).inc()
+        if stats.hangup:
+            self.hangups[hangup] = self.hangups.get(hangup, 0) + 1
         if (stats.hangup or "").startswith("skipped: invalid "):
             self.invalid_hangup_ids += 1
             self._invalid_ids.inc()
