@@ -83,7 +83,9 @@ def test_a_barge_in_truncates_the_reply_at_what_the_handset_played() -> None:
     played = [span for span in sim._playout.spans if span.cleared]  # the handset's own playout
     assert played, "the caller's buffer was never cleared"
     played_ms = len(played[-1].pcm) / 2 / 8000 * 1000
-    assert abs(cut["audio_end_ms"] - played_ms) <= 20, (cut, played_ms)
+    # Within one packet (20 ms: marks echo on the handset's 20 ms clock), plus the rounding to
+    # whole ms the API requires of audio_end_ms.
+    assert abs(cut["audio_end_ms"] - played_ms) <= 20 + 1, (cut, played_ms)
     assert isinstance(cut["audio_end_ms"], int) and cut["content_index"] == 0
     assert answers and answers[0]["audio_end_ms"] == cut["audio_end_ms"]  # accepted by the API's rule
     assert not [e for e in errors if e["error"]["code"] == "invalid_value"]

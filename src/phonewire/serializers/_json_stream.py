@@ -47,6 +47,8 @@ class JSONStreamSerializer(FrameSerializer):
     _outbound_events: ClassVar[frozenset[str]]
     #: Appended to the refusal of any other message (e.g. the provider's error code for it).
     _outbound_note: ClassVar[str] = ""
+    #: Whether the commands we send (mark, clear, messages) name the stream (Telnyx's do not).
+    _commands_name_stream: ClassVar[bool] = True
     _stream: str
     started: bool = False
 
@@ -96,6 +98,19 @@ class JSONStreamSerializer(FrameSerializer):
 
     def _envelope(self, prefix: str, payload: bytes) -> str:
         return prefix + b64encode(payload) + '"}}'
+
+    def _command(self, event: str, **fields: Any) -> str:
+        stream = {self.stream_key: self._stream} if self._commands_name_stream else {}
+        return compact_json({"event": event, **stream, **fields})
+
+    def encode_clear(self) -> list[Message]:
+        return [self._command("clear")]
+
+    def encode_mark(self, name: str) -> list[Message]:
+        return [self._command("mark", mark={"name": name})]
+
+    def encode_message(self, message: Any) -> list[Message]:
+        return self._own_event(message, with_stream=self._commands_name_stream)
 
     def _own_event(self, message: Any, *, with_stream: bool = True) -> list[Message]:
         """A bot's transport message, if it is one of the provider's own events."""

@@ -42,6 +42,7 @@ __all__ = [
     "HangupRequest",
     "MediaFormat",
     "Message",
+    "OneFormat",
     "PacketPolicy",
     "PlaybackMarkReached",
     "ProviderError",
@@ -157,6 +158,21 @@ class HangupRequest:
 
 
 # --- the serializer --------------------------------------------------------------------
+
+
+class OneFormat:
+    """Mixin for serializers whose stream carries one format both ways, kept in ``_format``
+    (put it before ``FrameSerializer`` in the bases)."""
+
+    _format: MediaFormat
+
+    @property
+    def input_format(self) -> MediaFormat:
+        return self._format
+
+    @property
+    def output_format(self) -> MediaFormat:
+        return self._format
 
 
 class FrameSerializer(ABC):

@@ -20,7 +20,7 @@ from urllib.parse import parse_qsl
 
 from phonewire.exceptions import CodecError, ConfigurationError, RemoteProtocolError
 from phonewire.frames import Frame, InputAudioRawFrame, InputDTMFFrame
-from phonewire.serializers._json_stream import JSONStreamSerializer, compact_json
+from phonewire.serializers._json_stream import JSONStreamSerializer
 from phonewire.serializers._values import (
     b64decode,
     b64encode,
@@ -36,6 +36,7 @@ from phonewire.serializers.base import (
     CallInfo,
     MediaFormat,
     Message,
+    OneFormat,
     PacketPolicy,
     SerializerEvent,
     StreamStopped,
@@ -111,7 +112,7 @@ def exotel_media_format(fmt: Any) -> MediaFormat:
     return MediaFormat(encoding, rate, 1)
 
 
-class ExotelFrameSerializer(JSONStreamSerializer):
+class ExotelFrameSerializer(OneFormat, JSONStreamSerializer):
     """Serializer for one Exotel Voicebot (or Stream) applet session.
 
     Args:
@@ -152,20 +153,11 @@ class ExotelFrameSerializer(JSONStreamSerializer):
         self.call_sid = call_sid
         self._format = fmt
         self._prefix = self._media_prefix()
-        self._clear = compact_json({"event": "clear", "stream_sid": stream_sid})
         self.started = False
 
     def __repr__(self) -> str:
         sids = f"stream_sid={self.stream_sid!r}, call_sid={self.call_sid!r}"
         return f"ExotelFrameSerializer({sids}, format={self._format})"
-
-    @property
-    def input_format(self) -> MediaFormat:
-        return self._format
-
-    @property
-    def output_format(self) -> MediaFormat:
-        return self._format
 
     @property
     def packet_policy(self) -> PacketPolicy:
@@ -233,15 +225,6 @@ class ExotelFrameSerializer(JSONStreamSerializer):
     def encode_raw_audio(self, payload: bytes) -> list[Message]:
         # One packet from the packetizer is far below the cap; only pre-encoded blobs are split.
         return [self._prefix + b64encode(payload[i : i + CHUNK_MAX]) + '"}}' for i in range(0, len(payload), CHUNK_MAX)]
-
-    def encode_clear(self) -> list[Message]:
-        return [self._clear]
-
-    def encode_mark(self, name: str) -> list[Message]:
-        return [compact_json({"event": "mark", "stream_sid": self.stream_sid, "mark": {"name": name}})]
-
-    def encode_message(self, message: Any) -> list[Message]:
-        return self._own_event(message)
 
     # --- hang-up -----------------------------------------------------------------------
 

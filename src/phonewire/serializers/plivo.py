@@ -43,6 +43,7 @@ from phonewire.serializers.base import (
     HangupRequest,
     MediaFormat,
     Message,
+    OneFormat,
     PacketPolicy,
     PlaybackMarkReached,
     SerializerEvent,
@@ -161,7 +162,7 @@ def _configured_format(params: PlivoFrameSerializer.InputParams) -> MediaFormat:
     return MediaFormat(encoding, rate, 1)
 
 
-class PlivoFrameSerializer(JSONStreamSerializer):
+class PlivoFrameSerializer(OneFormat, JSONStreamSerializer):
     """Serializer for one Plivo bidirectional audio stream.
 
     The stream's format is, in order of preference: ``media_format`` (from the call's own
@@ -237,14 +238,6 @@ class PlivoFrameSerializer(JSONStreamSerializer):
             f"PlivoFrameSerializer(stream_id={self.stream_id!r}, call_id={self.call_id!r}, "
             f"auth_id={self.auth_id!r}, content_type={plivo_content_type(self._format)!r})"
         )
-
-    @property
-    def input_format(self) -> MediaFormat:
-        return self._format
-
-    @property
-    def output_format(self) -> MediaFormat:
-        return self._format
 
     @property
     def packet_policy(self) -> PacketPolicy:

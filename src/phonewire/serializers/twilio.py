@@ -17,13 +17,14 @@ from phonewire.audio.g711 import pcm_to_ulaw, ulaw_to_pcm
 from phonewire.exceptions import ConfigurationError, RemoteProtocolError
 from phonewire.frames import Frame, InputAudioRawFrame
 from phonewire.serializers._ids import TWILIO_ACCOUNT_SID, TWILIO_CALL_SID, invalid_id_reason, segment
-from phonewire.serializers._json_stream import JSONStreamSerializer, compact_json
+from phonewire.serializers._json_stream import JSONStreamSerializer
 from phonewire.serializers._values import b64decode, b64encode, dtmf_frame, field, text, text_params
 from phonewire.serializers.base import (
     CallInfo,
     HangupRequest,
     MediaFormat,
     Message,
+    OneFormat,
     SerializerEvent,
     StreamStopped,
     hangup_missing,
@@ -69,7 +70,7 @@ def _media_format(fmt: Any) -> MediaFormat:
     return WIRE_FORMAT
 
 
-class TwilioFrameSerializer(JSONStreamSerializer):
+class TwilioFrameSerializer(OneFormat, JSONStreamSerializer):
     """Serializer for one Twilio media stream.
 
     Args:
@@ -84,6 +85,7 @@ class TwilioFrameSerializer(JSONStreamSerializer):
     provider: ClassVar[str] = PROVIDER
     supports_playback_acks: ClassVar[bool] = True
     stream_key: ClassVar[str] = "streamSid"
+    _format = WIRE_FORMAT
     _outbound_events: ClassVar[frozenset[str]] = _OUTBOUND_EVENTS
     _outbound_note: ClassVar[str] = " (anything else is error 31924)"
 
@@ -126,19 +128,10 @@ class TwilioFrameSerializer(JSONStreamSerializer):
         if bool(self._region) != bool(self._edge) and not self._base_url:
             raise ConfigurationError("Twilio region and edge must be given together (or give base_url)")
         self._prefix = self._media_prefix()
-        self._clear = compact_json({"event": "clear", "streamSid": stream_sid})
         self.started = False
 
     def __repr__(self) -> str:
         return f"TwilioFrameSerializer(stream_sid={self.stream_sid!r}, call_sid={self.call_sid!r})"
-
-    @property
-    def input_format(self) -> MediaFormat:
-        return WIRE_FORMAT
-
-    @property
-    def output_format(self) -> MediaFormat:
-        return WIRE_FORMAT
 
     # --- inbound -----------------------------------------------------------------------
 
@@ -186,15 +179,6 @@ class TwilioFrameSerializer(JSONStreamSerializer):
 
     def encode_raw_audio(self, payload: bytes) -> list[Message]:
         return [self._prefix + b64encode(payload) + '"}}']
-
-    def encode_clear(self) -> list[Message]:
-        return [self._clear]
-
-    def encode_mark(self, name: str) -> list[Message]:
-        return [compact_json({"event": "mark", "streamSid": self.stream_sid, "mark": {"name": name}})]
-
-    def encode_message(self, message: Any) -> list[Message]:
-        return self._own_event(message)
 
     # --- hang-up -----------------------------------------------------------------------
 

@@ -30,6 +30,7 @@ from phonewire.serializers.base import (
     HangupRequest,
     MediaFormat,
     Message,
+    OneFormat,
     PacketPolicy,
     PlaybackMarkReached,
     SerializerEvent,
@@ -93,7 +94,7 @@ def vonage_media_format(content_type: Any) -> MediaFormat:
     return MediaFormat("l16", rate, 1)
 
 
-class VonageFrameSerializer(FrameSerializer):
+class VonageFrameSerializer(OneFormat, FrameSerializer):
     """Serializer for one Vonage Voice API WebSocket leg.
 
     Args:
@@ -145,14 +146,6 @@ class VonageFrameSerializer(FrameSerializer):
 
     def __repr__(self) -> str:
         return f"VonageFrameSerializer(call_uuid={self.call_uuid!r}, sample_rate={self._format.sample_rate})"
-
-    @property
-    def input_format(self) -> MediaFormat:
-        return self._format
-
-    @property
-    def output_format(self) -> MediaFormat:
-        return self._format
 
     @property
     def packet_policy(self) -> PacketPolicy:

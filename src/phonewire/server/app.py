@@ -35,7 +35,7 @@ from fastapi.responses import JSONResponse
 
 from phonewire import logsafe
 from phonewire.exceptions import ConfigurationError, HandshakeError
-from phonewire.serializers.base import CallInfo, MediaFormat
+from phonewire.serializers.base import CallInfo
 from phonewire.server import stream_policy
 from phonewire.server.call_control_routes import attach_live_call, call_control_router
 from phonewire.server.config import ServerConfig
@@ -49,6 +49,7 @@ from phonewire.server.prewarm import PrewarmRegistry, discard, handing
 from phonewire.server.web_server import install_uvicorn_log_filter
 from phonewire.server.webhooks import webhook_router
 from phonewire.telephony.handshake import Handshake, read_handshake
+from phonewire.telephony.providers import get_provider, providers
 from phonewire.telephony.tokens import StreamTokenSigner
 from phonewire.transports.asgi import RawWebSocketMiddleware
 from phonewire.transports.fastapi import FastAPIWebsocketTransport
@@ -272,19 +273,14 @@ async def _run_bot(bot: Bot, transport: FastAPIWebsocketTransport, info: CallInf
 
 
 def _serializer(info: CallInfo, config: ServerConfig) -> Any:
-    from phonewire.telephony.detect import _PROVIDERS
-
-    factory = _PROVIDERS[info.provider][2]
-    kwargs = dict(config.serializer_kwargs.get(info.provider, {}))
-    if info.provider == "telnyx":
-        # Send what the TeXML answer asked Telnyx to play (bidirectionalCodec / SamplingRate).
-        if not any(k in kwargs for k in ("send_encoding", "inbound_encoding")):
-            kwargs["send_encoding"] = config.telnyx_codec
-        if config.telnyx_codec.upper() == "L16" and "params" not in kwargs:
-            from phonewire.serializers.telnyx import TelnyxFrameSerializer
-
-            kwargs["params"] = TelnyxFrameSerializer.InputParams(telnyx_sample_rate=config.telnyx_sampling_rate)
-    return factory(info, **kwargs)
+    # answer_*: the codec our webhook answer asked for (Telnyx's bidirectionalCodec/SamplingRate);
+    # a provider whose codec the stream fixes ignores it (Provider.answer_defaults).
+    return get_provider(info.provider).build_serializer(
+        info,
+        answer_codec=config.telnyx_codec,
+        answer_rate=config.telnyx_sampling_rate,
+        **config.serializer_kwargs.get(info.provider, {}),
+    )
 
 
 async def _close(websocket: WebSocket, code: int, reason: str) -> None:
@@ -292,25 +288,14 @@ async def _close(websocket: WebSocket, code: int, reason: str) -> None:
         await websocket.close(code, reason[:120])
 
 
-#: A handshake as each provider's serializer would be built from (``_check_serializer_kwargs``).
-_SAMPLE_FORMATS = {
-    "twilio": MediaFormat("mulaw", 8000),
-    "telnyx": MediaFormat("mulaw", 8000),
-    "plivo": MediaFormat("mulaw", 8000),
-    "exotel": MediaFormat("l16", 8000),
-    "vonage": MediaFormat("l16", 16000),
-}
-
-
 def _check_serializer_kwargs(config: ServerConfig) -> None:
     """A wrong serializer_kwargs entry must fail at start-up, not as a 1011 on every call:
     build each configured provider's serializer once, from a sample handshake."""
-    from phonewire.telephony.detect import _PROVIDERS
-
+    known = {p.name: p for p in providers()}
     for provider in config.serializer_kwargs:
-        if provider not in _PROVIDERS:
+        if provider not in known:
             raise ConfigurationError(f"ServerConfig.serializer_kwargs: unknown provider {provider!r}")
-        media = _SAMPLE_FORMATS.get(provider, MediaFormat("l16", 16000))
+        media = known[provider].default_format
         info = CallInfo(provider=provider, call_id=None, stream_id="startup-check", media_format=media)
         try:
             _serializer(info, config)

@@ -2,7 +2,9 @@
 
 Each provider is recognised by its *start* message, which carries the call's identity
 and media format; earlier messages (Twilio's, Telnyx's and Exotel's ``connected``) are
-consumed, later ones (media that raced ahead) are handed back as ``pending``.
+consumed, later ones (media that raced ahead) are handed back as ``pending``. The providers
+themselves (recognisers, start parsers, serializer builders) are data in
+``phonewire.telephony.providers``; this module only walks them.
 """
 
 from __future__ import annotations
@@ -13,8 +15,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from phonewire.serializers.base import CallInfo, FrameSerializer, Message
+from phonewire.telephony.providers import CATCH_ALL, get_provider
+from phonewire.telephony.providers import providers as registered_providers
 
-__all__ = ["Detection", "detect", "register_provider"]
+__all__ = ["CATCH_ALL", "Detection", "detect", "parse_message"]
 
 
 @dataclass(slots=True)
@@ -35,20 +39,6 @@ def _early(parsed: list[Any]) -> int:
     return sum(1 for m in parsed if not (isinstance(m, dict) and m.get("event") in _PREAMBLE))
 
 
-# name -> (recognize(parsed messages) -> (index of the start message, whether the serializer
-# must also see that message) or None, parse, factory)
-Recognizer = Callable[[list[Any]], tuple[int, bool] | None]
-#: The provider a route can be pinned to that accepts any opening (binary audio, metadata).
-CATCH_ALL = "raw_pcm"
-_PROVIDERS: dict[str, tuple[Recognizer, Callable[[Any], CallInfo], Callable[..., FrameSerializer]]] = {}
-
-
-def register_provider(
-    name: str, recognize: Recognizer, parse: Callable[[Any], CallInfo], factory: Callable[..., FrameSerializer]
-) -> None:
-    _PROVIDERS[name] = (recognize, parse, factory)
-
-
 def parse_message(message: Message) -> Any:
     """A message as the recognisers see it: JSON decoded, else the text, or the bytes."""
     if not isinstance(message, str):
@@ -66,24 +56,19 @@ def detect(
 
     ``parsed`` (``parse_message`` of each of ``seen``) saves re-parsing on every new message."""
     parsed = parsed if parsed is not None else [parse_message(m) for m in seen]
-    for name, (recognize, parse, factory) in _PROVIDERS.items():
-        if providers is not None and name not in providers:
+    only = providers
+    for provider in registered_providers():
+        if only is not None and provider.name not in only:
             continue
-        found = recognize(parsed)
+        found = provider.recognise(parsed)
         if found is not None:
             index, replay = found
             start = index if replay else index + 1
-            return Detection(parse(parsed[index]), factory, list(seen[start:]), _early(parsed[:index]))
-    if providers == [CATCH_ALL] and parsed:
+            info = provider.parse_start(parsed[index])
+            return Detection(info, provider.build_serializer, list(seen[start:]), _early(parsed[:index]))
+    if only == [CATCH_ALL] and parsed:
         # A route pinned to raw PCM serves any client: the serializer reads its first message.
-        recognize, parse, factory = _PROVIDERS[CATCH_ALL]
+        raw = get_provider(CATCH_ALL)
         first = parsed[0] if isinstance(parsed[0], dict | str) else None
-        return Detection(parse(first), factory, list(seen))
+        return Detection(raw.parse_start(first), raw.build_serializer, list(seen))
     return None
-
-
-def _load_builtin() -> None:
-    from phonewire.telephony import providers  # noqa: F401  (registers the built-in providers)
-
-
-_load_builtin()

@@ -43,6 +43,7 @@ from phonewire.frames import (
     PlaybackSource,
     StartFrame,
     TextFrame,
+    TTSAudioRawFrame,
     TTSStartedFrame,
     TTSStoppedFrame,
     TTSTextFrame,
@@ -72,6 +73,8 @@ UTTERANCE_GAP_SECS = 0.1
 
 # queue item kinds (WIRE_AUDIO: a packet already in the wire encoding, sent as is)
 AUDIO, END_UTT, MESSAGE, BARRIER, WIRE_AUDIO = range(5)
+#: Frame types queue_frame may process on the producer's task when nothing is queued.
+_INLINE = frozenset({OutputAudioRawFrame, TTSAudioRawFrame, TTSWireAudioFrame, TTSStartedFrame})
 
 
 class FastAPIWebsocketOutputTransport(FrameProcessor):
@@ -140,18 +143,23 @@ class FastAPIWebsocketOutputTransport(FrameProcessor):
         if direction is UP:
             await self.push_frame(frame, UP)
             return
+        kind = type(frame)
         if (
-            type(frame) is OutputAudioRawFrame
+            kind in _INLINE
             and not self._queue
             and self._current is None
             and self._task is not None
             and not self._cancelled
         ):
-            # Audio with nothing queued ahead of it skips the process task: one task wake-up
-            # less per packet, order unchanged (the queue is empty and nothing is in progress).
+            # Audio (and the TTSStartedFrame just ahead of a reply's first audio) with nothing
+            # queued ahead of it skips the process task: one task wake-up less per frame, order
+            # unchanged (the queue is empty and nothing is in progress).
             self._current = frame
             try:
-                await self._on_audio(frame)
+                if kind is OutputAudioRawFrame:
+                    await self._on_audio(frame)  # type: ignore[arg-type]
+                else:
+                    await self.process_frame(frame, direction)
             except Exception as exc:  # CancelledError is a BaseException: it propagates
                 await self._report_failure(frame, exc)
             finally:
@@ -267,8 +275,38 @@ class FastAPIWebsocketOutputTransport(FrameProcessor):
             last = self._packetizer.flush()
             if last:
                 self._enqueue(AUDIO, last, len(last) // 2)
+        t = self._t
+        gen = t.audio_generation
         for packet in self._wire_packetizer.push(frame.audio):
+            if gen != t.audio_generation:
+                return  # interrupted while this frame's packets went out: the rest is cleared audio
+            # As in _on_audio: the pacer is idle, nothing is queued and this packet need not
+            # wait, so it goes out on the producer's task (a reply's first packet, mostly).
+            if (
+                not self._playq
+                and self._pacer_waiting
+                and not self._inline_busy
+                and t.state != "closed"
+                and self.pacer.delay_before_send() <= 0.0
+            ):
+                if not self.bot_speaking:
+                    self._all_played.clear()
+                self._gap_armed = False
+                self._inline_busy = True
+                try:
+                    await self._send_audio(packet, len(packet), paced=True, wire=True)
+                finally:
+                    self._inline_busy = False
+                if self._playq:
+                    self._wakeup.set()
+                else:
+                    self._gap_armed = True
+                    if self._gap_timer is None:
+                        self._on_queue_drained()
+                continue
             await self._wait_for_space()
+            if gen != t.audio_generation:
+                return
             self._enqueue(WIRE_AUDIO, packet, len(packet))
 
     def _on_text(self, frame: TextFrame) -> None:
