@@ -18,7 +18,9 @@ from serve_subprocess import poll_metrics, samples, serving
 from phonewire.audio.analysis import dominant_frequency
 from phonewire.testing import CallReport, HangUp, Silence, simulate_call
 
-DRAIN_S = 3.0
+#: Long enough that the checks made while draining (/readyz, /livez, a webhook, a refused
+#: stream) finish before the deadline ends the calls and the workers exit, on a loaded CI box.
+DRAIN_S = 8.0
 GOODBYE_TIMEOUT_S = 8.0
 
 
