@@ -102,7 +102,7 @@ def agent_app(fake: FakeOpenAIServer, config: str, bots: list[Any]) -> Any:
         tts = OpenAITTSService(api_key="bench-key", base_url=fake.base_url, model="tts-1")
         context = LLMContext([{"role": "system", "content": "You are a helpful phone agent."}])
         pair = LLMContextAggregatorPair(context, user_params=LLMUserAggregatorParams(user_turn_strategies=strategies))
-        bots.append((transport, context, pair.user()))
+        bots.append((transport, context, pair.user(), stt))
         task = PipelineTask(
             Pipeline([transport.input(), stt, pair.user(), llm, tts, transport.output(), pair.assistant()])
         )
@@ -179,7 +179,7 @@ def run_config(config: str, utterances: list[Utterance], latencies: Latencies) -
         report = asyncio.run(main())
         usage1, wall = resource.getrusage(resource.RUSAGE_SELF), time.monotonic() - wall0
         chats = [r for r in fake.requests if r.endpoint == "chat"]
-    _, context, user = bots[-1]
+    _, context, user, stt = bots[-1]
     said = [m["content"] for m in context.messages if m["role"] == "user"]
     rows = []
     for u, turn in zip(utterances, report.turns, strict=False):
@@ -197,6 +197,13 @@ def run_config(config: str, utterances: list[Utterance], latencies: Latencies) -
         "llm_runs": len(chats),
         "errors": [str(e) for e in report.errors],
         "verdicts": [round(v.probability, 3) for v in user.verdicts],
+        "stt_requests": len([r for r in fake.requests if r.endpoint == "transcriptions"]),
+        "speculative": {
+            "submitted": stt.speculative_submitted,
+            "used": stt.speculative_used,
+            "dropped": stt.speculative_dropped,
+            "segments": stt.segments_submitted,
+        },  # fmt: skip
         "smart_turn": {
             "inferences": inferences,
             "cpu_ms_per_inference": (runner.stats.cpu_ms_total - before_cpu) / inferences if inferences else None,

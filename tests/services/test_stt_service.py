@@ -16,8 +16,14 @@ from phonewire.frames import (
     UserStoppedSpeakingFrame,
     VADUserStartedSpeakingFrame,
     VADUserStoppedSpeakingFrame,
+    VADUserStoppingFrame,
 )
-from phonewire.services.stt_service import DEFAULT_STT_FAILURE_TEXT, SegmentedSTTService
+from phonewire.services.stt_service import (
+    DEFAULT_STT_FAILURE_TEXT,
+    SegmentedSTTService,
+    SegmentTranscriptionFrame,
+    STTSegmentSubmittedFrame,
+)
 
 from .speech_harness import running
 
@@ -144,5 +150,100 @@ def test_end_frame_waits_for_the_transcript_in_flight() -> None:
             await h.downstream.wait_for_type(EndFrame)
             kinds = [type(f).__name__ for f in h.downstream.frames]
             assert kinds.index("SegmentTranscriptionFrame") < kinds.index("EndFrame")
+
+    asyncio.run(main())
+
+
+# --- the speculative transcript (VADUserStoppingFrame at early_stop_secs) -------------------
+
+
+def quick_stop() -> list:
+    return [VADUserStoppedSpeakingFrame(stop_secs=0.2), UserStoppedSpeakingFrame()]
+
+
+def stopping() -> VADUserStoppingFrame:
+    return VADUserStoppingFrame(silence_secs=0.1)
+
+
+def test_a_confirmed_speculative_request_is_the_segments_transcript_and_is_early() -> None:
+    stt = ScriptedSTT(latency=0.2)
+
+    async def main() -> None:
+        async with running(stt) as h:
+            await h.push(*start(), *packets(10, 2), stopping(), *packets(5))
+            await asyncio.sleep(0.15)  # the rest of the VAD's stop wait, in real time
+            t0 = time.monotonic()
+            await h.push(*quick_stop())
+            [frame] = await h.downstream.wait_for_type(SegmentTranscriptionFrame)
+            assert time.monotonic() - t0 < 0.15  # not the full 0.2 s request after the stop
+            assert isinstance(frame, SegmentTranscriptionFrame) and (frame.text, frame.segment) == ("segment 1", 1)
+            assert stt.segments == [bytes([2]) * 320 * 10]  # one request: the speech up to the early report
+            kinds = [type(f) for f in h.downstream.frames]
+            assert kinds.index(STTSegmentSubmittedFrame) < kinds.index(SegmentTranscriptionFrame)
+            assert (stt.speculative_submitted, stt.speculative_used, stt.speculative_dropped) == (1, 1, 0)
+
+    asyncio.run(main())
+
+
+def test_a_result_already_in_follows_its_announcement() -> None:
+    stt = ScriptedSTT()  # answers at once: the speculative result is in before the stop
+
+    async def main() -> None:
+        async with running(stt) as h:
+            await h.push(*start(), *packets(10, 2), stopping())
+            await asyncio.sleep(0.05)
+            await h.push(*packets(5), *quick_stop())
+            await h.downstream.wait_for_type(SegmentTranscriptionFrame)
+            kinds = [type(f) for f in h.downstream.frames]
+            assert kinds.index(STTSegmentSubmittedFrame) < kinds.index(SegmentTranscriptionFrame)
+
+    asyncio.run(main())
+
+
+def test_when_the_caller_goes_on_the_speculative_result_is_dropped_and_no_word_is_lost() -> None:
+    stt = ScriptedSTT(latency=0.05)
+    stt.texts = ["my number is", "my number is five five five"]
+
+    async def main() -> None:
+        async with running(stt) as h:
+            await h.push(*start(), *packets(10, 1), stopping(), *packets(3))
+            await asyncio.sleep(0.1)  # the first speculative request completes: it must not count
+            await h.push(*packets(10, 2), stopping(), *packets(3), *quick_stop())
+            frames = await h.downstream.wait_for_type(TranscriptionFrame)
+            await asyncio.sleep(0.1)
+            assert [(f.text, f.segment) for f in h.downstream.of(TranscriptionFrame)] == [  # type: ignore[attr-defined]
+                ("my number is five five five", 1)
+            ]
+            assert frames and len(h.downstream.of(STTSegmentSubmittedFrame)) == 1
+            # the second request carries the whole segment, the first one's audio included
+            assert stt.segments[1] == bytes([1]) * 320 * 10 + bytes([0]) * 320 * 3 + bytes([2]) * 320 * 10
+            assert (stt.speculative_submitted, stt.speculative_used, stt.speculative_dropped) == (2, 1, 1)
+
+    asyncio.run(main())
+
+
+def test_a_speculative_request_older_than_the_stop_wait_is_not_used() -> None:
+    stt = ScriptedSTT()
+
+    async def main() -> None:
+        async with running(stt) as h:  # (a lost early report: the audio after it is too long)
+            await h.push(*start(), *packets(10, 1), stopping(), *packets(30, 2), *quick_stop())
+            [frame] = await h.downstream.wait_for_type(SegmentTranscriptionFrame)
+            assert isinstance(frame, SegmentTranscriptionFrame) and frame.segment == 1
+            assert stt.segments[-1] == bytes([1]) * 320 * 10 + bytes([2]) * 320 * 30
+            assert (stt.speculative_used, stt.speculative_dropped) == (0, 1)
+
+    asyncio.run(main())
+
+
+def test_speculative_false_ignores_the_early_report() -> None:
+    stt = ScriptedSTT(speculative=False)
+
+    async def main() -> None:
+        async with running(stt) as h:
+            await h.push(*start(), *packets(10, 1), stopping(), *packets(5), *quick_stop())
+            await h.downstream.wait_for_type(SegmentTranscriptionFrame)
+            assert stt.segments == [bytes([1]) * 320 * 10 + bytes(320 * 5)] and stt.speculative_submitted == 0
+            assert len(h.downstream.of(VADUserStoppingFrame)) == 1  # passed on
 
     asyncio.run(main())

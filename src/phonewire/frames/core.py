@@ -61,6 +61,7 @@ __all__ = [
     "UserStoppedSpeakingFrame",
     "VADUserStartedSpeakingFrame",
     "VADUserStoppedSpeakingFrame",
+    "VADUserStoppingFrame",
 ]
 
 _ids = itertools.count(1)
@@ -371,6 +372,16 @@ class VADUserStartedSpeakingFrame(SystemFrame):
 @dataclass(slots=True, kw_only=True)
 class VADUserStoppedSpeakingFrame(SystemFrame):
     stop_secs: float = 0.0
+    timestamp: float = 0.0
+
+
+@dataclass(slots=True, kw_only=True)
+class VADUserStoppingFrame(SystemFrame):
+    """The caller has been quiet ``silence_secs`` inside a speech run (``VADParams.early_stop_secs``):
+    a ``VADUserStoppedSpeakingFrame`` follows unless they speak again first. A segmented STT
+    starts transcribing here (speculatively); nothing else needs it."""
+
+    silence_secs: float = 0.0
     timestamp: float = 0.0
 
 

@@ -26,6 +26,14 @@ Why it is built this way:
   earlier pause arriving late is never taken for the last one, and noise does not make the
   turn wait its transcript timeout. Both result frames survive an interruption's queue flush:
   the caller's words are never dropped.
+* A speculative transcript: when the VAD reports that the caller *may* be stopping
+  (``VADUserStoppingFrame``, at ``VADParams.early_stop_secs`` of silence, 0.1 s in
+  ``TURN_ANALYZER_VAD_PARAMS``) the speech so far is sent at once, without ending the segment;
+  the buffer keeps growing. If the VAD then confirms the stop, that request *becomes* the
+  segment (numbered, announced, its result awaited like any other): the transcript has been
+  running through the rest of the stop wait. If the caller goes on, nothing is announced and its
+  result is never pushed; the next early report or segment supersedes it (cancelled), and the
+  resumed segment's own request carries that audio again. ``speculative=False`` turns it off.
 * A failure is heard, not silent: after the bounded retry, ``ErrorFrame`` upstream,
   ``error_count += 1`` and ``TTSSpeakFrame(failure_text, append_to_context=False)``
   downstream, so the TTS asks the caller to repeat and the call goes on.
@@ -38,7 +46,7 @@ import contextlib
 import logging
 import time
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 from phonewire.frames import (
@@ -58,6 +66,7 @@ from phonewire.frames import (
     UserStoppedSpeakingFrame,
     VADUserStartedSpeakingFrame,
     VADUserStoppedSpeakingFrame,
+    VADUserStoppingFrame,
 )
 from phonewire.processors.frame_processor import FrameProcessor
 
@@ -204,8 +213,14 @@ class SegmentedSTTService(STTService):
     ``pre_roll_secs`` of audio before the start frame is kept; a segment longer than
     ``max_segment_secs`` is sent as it stands (``finalized=False``) and buffering goes on;
     at most ``max_pending`` segments are in flight (beyond that one is dropped, logged, counted
-    in ``dropped_segments``).
+    in ``dropped_segments``). ``speculative``: start a segment's request at the VAD's early stop
+    report (``VADUserStoppingFrame``) and keep it only if the stop is confirmed (see the module
+    docstring); without such reports (``VADParams.early_stop_secs=0``) it changes nothing.
     """
+
+    #: Audio after the speculative request, beyond the expected rest of the stop wait, that
+    #: shows the stop confirmed is not the one that request was made at (then it is not used).
+    SPECULATIVE_SLACK_SECS = 0.1
 
     def __init__(
         self,
@@ -213,13 +228,19 @@ class SegmentedSTTService(STTService):
         pre_roll_secs: float = 0.3,
         max_segment_secs: float = 30.0,
         max_pending: int = 4,
+        speculative: bool = True,
         **kwargs: object,
     ) -> None:
         super().__init__(**kwargs)  # type: ignore[arg-type]
         self.pre_roll_secs = pre_roll_secs
         self.max_segment_secs = max_segment_secs
         self.max_pending = max_pending
+        self.speculative = speculative
         self.dropped_segments = 0
+        #: Speculative requests made / kept as their segment's transcript / dropped (the caller went on).
+        self.speculative_submitted = 0
+        self.speculative_used = 0
+        self.speculative_dropped = 0
         #: Segments ended by a VAD stop so far (their number, in STTSegmentSubmittedFrame).
         self.segments_submitted = 0
         self._buffer = bytearray()
@@ -227,7 +248,10 @@ class SegmentedSTTService(STTService):
         self._pre_roll_bytes = 0
         self._max_bytes = 0
         self._speaking = False
-        self._pending: deque[asyncio.Task[STTResult]] = deque()
+        self._spec: asyncio.Task[STTResult] | None = None  # the speculative request in flight
+        self._spec_bytes = 0  # the buffer's length when it was made
+        self._spec_silence = 0.0  # the silence it was made at
+        self._pending: deque[tuple[asyncio.Task[STTResult], int]] = deque()  # (request, segment)
         self._pending_changed = asyncio.Event()
         self._emitter: asyncio.Task[None] | None = None
 
@@ -240,13 +264,21 @@ class SegmentedSTTService(STTService):
             return
         if isinstance(frame, _STARTS):
             self._speaking = True
+        elif isinstance(frame, VADUserStoppingFrame):
+            if self._speaking and self.speculative:
+                self._speculate(frame.silence_secs)
         elif isinstance(frame, _STOPS):
             if self._speaking:
                 self._speaking = False
-                segment = self._submit(finalized=True)
+                stop_secs = frame.stop_secs if isinstance(frame, VADUserStoppedSpeakingFrame) else None
+                spec = self._confirm_speculation(stop_secs)
+                segment = self._submit(finalized=True, task=spec)
                 if segment:
                     await self.push_frame(frame, direction)
                     await self.push_frame(STTSegmentSubmittedFrame(segment=segment), direction)
+                    if spec is not None:  # queued only now: its result may be in already, and
+                        self._pending.append((spec, segment))  # must follow the announcement
+                        self._pending_changed.set()
                     return
         elif isinstance(frame, StartFrame):
             self._set_rate(self._init_sample_rate or frame.audio_in_sample_rate or 0)
@@ -261,6 +293,7 @@ class SegmentedSTTService(STTService):
     # --- the inline path: cheap ------------------------------------------------------------
 
     def _set_rate(self, rate: int) -> None:
+        self._drop_speculation()
         self._rate = rate
         self._pre_roll_bytes = int(self.pre_roll_secs * rate) * 2
         self._max_bytes = int(self.max_segment_secs * rate) * 2
@@ -276,16 +309,22 @@ class SegmentedSTTService(STTService):
             if excess > 0:
                 del buf[:excess]
         elif len(buf) >= self._max_bytes:
+            self._drop_speculation()
             self._submit(finalized=False)
 
-    def _submit(self, *, finalized: bool) -> int:
-        """Start transcribing the buffer; the segment's number (0: nothing will be reported)."""
+    def _submit(self, *, finalized: bool, task: asyncio.Task[STTResult] | None = None) -> int:
+        """Start transcribing the buffer (or adopt ``task``, a speculative request for it); the
+        segment's number (0: nothing will be reported)."""
         audio, self._buffer = bytes(self._buffer), bytearray()
         if not audio:
+            if task is not None:
+                task.cancel()
             return 0
         if len(self._pending) >= self.max_pending:
             self.dropped_segments += 1
             logger.warning("! %s: %d segments still transcribing, one dropped", self.name, len(self._pending))
+            if task is not None:
+                task.cancel()
             return 0
         if not self._pending:
             self.metrics.start_ttfb()
@@ -293,12 +332,47 @@ class SegmentedSTTService(STTService):
         if finalized:
             self.segments_submitted += 1
             segment = self.segments_submitted
+        if task is not None:
+            return segment  # the caller queues it once the segment is announced
         task = asyncio.get_running_loop().create_task(
             self.transcribe(audio, self._rate, finalized=finalized, segment=segment), name=f"{self.name}:transcribe"
         )
-        self._pending.append(task)
+        self._pending.append((task, segment))
         self._pending_changed.set()
         return segment
+
+    # --- the speculative transcript --------------------------------------------------------
+
+    def _speculate(self, silence_secs: float) -> None:
+        """The caller may be stopping: send the speech so far now, keep buffering."""
+        self._drop_speculation()  # an earlier one: the caller went on after it
+        if not self._buffer or len(self._pending) >= self.max_pending:
+            return
+        self.speculative_submitted += 1
+        self._spec_bytes, self._spec_silence = len(self._buffer), silence_secs
+        self._spec = asyncio.get_running_loop().create_task(
+            self.transcribe(bytes(self._buffer), self._rate, finalized=True), name=f"{self.name}:speculative"
+        )
+
+    def _confirm_speculation(self, stop_secs: float | None) -> asyncio.Task[STTResult] | None:
+        """At a stop: the speculative request, if it covers this segment's speech (the audio
+        after it is no longer than the rest of the stop wait), else None (dropped)."""
+        spec = self._spec
+        if spec is None:
+            return None
+        rest = max(0.0, (stop_secs or 0.0) - self._spec_silence) + self.SPECULATIVE_SLACK_SECS
+        if stop_secs is None or len(self._buffer) - self._spec_bytes > int(rest * self._rate) * 2:
+            self._drop_speculation()
+            return None
+        self._spec = None
+        self.speculative_used += 1
+        return spec
+
+    def _drop_speculation(self) -> None:
+        spec, self._spec = self._spec, None
+        if spec is not None:
+            spec.cancel()  # its words come again in the segment's own request
+            self.speculative_dropped += 1
 
     # --- the emitter: transcripts in the order spoken -------------------------------------
 
@@ -311,8 +385,11 @@ class SegmentedSTTService(STTService):
             while not self._pending:
                 self._pending_changed.clear()
                 await self._pending_changed.wait()
-            result = await self._pending[0]  # bounded by request_timeout_secs per attempt
+            task, segment = self._pending[0]
+            result = await task  # bounded by request_timeout_secs per attempt
             self._pending.popleft()
+            if result.segment != segment:
+                result = replace(result, segment=segment)  # a speculative request, numbered at its stop
             await self.push_result(result)
             self._pending_changed.set()
 
@@ -327,7 +404,8 @@ class SegmentedSTTService(STTService):
 
     async def _stop(self) -> None:
         emitter, self._emitter = self._emitter, None
-        tasks = [t for t in (emitter, *self._pending) if t is not None]
+        spec, self._spec = self._spec, None
+        tasks = [t for t in (emitter, spec, *(p[0] for p in self._pending)) if t is not None]
         self._pending.clear()
         for task in tasks:
             task.cancel()

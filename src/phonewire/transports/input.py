@@ -33,6 +33,7 @@ from phonewire.frames import (
     UserStoppedSpeakingFrame,
     VADUserStartedSpeakingFrame,
     VADUserStoppedSpeakingFrame,
+    VADUserStoppingFrame,
 )
 from phonewire.processors.frame_processor import FrameProcessor
 from phonewire.serializers.base import (
@@ -351,6 +352,9 @@ class FastAPIWebsocketInputTransport(FrameProcessor):
                 await self._user_started(transition)
             elif transition.state.name == "QUIET":
                 await self._user_stopped(transition)
+            else:  # STOPPING: the early stop report (VADParams.early_stop_secs), for a segmented STT
+                silence = self._t.params.vad_analyzer.params.early_stop_secs
+                await self.push_frame(VADUserStoppingFrame(silence_secs=silence, timestamp=time.time()))
         await self._maybe_interrupt()
 
     async def _user_started(self, transition: Any) -> None:

@@ -3,7 +3,8 @@
 ``UserTurnStrategies()`` with no arguments is **phonewire's default**: the turn starts at the
 VAD's start (or a transcript), and ends by :class:`TurnAnalyzerUserTurnStopStrategy` with a
 per-call :class:`LocalSmartTurnAnalyzerV3`, the transcript as a second opinion, and at most
-1.5 s of silence. It wants the VAD to report pauses quickly: ``VADParams(stop_secs=0.2, stop_drop_db=35)``
+1.5 s of silence. It wants the VAD to report pauses quickly: ``VADParams(stop_secs=0.2, stop_drop_db=35,
+early_stop_secs=0.1)``
 (:data:`TURN_ANALYZER_VAD_PARAMS`) on the transport's analyzer. Build one per call: the
 analyzer holds the call's audio.
 """
@@ -24,8 +25,10 @@ __all__ = ["TURN_ANALYZER_VAD_PARAMS", "UserTurnStrategies", "default_stop_strat
 
 #: The VAD settings a turn analyzer wants: report a pause after 0.2 s and let the model decide;
 #: a window 35 dB below the run's loudest is silence, so the pause is timed from the sound's end
-#: rather than Silero's ~60-100 ms confidence tail (onsets unchanged; docs/turn-taking.md).
-TURN_ANALYZER_VAD_PARAMS = VADParams(stop_secs=0.2, stop_drop_db=35.0)
+#: rather than Silero's ~60-100 ms confidence tail (onsets unchanged; docs/turn-taking.md); and
+#: at 0.1 s the VAD reports that the caller may be stopping, so a segmented STT transcribes the
+#: segment speculatively while the stop is still being confirmed (``early_stop_secs=0``: off).
+TURN_ANALYZER_VAD_PARAMS = VADParams(stop_secs=0.2, stop_drop_db=35.0, early_stop_secs=0.1)
 
 
 def default_stop_strategies() -> list[BaseUserTurnStopStrategy]:

@@ -16,7 +16,10 @@ Only the two turn boundaries are *reported* (returned from :meth:`VADAnalyzer.an
 :meth:`VADAnalyzer.apply_confidence`): STARTING→SPEAKING ("the caller started talking") and
 STOPPING→QUIET ("the caller stopped"). So reports strictly alternate SPEAKING, QUIET, SPEAKING, …;
 a blip that falls back to QUIET and a pause that resumes into SPEAKING are visible through
-:attr:`VADAnalyzer.state` only.
+:attr:`VADAnalyzer.state` only. With ``VADParams.early_stop_secs`` set (shorter than
+``stop_secs``) one more report is made: STOPPING, at that much silence inside a run ("the caller
+may be stopping"), at most once per silence run; a QUIET or more speech follows it. Consumers that
+only know the two boundaries must skip it (the transport turns it into ``VADUserStoppingFrame``).
 
 What this fixes in the design it replaces: thresholds are checked after every window rather than
 at the end of each buffer (so chunking never changes a decision), the loudness gate needs no
@@ -59,7 +62,8 @@ class VADTransition:
     """A turn boundary found by the analyzer.
 
     Attributes:
-        state: the new state, SPEAKING (a turn began) or QUIET (it ended).
+        state: the new state, SPEAKING (a turn began) or QUIET (it ended); STOPPING for the early
+            stop report (``early_stop_secs`` of silence so far), if enabled.
         previous: the state before the window that caused it.
         stream_time: seconds of audio fed so far, at the end of that window.
         speech_start_time: stream time at which the speech run began (the start of its first
@@ -93,6 +97,7 @@ class VADAnalyzer(ABC):
         self._clock_samples = 0  # samples fed at the current rate, in whole windows or dropped
         self._start_windows = 1
         self._stop_windows = 1
+        self._early_windows = 0  # silence windows of the early stop report (0: off)
         self._clear_decision_state()
         if sample_rate is not None:
             self.set_sample_rate(sample_rate)
@@ -289,6 +294,8 @@ class VADAnalyzer(ABC):
             return
         self._start_windows = _windows_for(self._params.start_secs, self.window_secs)
         self._stop_windows = _windows_for(self._params.stop_secs, self.window_secs)
+        early = self._params.early_stop_secs
+        self._early_windows = _windows_for(early, self.window_secs) if early > 0 else 0
 
     def _track_level(self, window: np.ndarray, instant: float | None = None) -> float:
         """Instant-attack, slow-release RMS level in dBFS (see VOLUME_RELEASE_DB_PER_SEC)."""
@@ -329,6 +336,8 @@ class VADAnalyzer(ABC):
         if state is VADState.QUIET:
             self._onset = None
         if not (began or ended):
+            if state is VADState.STOPPING and self._silence_run == self._early_windows:
+                return VADTransition(state, previous, self.stream_time, onset)  # the early stop report
             return None
         return VADTransition(state, previous, self.stream_time, onset)
 

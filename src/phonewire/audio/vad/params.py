@@ -69,6 +69,12 @@ class VADParams:
             sound's end instead, so the stop comes that much sooner. It only ever turns speech
             windows into silence *inside* a run (SPEAKING/STOPPING), so an onset - and barge-in -
             is unchanged; a noisy line (SNR below ``stop_drop_db``) simply keeps the model's tail.
+        early_stop_secs: silence after which the analyzer also reports that the caller *may* be
+            stopping (a STOPPING report, before the QUIET one at ``stop_secs``), once per silence
+            run (0: off, the default; no effect unless shorter than ``stop_secs``). A segmented
+            STT starts transcribing there, so the transcript overlaps the rest of the stop wait
+            (a speculative transcript: docs/turn-taking.md). If speech resumes first the report
+            is simply followed by more speech; nothing else in the analyzer changes.
     """
 
     confidence: float = 0.7
@@ -76,6 +82,7 @@ class VADParams:
     stop_secs: float = 0.8
     min_volume: float = 0.6
     stop_drop_db: float = 0.0
+    early_stop_secs: float = 0.0
 
     def __post_init__(self) -> None:
         _check_range("confidence", self.confidence, 0.0, 1.0, low_open=True)
@@ -83,6 +90,7 @@ class VADParams:
         _check_range("stop_secs", self.stop_secs, 0.0, _MAX_SECS)
         _check_range("min_volume", self.min_volume, 0.0, 1.0)
         _check_range("stop_drop_db", self.stop_drop_db, 0.0, 120.0)
+        _check_range("early_stop_secs", self.early_stop_secs, 0.0, _MAX_SECS)
 
     @property
     def min_volume_dbfs(self) -> float:
