@@ -19,7 +19,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from phonewire.fleet.redis_io import FleetRedis, FleetUnavailable
+from phonewire.fleet.redis_io import FleetRedis, FleetUnavailable, OutageLog
 
 __all__ = ["COMMANDS", "CommandBus", "apply_command"]
 
@@ -80,15 +80,19 @@ class CommandBus:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._listener: asyncio.Task[None] | None = None
         self._subscribed = asyncio.Event()
+        self._first_attempt = asyncio.Event()  # the first subscribe answered, or failed
+        self.outage = OutageLog("fleet command channel", "commands for this node's calls fail until it is back")
 
     def channel(self, node_id: str) -> str:
         return f"{self.prefix}node:{node_id}"
 
     async def start(self) -> None:
         self._listener = asyncio.get_running_loop().create_task(self._listen(), name="phonewire-fleet-commands")
-        with contextlib.suppress(TimeoutError):  # not subscribed yet: the listener keeps trying
-            async with asyncio.timeout(self.timeout):
-                await self._subscribed.wait()
+        # Wait for the first subscribe only: it is one bounded round trip, so a node starting
+        # while Redis is down starts within redis_timeout_secs (the listener keeps trying).
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(self.redis.timeout + 1.0):
+                await self._first_attempt.wait()
 
     async def stop(self) -> None:
         tasks = [t for t in (self._listener, *self._tasks) if t is not None]
@@ -122,14 +126,17 @@ class CommandBus:
             try:
                 await self.redis.run(pubsub.subscribe(self.channel(self.node_id)))
                 self._subscribed.set()
+                self._first_attempt.set()
+                self.outage.ok()
                 while True:
                     message = await pubsub.get_message(timeout=1.0)  # bounded: re-checks the socket
                     if message is not None and message.get("type") == "message":
                         self._on_message(message["data"])
             except asyncio.CancelledError:
                 raise
-            except (FleetUnavailable, Exception) as exc:  # the connection dropped: subscribe again
-                logger.warning("! fleet command channel lost (%s); resubscribing", type(exc).__name__)
+            except Exception as exc:  # the connection dropped (or never came): subscribe again
+                self._first_attempt.set()
+                self.outage.failed(exc if isinstance(exc, FleetUnavailable) else FleetUnavailable(type(exc).__name__))
             finally:
                 with contextlib.suppress(Exception):
                     async with asyncio.timeout(self.redis.timeout):

@@ -6,9 +6,11 @@ call start?" (``admit``), "it ended" (``release``), "do this to call X, wherever
 its leases alive, the command channel). ``create_app`` builds it from ``ServerConfig.fleet``
 and starts/stops it with the app's lifespan (``install_fleet``).
 
-Redis down: ``admit`` raises ``FleetUnavailable`` and the server refuses the new call (1013,
-so the provider may retry elsewhere); calls in progress continue untouched (their leases are
-re-added by the next heartbeat that reaches Redis); commands for other nodes fail with 503.
+Redis down (docs/deployment.md, "When Redis is down"): ``admit`` raises ``FleetUnavailable``
+and the server refuses the new call (1013, so a client that reconnects tries again); calls in
+progress continue untouched (their leases are re-added by the first heartbeat that reaches
+Redis again - retried every ``RETRY_SECS`` meanwhile); commands for other nodes fail with
+503. Each outage is logged once per task when it starts and once when it ends (``OutageLog``).
 """
 
 from __future__ import annotations
@@ -24,12 +26,15 @@ from typing import Any
 from phonewire.fleet.admission import ADMIT, RELEASE, RENEW
 from phonewire.fleet.commands import CommandBus, apply_command
 from phonewire.fleet.config import FleetConfig
-from phonewire.fleet.redis_io import FleetRedis, FleetUnavailable
+from phonewire.fleet.redis_io import FleetRedis, FleetUnavailable, OutageLog
 from phonewire.fleet.stores import RedisReplayStore, RedisSignedRequestStore
 
 __all__ = ["Admission", "Fleet"]
 
 logger = logging.getLogger("phonewire.fleet")
+
+#: Seconds between heartbeats while Redis is unreachable (else ``heartbeat_secs``).
+RETRY_SECS = 1.0
 
 
 @dataclass(slots=True)
@@ -65,6 +70,9 @@ class Fleet:
         self.live: Any = None
         self.bus = CommandBus(self.redis, p, self.node_id, self._on_command, config.command_timeout_secs)
         self._heartbeat: asyncio.Task[None] | None = None
+        self.heartbeat_outage = OutageLog(
+            "fleet heartbeat", "calls in progress continue; new calls are refused; leases renew when Redis is back"
+        )
         self._admit = self.redis.client.register_script(ADMIT)
         self._release = self.redis.client.register_script(RELEASE)
         self._renew = self.redis.client.register_script(RENEW)
@@ -91,11 +99,18 @@ class Fleet:
 
     async def _beat(self) -> None:
         while True:
-            await asyncio.sleep(self.config.heartbeat_secs)
+            # While Redis is away, retry every second: a Redis that comes back empty (restarted
+            # without persistence, a failover) undercounts this node's calls until they are re-added.
+            down = self.heartbeat_outage.down
+            await asyncio.sleep(min(self.config.heartbeat_secs, RETRY_SECS) if down else self.config.heartbeat_secs)
             try:
-                await self.renew()
+                renewed = await self.renew()
             except FleetUnavailable as exc:
-                logger.warning("! fleet heartbeat failed (%s): calls continue; leases renew when Redis is back", exc)
+                self.heartbeat_outage.failed(exc)
+            else:
+                if self.heartbeat_outage.down:
+                    logger.info("= fleet leases renewed: %d of %d calls", renewed, len(self._mine))
+                self.heartbeat_outage.ok()
 
     async def renew(self) -> int:
         """Renew this node's leases (one round trip for all its calls)."""

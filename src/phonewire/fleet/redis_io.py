@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable
 from typing import Any, TypeVar
 
 from phonewire.exceptions import PhonewireError
 
-__all__ = ["FleetRedis", "FleetUnavailable"]
+__all__ = ["FleetRedis", "FleetUnavailable", "OutageLog"]
 
 logger = logging.getLogger("phonewire.fleet")
 T = TypeVar("T")
@@ -25,6 +26,45 @@ T = TypeVar("T")
 
 class FleetUnavailable(PhonewireError):
     """Redis did not answer in time, or not at all."""
+
+
+class OutageLog:
+    """How a background task that keeps meeting Redis down says so: one warning when it starts
+    failing, a reminder every ``remind_secs`` while it lasts, one line when it works again.
+
+    Why: the heartbeat and the command channel retry every few seconds for as long as Redis is
+    away; a warning per attempt would flood the log (hundreds of lines a minute per node) and
+    hide the one line an operator needs - when it broke and when it came back."""
+
+    def __init__(self, what: str, consequence: str, *, remind_secs: float = 60.0) -> None:
+        self.what = what
+        self.consequence = consequence
+        self.remind_secs = remind_secs
+        self.failures = 0
+        self._since: float | None = None
+        self._reminded = 0.0
+
+    @property
+    def down(self) -> bool:
+        return self._since is not None
+
+    def failed(self, exc: BaseException) -> None:
+        now = time.monotonic()
+        self.failures += 1
+        if self._since is None:
+            self._since = self._reminded = now
+            logger.warning("! %s failed (%s): %s", self.what, exc, self.consequence)
+        elif now - self._reminded >= self.remind_secs:
+            self._reminded = now
+            logger.warning("! %s still failing after %.0fs (%s): %s", self.what, now - self._since, exc,
+                           self.consequence)  # fmt: skip
+        else:
+            logger.debug("- %s failed again (%s)", self.what, exc)
+
+    def ok(self) -> None:
+        if self._since is not None:
+            logger.warning("= %s restored after %.1fs", self.what, time.monotonic() - self._since)
+            self._since = None
 
 
 class FleetRedis:
