@@ -104,3 +104,50 @@ def test_controller_waits_for_the_text_then_asks_the_strategy_and_drops_stale_ve
     assert c.deadline("What time do you close?", now=10.5) is None  # speaking
     c.turn_ended()
     assert analyzer.cleared == 1 and not c.in_turn
+
+
+def _speculating() -> tuple[UserTurnController, int]:
+    s = TurnAnalyzerUserTurnStopStrategy(turn_analyzer=StubAnalyzer())  # type: ignore[arg-type]
+    c = UserTurnController(UserTurnStrategies(stop=[s]), aggregation_timeout=0.15, transcript_timeout=1.5)
+    c.speech_started(bot_speaking=False)
+    assert c.speech_stopping() is True  # the early stop report: analyse now
+    return c, c.seq
+
+
+def test_a_verdict_in_before_the_stop_is_confirmed_is_adopted_at_the_stop() -> None:
+    c, seq = _speculating()
+    assert c.verdict_arrived(seq, verdict(0.9)) is False  # kept: the pause is not confirmed yet
+    assert c.verdict is None and c.speaking
+    assert c.speech_stopped(now=10.2, stop_secs=0.2) is False  # no second analysis
+    assert c.verdict is not None and c.verdict.probability == 0.9 and not c.verdict_pending
+    c.transcript("What time do you close?", True, 10.25, False)
+    assert c.deadline("What time do you close?", now=10.25) == NOW
+
+
+def test_a_verdict_still_running_at_the_stop_is_awaited_not_started_again() -> None:
+    c, seq = _speculating()
+    assert c.speech_stopped(now=10.2, stop_secs=0.2) is False
+    assert c.verdict_pending and c.seq == seq
+    c.transcript("What time do you close?", True, 10.25, False)
+    assert c.deadline("What time do you close?", now=10.25) == pytest.approx(10.0 + 1.5)  # waits for it
+    assert c.verdict_arrived(seq, verdict(0.9)) is True
+    assert c.deadline("What time do you close?", now=10.3) == NOW
+
+
+def test_a_speculative_verdict_is_dropped_when_the_caller_goes_on() -> None:
+    c, seq = _speculating()
+    c.speech_started(bot_speaking=False)  # more speech before the stop was confirmed
+    assert c.verdict_arrived(seq, verdict(0.9)) is False
+    assert c.speech_stopped(now=11.2, stop_secs=0.2) is True  # this pause gets its own analysis
+    assert c.seq != seq and c.verdict is None and c.verdict_pending
+
+
+def test_no_speculation_without_an_analyzer_or_while_quiet() -> None:
+    c = UserTurnController(
+        UserTurnStrategies(stop=[SpeechTimeoutUserTurnStopStrategy()]), aggregation_timeout=0.15, transcript_timeout=1.5
+    )
+    c.speech_started(bot_speaking=False)
+    assert c.speech_stopping() is False
+    c2, _ = _speculating()
+    c2.speech_stopped(now=10.2, stop_secs=0.2)
+    assert c2.speech_stopping() is False  # not speaking: nothing to speculate on

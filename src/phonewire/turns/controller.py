@@ -14,6 +14,13 @@ words or nothing), so a late transcript of an earlier pause is never taken for t
 and a noise segment that yields nothing does not make the turn wait. A turn without words when
 it ends is noise: nothing runs. A transcript that starts a turn while the caller is quiet (it
 came after the turn it belonged to had ended) starts the silence clock, so that turn ends too.
+
+A speculative verdict: when the VAD reports that the caller *may* be stopping
+(``VADParams.early_stop_secs``, :meth:`speech_stopping`), the analysis starts then, on the speech
+so far; if the VAD confirms that same pause (:meth:`speech_stopped`, no speech in between), that
+analysis *is* the pause's - its verdict, in or still running, is adopted instead of starting a
+new one, so the model's ~100 ms runs during the rest of the VAD's stop wait instead of after
+it. If the caller goes on, the verdict is stale and dropped like any other.
 """
 
 from __future__ import annotations
@@ -51,6 +58,8 @@ class UserTurnController:
         self.verdict_pending = False
         self.analysis_failed = False
         self.seq = 0  # bumps whenever a pending verdict becomes stale
+        self._spec_seq: int | None = None  # the analysis started at the VAD's early stop report
+        self._spec_result: tuple[TurnVerdict | None] | None = None  # its outcome, once in
 
     # --- events: each returns True when the turn started with it ----------------------------
 
@@ -64,10 +73,28 @@ class UserTurnController:
         ctx = UserTurnStartContext(bot_speaking=bot_speaking, words=self.words)
         return self._maybe_start(any(s.on_speech_started(ctx) for s in self.strategies.start))
 
+    def speech_stopping(self) -> bool:
+        """The VAD reported that the caller may be stopping; True if the analyzer should run now
+        (speculatively: :meth:`speech_stopped` adopts it if the pause is confirmed)."""
+        if self.analyzer is None or not self.speaking or not (self.in_turn or self.words):
+            return False
+        self._stale()
+        self._spec_seq = self.seq
+        return True
+
     def speech_stopped(self, now: float, stop_secs: float) -> bool:
         """The VAD reported a pause; True if the analyzer should run now."""
         self.speaking = False
         self.silent_since = now - stop_secs
+        if self._spec_seq is not None and self._spec_seq == self.seq:
+            # The pause the speculative analysis was started at: it is this pause's analysis.
+            result, self._spec_seq, self._spec_result = self._spec_result, None, None
+            if result is None:
+                self.verdict_pending = True
+            else:
+                self.verdict, self.verdict_pending = result[0], False
+                self.analysis_failed = result[0] is None
+            return False
         self._stale()
         if self.analyzer is None or not (self.in_turn or self.words):
             return False
@@ -117,7 +144,11 @@ class UserTurnController:
         return self._maybe_start(any(s.on_transcript(ctx) for s in self.strategies.start))
 
     def verdict_arrived(self, seq: int, verdict: TurnVerdict | None) -> bool:
-        """The analysis ``seq`` finished (None: it could not run). False if it is stale."""
+        """The analysis ``seq`` finished (None: it could not run). False if it is stale (or
+        speculative and not yet confirmed: it is kept for :meth:`speech_stopped`)."""
+        if seq == self._spec_seq == self.seq:
+            self._spec_result = (verdict,)
+            return False
         if seq != self.seq or not self.verdict_pending:
             return False
         self.verdict, self.verdict_pending = verdict, False
@@ -171,6 +202,7 @@ class UserTurnController:
 
     def _stale(self) -> None:
         self.seq += 1
+        self._spec_seq = self._spec_result = None
         self.verdict = None
         self.verdict_pending = False
         self.analysis_failed = False

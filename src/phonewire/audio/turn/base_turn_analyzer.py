@@ -51,8 +51,12 @@ class BaseTurnAnalyzer(ABC):
         """The VAD heard speech begin (the analysed segment starts a little before it)."""
 
     @abstractmethod
-    async def analyze_end_of_turn(self) -> TurnVerdict:
-        """Is the turn so far complete? Off the event loop; raises if the model cannot run."""
+    async def analyze_end_of_turn(self, *, silence_secs: float | None = None) -> TurnVerdict:
+        """Is the turn so far complete? Off the event loop; raises if the model cannot run.
+
+        ``silence_secs``: given for a speculative analysis (at the VAD's early stop report), the
+        caller's silence at the end of the audio so far, shorter than at a confirmed pause; an
+        analyzer whose model expects a longer silence may make up the rest."""
 
     @abstractmethod
     def clear(self) -> None:

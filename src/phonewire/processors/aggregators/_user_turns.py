@@ -26,6 +26,7 @@ from phonewire.frames import (
     UserStoppedSpeakingFrame,
     VADUserStartedSpeakingFrame,
     VADUserStoppedSpeakingFrame,
+    VADUserStoppingFrame,
 )
 from phonewire.processors.aggregators._base import BoundedText, ContextAggregator, logger
 from phonewire.services.stt_service import SegmentTranscriptionFrame, STTSegmentEmptyFrame, STTSegmentSubmittedFrame
@@ -83,6 +84,11 @@ class StrategyTurnMixin(ContextAggregator):
                 else:
                     await self._speech_stopped(frame.stop_secs)
             return True
+        if isinstance(frame, VADUserStoppingFrame):
+            await self.push_frame(frame, direction)
+            if self._vad is None:
+                self._speech_stopping(frame.silence_secs)
+            return True
         if isinstance(frame, UserStartedSpeakingFrame | UserStoppedSpeakingFrame):
             return True  # the transport's per-pause frames: this aggregator emits the turn's own
         assert self._turns is not None
@@ -115,6 +121,12 @@ class StrategyTurnMixin(ContextAggregator):
         if self._idle is not None:
             self._idle.disarm()
         await self._turn_event(self._turns.speech_started(self._bot_speaking))
+
+    def _speech_stopping(self, silence_secs: float) -> None:
+        """The VAD's early stop report: the verdict is computed speculatively from here."""
+        assert self._turns is not None
+        if self._turns.speech_stopping():
+            self._start_analysis(self._turns.seq, silence_secs=silence_secs)
 
     async def _speech_stopped(self, stop_secs: float) -> None:
         assert self._turns is not None
@@ -165,19 +177,25 @@ class StrategyTurnMixin(ContextAggregator):
             analyzer.set_sample_rate(frame.sample_rate)
         analyzer.append_audio(frame.audio, self._turns is not None and self._turns.speaking)
 
-    def _start_analysis(self, seq: int) -> None:
+    def _start_analysis(self, seq: int, *, silence_secs: float | None = None) -> None:
         previous = self._analysis
         if previous is not None and not previous.done():
             previous.cancel()  # stale; a queued inference is dropped, a running one ignored
-        self._analysis = asyncio.get_running_loop().create_task(self._analyse(seq), name=f"{self.name}:turn-analysis")
+        self._analysis = asyncio.get_running_loop().create_task(
+            self._analyse(seq, silence_secs), name=f"{self.name}:turn-analysis"
+        )
 
-    async def _analyse(self, seq: int) -> None:
+    async def _analyse(self, seq: int, silence_secs: float | None = None) -> None:
         assert self._turns is not None
         analyzer: Any = self._turns.analyzer
         verdict = None
         try:
             async with asyncio.timeout(ANALYSIS_TIMEOUT_SECS):
-                verdict = await analyzer.analyze_end_of_turn()
+                verdict = await (
+                    analyzer.analyze_end_of_turn()
+                    if silence_secs is None
+                    else analyzer.analyze_end_of_turn(silence_secs=silence_secs)
+                )
         except TimeoutError:
             logger.warning("- %s: the turn analyzer took too long; deciding without it", self.name)
         except Exception as exc:  # busy queue, model failure: the silence/transcript rules decide

@@ -421,8 +421,10 @@ class LLMUserAggregator(StrategyTurnMixin):
                 pcm = self._vad_converter.convert(pcm, frame.sample_rate)
         for transition in vad.analyze(pcm):
             state = transition.state.name
-            if state == "STOPPING":
-                continue  # the early stop report is for a segmented STT, which sits upstream of here
+            if state == "STOPPING":  # the early stop report: a speculative verdict (the STT is upstream)
+                if self._turns is not None:
+                    self._speech_stopping(vad.params.early_stop_secs)
+                continue
             if self._turns is not None:
                 await self._vad_event(started=state == "SPEAKING", user_frames=False)
                 await (self._speech_started() if state == "SPEAKING" else self._speech_stopped(vad.params.stop_secs))

@@ -43,6 +43,24 @@ class SmartTurnParams:
             raise ConfigurationError(f"SmartTurnParams(threshold={self.threshold}): use (0, 1)")
 
 
+#: The silence the model sees at a pause when it runs after a VAD stop of 0.2 s (Pipecat's
+#: placement, and phonewire's TURN_ANALYZER_VAD_PARAMS). A speculative analysis, at the VAD's
+#: early stop report, has less, and on tests/fixtures/turns the model was then less sure of
+#: complete turns (the benchmark's answers came ~250 ms later: more "unsure" waits), so the
+#: silence is made up to this; padded, the verdicts are those of the confirmed pause.
+PAUSE_SILENCE_SECS = 0.2
+
+
+def _pad_silence(audio: bytes, have: int, want: int) -> bytes:
+    """``audio`` ending in ``have`` bytes of the caller's silence, extended to ``want`` by
+    repeating that silence (the line's own noise floor, not digital zeros)."""
+    tail = audio[len(audio) - min(have, len(audio)) :]
+    if not tail:
+        return audio
+    need = want - have
+    return audio + (tail * (need // len(tail) + 1))[:need]
+
+
 class LocalSmartTurnAnalyzerV3(BaseTurnAnalyzer):
     """One per call (like the VAD analyzer); the model and the worker are shared."""
 
@@ -107,12 +125,15 @@ class LocalSmartTurnAnalyzerV3(BaseTurnAnalyzer):
         data = b"".join(self._chunks)
         return data[len(data) - (self._total - start) :]
 
-    async def analyze_end_of_turn(self) -> TurnVerdict:
+    async def analyze_end_of_turn(self, *, silence_secs: float | None = None) -> TurnVerdict:
         if self._rate is None:
             raise RuntimeError("LocalSmartTurnAnalyzerV3: no sample rate yet")
         asked = time.perf_counter()
         runner = self._runner or SmartTurnRunner.shared()
-        result = await runner.submit(self.turn_audio(), self._rate)
+        audio = self.turn_audio()
+        if silence_secs is not None and 0 < silence_secs < PAUSE_SILENCE_SECS:
+            audio = _pad_silence(audio, self._bytes_for(silence_secs), self._bytes_for(PAUSE_SILENCE_SECS))
+        result = await runner.submit(audio, self._rate)
         complete = result.probability > self._params.threshold
         return TurnVerdict(
             state=EndOfTurnState.COMPLETE if complete else EndOfTurnState.INCOMPLETE,
