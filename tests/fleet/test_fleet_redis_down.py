@@ -138,12 +138,16 @@ async def _scenario(
     # 1. Redis unreachable from the start.
     await _outcomes_while_down(a, b, bots, log, 10)
     assert len(log.matching("! fleet command channel failed (redis: ")) == 2  # once per node, not per retry
+    beats = "! fleet heartbeat failed"
+    await eventually(lambda: _true(len(log.matching(beats)) == 2), "both nodes' heartbeats failing", timeout=5)
 
     # 2. Redis comes up: the nodes recover by themselves, bounded.
     redis_proc = await start_redis(tmp, port)
     procs.append(redis_proc)
     await eventually(lambda: _subscribed(db, a, b), "both nodes subscribed to their command channels")
     assert len(log.matching("= fleet command channel restored after")) == 2
+    restored = "= fleet heartbeat restored after"
+    await eventually(lambda: _true(len(log.matching(restored)) == 2), "both nodes' heartbeats restored", timeout=5)
     live_sid = _sid(1)
     live = asyncio.create_task(_admitted_call(a, live_sid, [WaitForBotAudio(timeout=80), Silence(0.5), HangUp()]))
     await asyncio.wait_for(bots.started(live_sid).wait(), 10)
@@ -154,7 +158,7 @@ async def _scenario(
     await stop_process(redis_proc)
     procs.remove(redis_proc)
     await _outcomes_while_down(a, b, bots, log, 20)
-    beats = "! fleet heartbeat failed"  # once per node at start, once per node now
+    # once per node at start, once per node now
     await eventually(lambda: _true(len(log.matching(beats)) == 4), "both nodes' heartbeats failing", timeout=5)
 
     # 4. Redis back on the same port, empty (no persistence) - then frozen (SIGSTOP): only the
@@ -190,9 +194,11 @@ async def _scenario(
     assert report.completed and report.close_code == 1000 and not report.errors, report.render_text()
     assert report.duration_s > lived - 1, (report.duration_s, lived)
     assert report.audio_received_s >= report.audio_sent_s - 0.5, report.render_text()
-    # An echo has no lead to hide jitter, so a shared loop shows a few ms of gaps; a stall on a
-    # Redis timeout (0.5 s) or the frozen Redis (seconds) would show as hundreds.
-    assert report.underrun_gap_ms < 100 and not report.protocol_violations, report.render_text()
+    # An echo has no lead to hide jitter, so a loop shared with the test (on a busy machine)
+    # shows tens of ms of gaps; one wait on a Redis timeout (0.5 s) or on the frozen Redis
+    # (seconds) would show more than that in a single gap.
+    assert report.underrun_gap_ms < 1000 * FLEET["redis_timeout_secs"], report.render_text()
+    assert not report.protocol_violations, report.render_text()
 
     async def released() -> bool:
         return not await db.hexists("phonewire:calls", f"twilio:{live_sid}")
