@@ -9,11 +9,20 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-__all__ = ["LiveServerMessage", "audio_input", "live_url", "parse_server_message", "setup", "tool_response"]
+__all__ = [
+    "LiveServerMessage",
+    "audio_input",
+    "duration_secs",
+    "live_url",
+    "parse_server_message",
+    "setup",
+    "tool_response",
+]
 
 DEFAULT_BASE_URL = "wss://generativelanguage.googleapis.com"
 PATH = "/ws/google.ai.generativelanguage.v1beta.GenerativeService.BidiGenerateContent"
@@ -28,13 +37,25 @@ def live_url(base_url: str) -> str:
     return urlunsplit((scheme, parts.netloc, parts.path.rstrip("/") + PATH, "", ""))
 
 
-def setup(model: str, *, instructions: str | None, voice: str | None, tools: list[dict[str, Any]]) -> str:
+def setup(
+    model: str,
+    *,
+    instructions: str | None,
+    voice: str | None,
+    tools: list[dict[str, Any]],
+    resumption: bool = True,
+    handle: str | None = None,
+) -> str:
+    """``resumption``: ask for ``sessionResumptionUpdate`` handles; ``handle``: resume that
+    session (its context) on this new connection."""
     body: dict[str, Any] = {
         "model": model if model.startswith("models/") else f"models/{model}",
         "generationConfig": {"responseModalities": ["AUDIO"]},
         "inputAudioTranscription": {},
         "outputAudioTranscription": {},
     }
+    if resumption or handle:
+        body["sessionResumption"] = {"handle": handle} if handle else {}
     if voice:
         body["generationConfig"]["speechConfig"] = {"voiceConfig": {"prebuiltVoiceConfig": {"voiceName": voice}}}
     if instructions:
@@ -74,7 +95,22 @@ class LiveServerMessage:
     output_text: str = ""
     tool_calls: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list)  # (id, name, args)
     go_away: bool = False
+    #: ``goAway.timeLeft`` in seconds (None: absent or unreadable)
+    go_away_secs: float | None = None
+    #: a ``sessionResumptionUpdate``: (``newHandle`` or "", ``resumable``)
+    resumption: tuple[str, bool] | None = None
     problem: str | None = None
+
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)s\s*$")
+
+
+def duration_secs(value: Any) -> float | None:
+    """A protobuf ``Duration`` in JSON ("9.5s"); numbers are taken as seconds."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value) if value >= 0 else None
+    match = _DURATION.match(value) if isinstance(value, str) else None
+    return float(match.group(1)) if match else None
 
 
 def parse_server_message(data: str | bytes) -> LiveServerMessage:
@@ -89,7 +125,14 @@ def parse_server_message(data: str | bytes) -> LiveServerMessage:
         msg.problem = "not a JSON object"
         return msg
     msg.setup_complete = "setupComplete" in obj
-    msg.go_away = "goAway" in obj
+    go_away = obj.get("goAway")
+    if go_away is not None:
+        msg.go_away = True
+        msg.go_away_secs = duration_secs(go_away.get("timeLeft")) if isinstance(go_away, dict) else None
+    update = obj.get("sessionResumptionUpdate")
+    if isinstance(update, dict):
+        handle = update.get("newHandle")
+        msg.resumption = (handle if isinstance(handle, str) else "", update.get("resumable") is True)
     _content(obj.get("serverContent"), msg)
     _tools(obj.get("toolCall"), msg)
     return msg
