@@ -39,7 +39,7 @@ from phonewire.serializers.base import CallInfo
 from phonewire.server import stream_policy
 from phonewire.server.call_control_routes import attach_live_call, call_control_router
 from phonewire.server.config import ServerConfig
-from phonewire.server.guard import HandshakePools, acheck_stream_token, classify_upgrade
+from phonewire.server.guard import STORE_UNAVAILABLE, HandshakePools, acheck_stream_token, classify_upgrade
 from phonewire.server.lifecycle import CallRegistry
 from phonewire.server.live_calls import LiveCalls
 from phonewire.server.metrics import Metrics
@@ -227,8 +227,12 @@ async def _identify(
         verified, refusal = True, None  # the token was valid and spent on this same live call
     if refusal is not None:
         metrics.rejected += 1
-        logger.warning("[%s %s] ! %s: closing (1008), no bot, no hang-up", info.provider, info.call_id, refusal)
-        await _close(websocket, 1008, "stream not authorised")
+        # A token we could not check (the fleet's store is down) is not a bad token: 1013, so the
+        # provider or gateway retries, perhaps on another node; a bad one is 1008.
+        unchecked = refusal.startswith(STORE_UNAVAILABLE)
+        code, why = (1013, "try again later") if unchecked else (1008, "stream not authorised")
+        logger.warning("[%s %s] ! %s: closing (%d), no bot, no hang-up", info.provider, info.call_id, refusal, code)
+        await _close(websocket, code, why)
         return None
     defaults = {"audio_in_enabled": True, "audio_out_enabled": True, "vad_analyzer": make_vad(config.vad)}
     params = FastAPIWebsocketParams(**{**defaults, **config.transport_params, "serializer": handshake.serializer})

@@ -36,7 +36,14 @@ from phonewire.telephony.signatures import (
 )
 from phonewire.telephony.tokens import STREAM_TOKEN_PARAMETER, StreamTokenError, StreamTokenSigner
 
-__all__ = ["HandshakePools", "acheck_stream_token", "check_stream_token", "check_upgrade", "classify_upgrade"]
+__all__ = [
+    "STORE_UNAVAILABLE",
+    "HandshakePools",
+    "acheck_stream_token",
+    "check_stream_token",
+    "check_upgrade",
+    "classify_upgrade",
+]
 
 logger = logging.getLogger("phonewire.server")
 
@@ -145,6 +152,11 @@ def check_stream_token(signer: StreamTokenSigner | None, info: CallInfo, *, requ
     return True, None
 
 
+#: The refusal of a token whose single use could not be checked (the fleet's store is down):
+#: not the caller's fault, so the stream is closed 1013 ("try again later"), not 1008.
+STORE_UNAVAILABLE = "stream token not checked: replay store unavailable"
+
+
 async def acheck_stream_token(
     signer: StreamTokenSigner | None, info: CallInfo, *, required: bool
 ) -> tuple[bool, str | None]:
@@ -159,7 +171,7 @@ async def acheck_stream_token(
     except StreamTokenError as exc:
         return False, f"stream token rejected: {exc.reason}"
     except Exception as exc:  # Redis down or slow: a token we cannot prove unused is refused
-        return False, f"stream token not checked: replay store unavailable ({type(exc).__name__})"
+        return False, f"{STORE_UNAVAILABLE} ({type(exc).__name__})"
     return True, None
 
 
