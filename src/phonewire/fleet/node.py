@@ -107,6 +107,8 @@ class Fleet:
                 renewed = await self.renew()
             except FleetUnavailable as exc:
                 self.heartbeat_outage.failed(exc)
+            except Exception:  # a bug must not stop lease renewal for the rest of the process
+                logger.exception("! fleet heartbeat failed unexpectedly (bug); retrying")
             else:
                 if self.heartbeat_outage.down:
                     logger.info("= fleet leases renewed: %d of %d calls", renewed, len(self._mine))
