@@ -101,7 +101,10 @@ _ACTIVITY_FRAMES = (
 #: Pipecat arguments with no phonewire equivalent, and why: refused, never ignored.
 _REFUSED_TASK_ARGS = {
     "observers": "observers are not supported; read frames in a FrameProcessor of your own",
-    "enable_tracing": "tracing is not available yet",
+    "enable_tracing": (
+        "tracing is per call, not per task: ServerConfig(tracing=True) / phonewire serve --tracing"
+        " (spans per call and turn with service children; docs/deployment.md, Tracing)"
+    ),
     "enable_rtvi": "RTVI is a WebRTC client protocol; phone calls have no RTVI client",
     "rtvi_processor": "RTVI is a WebRTC client protocol; phone calls have no RTVI client",
 }
