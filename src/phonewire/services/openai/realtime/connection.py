@@ -17,6 +17,7 @@ from typing import Any
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
 from websockets.asyncio.client import ClientConnection, connect
+from websockets.protocol import State
 
 from phonewire.exceptions import ConfigurationError
 from phonewire.services.openai.realtime.events import (
@@ -65,8 +66,12 @@ class RealtimeConnection:
         return time.monotonic() - self.opened_at
 
     async def send(self, text: str) -> None:
+        ws = self.ws
+        if writes_at_once(ws):
+            await ws.send(text)  # written at once: no timer per 20 ms packet (~8 µs each)
+            return
         async with asyncio.timeout(self.send_timeout_secs):
-            await self.ws.send(text)
+            await ws.send(text)
 
     async def recv(self) -> ServerEvent | BadEvent:
         """The next event (raises ``websockets.ConnectionClosed`` when the socket ends)."""
@@ -82,6 +87,18 @@ class RealtimeConnection:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
+
+
+def writes_at_once(ws: ClientConnection) -> bool:
+    """Whether ``ws.send`` of one text message cannot wait: the connection is open, its
+    transport is not paused (write buffer under the high-water mark) and no fragmented send is
+    in progress (websockets 13+: then ``send`` writes and returns without blocking). Otherwise
+    the caller bounds the send with a timeout, as before; unknown attributes count as "may wait"."""
+    return (
+        ws.state is State.OPEN
+        and getattr(ws, "paused", True) is False
+        and getattr(ws, "send_in_progress", True) is None
+    )
 
 
 async def open_realtime(
