@@ -33,6 +33,7 @@ from prometheus_client import (
     values,
 )
 
+from phonewire.transports.call_state import HangupSkip
 from phonewire.transports.stats import TransportStats
 
 __all__ = ["MULTIPROC_ENV", "Metrics", "multiprocess_dir"]
@@ -214,11 +215,12 @@ class Metrics:
             self._underruns.inc(stats.underruns)
         self._audio_in.inc(stats.audio_in_ms / 1000)
         self._audio_out.inc(stats.audio_out_ms / 1000)
-        hangup = (stats.hangup or "none").split(":")[0][:40]
+        # One bounded label: "skipped" (why is stats.hangup_skip), else the outcome's value.
+        hangup = "skipped" if stats.hangup_skip is not None else (stats.hangup or "none")[:40]
         self._hangups.labels(hangup).inc()
         if stats.hangup:
             self.hangups[hangup] = self.hangups.get(hangup, 0) + 1
-        if (stats.hangup or "").startswith("skipped: invalid "):
+        if stats.hangup_skip is HangupSkip.INVALID_ID:
             self.invalid_hangup_ids += 1
             self._invalid_ids.inc()
         for lead in stats.send_lead_samples:

@@ -3,8 +3,10 @@
 The transport owns the socket and everything that waits on the peer; ``.input()`` reads
 the provider's messages and pushes caller audio and DTMF into the pipeline, ``.output()``
 paces the bot's audio back out. Both share this object, which holds the connection's
-lifecycle (open -> draining -> closed), the single send path (one lock, every send bounded
-by ``ws_send_timeout``), the owned background tasks (hang-up, timers) and the events:
+lifecycle (one ``CallState`` machine, ``call_state.py``; changed only by ``_transition``),
+the single send path (one FIFO turn, ``send_turn.py``; every send bounded by
+``ws_send_timeout`` through the ``watchdog.py`` task), the owned background tasks (hang-up,
+timers) and the events:
 
 * ``on_client_connected(transport, websocket)`` - once, when the pipeline starts the input;
 * ``on_client_disconnected(transport, websocket)`` - once, when the peer goes away (socket
@@ -24,7 +26,6 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections import deque
 from collections.abc import Callable, Coroutine
 from typing import Any
 
@@ -39,10 +40,13 @@ from phonewire.telephony.handshake import Handshake
 from phonewire.telephony.hangup import perform_hangup
 from phonewire.transports.asgi import Receive, Send, raw_channel
 from phonewire.transports.call_control import CallControlOutputTransport
+from phonewire.transports.call_state import CALL_OVER, CallLifecycle, CallState, CloseReason, HangupSkip
 from phonewire.transports.input import FastAPIWebsocketInputTransport
 from phonewire.transports.output import FastAPIWebsocketOutputTransport
 from phonewire.transports.params import FastAPIWebsocketParams
+from phonewire.transports.send_turn import SendTurn
 from phonewire.transports.stats import MAX_LEAD_SAMPLES, TransportStats
+from phonewire.transports.watchdog import Watchdog
 
 __all__ = ["FastAPIWebsocketTransport"]
 
@@ -61,8 +65,9 @@ EVENTS = (
 #: How long cleanup waits for a running hang-up before abandoning it.
 HANGUP_SHUTDOWN_SECS = 4.0
 
-#: Close reasons that mean the call is over on the provider's side: no hang-up is sent.
-CALL_OVER_REASONS = frozenset({"stop", "client disconnected", "send failed"})
+#: Close reasons that mean the call is over on the provider's side: no hang-up is sent
+#: (``CloseReason`` members; being a StrEnum, ``"stop" in CALL_OVER_REASONS`` holds too).
+CALL_OVER_REASONS = CALL_OVER
 #: Protocol errors are logged in full this many times per call, then only counted.
 LOGGED_ERRORS_PER_CALL = 10
 #: A failed send waits this long for the receive loop's verdict on the socket (a close frame
@@ -123,20 +128,19 @@ class FastAPIWebsocketTransport(EventEmitter):
         self.clock = clock
         self.sleep = sleep
         self.stats = TransportStats()
-        self.state = "open"
-        self._send_busy = False
-        self._send_waiters: deque[asyncio.Future[None]] = deque()
+        self._lifecycle = CallLifecycle()
+        #: ``state.closed``, kept by ``_transition`` as a plain attribute for the per-packet path.
+        self.closed = False
+        #: Why the connection closed, as a key (``stats.close_reason`` has the text).
+        self.close_cause: CloseReason | None = None
+        self._turn = SendTurn()
+        #: Bounds every send, notices a silent peer; the receive loop reports to it.
+        self.watchdog = Watchdog(clock, sleep)
+        self._watchdog_task: asyncio.Task[Any] | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._timers: set[asyncio.Task[Any]] = set()
         self._fired: set[str] = set()
         self._hangup_started = False
-        self._aborting = False
-        self._sending_task: asyncio.Task[Any] | None = None
-        self._sending_since: float | None = None
-        self._send_timed_out = False
-        self._receiving_task: asyncio.Task[Any] | None = None
-        self._receive_timed_out = False
-        self._last_receive = 0.0
         #: Bumped by every interruption; audio sends carry the generation they belong to.
         self.audio_generation = 0
         #: The ASGI server's own receive/send once ``use_raw_channel`` found them.
@@ -161,13 +165,12 @@ class FastAPIWebsocketTransport(EventEmitter):
         #: Seconds a verified call whose socket dropped is held for a reconnect (0: off; set
         #: by create_app from ``ServerConfig.resume_window_secs`` for the providers that reconnect).
         self.resume_window_secs = 0.0
-        #: Why the socket went, while the call is held for a reconnect; None otherwise.
-        self.parked: str | None = None
+        #: Why the socket went (cause, text), while the call is held for a reconnect.
+        self._held: tuple[CloseReason, str] | None = None
         #: Reconnects this call has resumed on.
         self.resumes = 0
         self._resume_timer: asyncio.Task[Any] | None = None
         self._peer_closed_before = False
-        self._watchdog: asyncio.Task[Any] | None = None
         #: Set when the current socket is no longer this call's (swapped out, or the call ended):
         #: the server's handler for a resumed socket waits on it.
         self._socket_released = asyncio.Event()
@@ -204,8 +207,31 @@ class FastAPIWebsocketTransport(EventEmitter):
         return self._params.serializer
 
     @property
-    def closed(self) -> bool:
-        return self.state == "closed"
+    def state(self) -> CallState:
+        """Where the call is in its lifecycle (``call_state.py``); read-only."""
+        return self._lifecycle.state
+
+    @property
+    def parked(self) -> str | None:
+        """Why the socket went, while the call is held for a reconnect; None otherwise."""
+        held = self._held
+        return held[1] if held is not None and self._lifecycle.state is CallState.HELD else None
+
+    def _transition(self, target: CallState) -> None:
+        """The one place the call's state changes (``CallLifecycle`` checks the move)."""
+        previous = self._lifecycle.transition(target)
+        self.closed = target.closed
+        self.log.debug("= state %s -> %s", previous, target)
+
+    def _note_close(self, cause: CloseReason, text: str | None = None, *, replace: bool = False) -> None:
+        """Record why the connection closed: the first reason stays unless ``replace``."""
+        if replace or not self.stats.close_reason:
+            self.close_cause = cause
+            self.stats.close_reason = text or cause.value
+
+    def _skip_hangup(self, why: HangupSkip, text: str | None = None) -> None:
+        self.stats.hangup_skip = why
+        self.stats.hangup = f"skipped: {text or why.value}"
 
     @property
     def call_control(self) -> Any:
@@ -243,13 +269,18 @@ class FastAPIWebsocketTransport(EventEmitter):
     async def detach(self, reason: str) -> None:
         """Another stream took this call over (``duplicate_stream_policy="replace"``): close
         this socket and end this pipeline as if the peer left, but without a hang-up - the
-        call itself goes on, on the new stream."""
+        call itself goes on, on the new stream. ``reason`` is the text kept and logged."""
         self._hangup_started = True
-        self.stats.hangup = "skipped: stream replaced"
-        self.stats.close_reason = reason
+        self._skip_hangup(HangupSkip.REPLACED)
+        self._note_close(CloseReason.REPLACED, reason, replace=True)
         await self.close(1000, reason)
-        self._aborting = True
-        await self.peer_gone(reason)
+        self._abort_after_close()
+        await self.peer_gone(CloseReason.REPLACED, reason)
+
+    def _abort_after_close(self) -> None:
+        """Our close was for the peer's sake: what a peer leaving does still runs (peer_gone)."""
+        if self._lifecycle.state is CallState.CLOSED:
+            self._transition(CallState.ABORTING)
 
     # --- sending -----------------------------------------------------------------------
 
@@ -260,19 +291,21 @@ class FastAPIWebsocketTransport(EventEmitter):
         is this send's turn: audio produced before an interruption must not slip out after
         the clear sent while it waited. The turn-taking is an asyncio.Lock's, with the
         uncontended case inline (the lock's five method calls were a tenth of this path)."""
-        if self.state == "closed":
+        if self.closed:
             return False
-        if self._send_busy or self._send_waiters:
-            await self._wait_for_send_turn()
-        self._send_busy = True
+        turn = self._turn
+        if turn.busy or turn.waiters:
+            await turn.wait()
+        turn.busy = True
         task = asyncio.current_task()
         raw = self._raw_send
+        watchdog = self.watchdog
         try:
-            if self.state == "closed" or (generation is not None and generation != self.audio_generation):
+            if self.closed or (generation is not None and generation != self.audio_generation):
                 return False  # closed while this send waited, or its audio was interrupted
             # The watchdog (not a timeout per message, which costs a timer per packet) cancels
-            # a send stuck for longer than ws_send_timeout.
-            self._sending_task, self._sending_since, self._send_timed_out = task, self.clock(), False
+            # a send stuck for longer than ws_send_timeout (Watchdog.begin_send, inline).
+            watchdog.sender, watchdog.send_started, watchdog.send_expired = task, self.clock(), False
             if raw is not None:
                 key = "text" if isinstance(message, str) else "bytes"
                 await raw({"type": "websocket.send", key: message})
@@ -281,11 +314,11 @@ class FastAPIWebsocketTransport(EventEmitter):
             else:
                 await self._websocket.send_bytes(message)
         except asyncio.CancelledError:
-            if not self._send_timed_out or task is None or task.uncancel():
+            if not watchdog.claim_send_timeout(task):
                 raise
             self.stats.send_failures += 1
             self.log.warning("- send timed out after %.1fs: peer is not reading", self._params.ws_send_timeout)
-            await self.peer_gone("send timeout", resumable=True)
+            await self.peer_gone(CloseReason.SEND_TIMEOUT, resumable=True)
             return False
         except Exception as exc:  # starlette raises RuntimeError/WebSocketDisconnect/OSError
             if raw is not None:
@@ -295,42 +328,15 @@ class FastAPIWebsocketTransport(EventEmitter):
             if self.resume_window_secs > 0 and self.verified:
                 await self._send_failed_resumable(task)
             else:
-                await self.peer_gone("send failed")
+                await self.peer_gone(CloseReason.SEND_FAILED)
             return False
         finally:
-            self._sending_since = None
-            self._send_busy = False
-            if self._send_waiters:
-                self._wake_next_sender()
+            watchdog.send_started = None
+            turn.busy = False
+            if turn.waiters:
+                turn.wake_next()
         self.stats.messages_out += 1
         return True
-
-    async def _wait_for_send_turn(self) -> None:
-        """Queue behind the current sender (FIFO); a cancelled waiter passes its turn on."""
-        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._send_waiters.append(waiter)
-        try:
-            while True:
-                try:
-                    await waiter
-                except asyncio.CancelledError:
-                    if not self._send_busy:
-                        self._wake_next_sender(skip=waiter)
-                    raise
-                if not self._send_busy:
-                    return
-                # Woken, but a sender got in first (only possible if the waker was cancelled).
-                waiter = asyncio.get_running_loop().create_future()
-                self._send_waiters.appendleft(waiter)
-        finally:
-            with contextlib.suppress(ValueError):
-                self._send_waiters.remove(waiter)
-
-    def _wake_next_sender(self, skip: asyncio.Future[None] | None = None) -> None:
-        for waiter in self._send_waiters:
-            if waiter is not skip and not waiter.done():
-                waiter.set_result(None)
-                return
 
     def use_raw_channel(self) -> None:
         """Send and receive through the ASGI server's own callables when the app recorded
@@ -345,27 +351,12 @@ class FastAPIWebsocketTransport(EventEmitter):
         self.raw_receive, self._raw_send = channel
 
     def start_watchdog(self) -> None:
-        """One task per call bounds every send and notices a silent peer."""
-        self._last_receive = self.clock()
-        if self._watchdog is None or self._watchdog.done():
-            self._watchdog = self.spawn(self._watch(), "watchdog")
-
-    async def _watch(self) -> None:
-        params = self._params
-        quiet = params.no_media_timeout_secs
-        period = min(params.ws_send_timeout, quiet or params.ws_send_timeout) / 2
-        while not self.closed:
-            await self.sleep(period)
-            now = self.clock()
-            since, sender = self._sending_since, self._sending_task
-            if since is not None and sender is not None and now - since > params.ws_send_timeout:
-                self._send_timed_out = True
-                sender.cancel()
-            receiver = self._receiving_task
-            if quiet is not None and receiver is not None and now - self._last_receive > quiet:
-                self._receive_timed_out = True
-                receiver.cancel()
-            self._sample_lead(now)
+        """One task per call bounds every send and notices a silent peer (``watchdog.py``)."""
+        watchdog, params = self.watchdog, self._params
+        watchdog.last_receive = self.clock()
+        if self._watchdog_task is None or self._watchdog_task.done():
+            watchdog.send_timeout, watchdog.quiet_timeout = params.ws_send_timeout, params.no_media_timeout_secs
+            self._watchdog_task = self.spawn(watchdog.run(lambda: not self.closed, self._sample_lead), "watchdog")
 
     def _sample_lead(self, now: float) -> None:
         """The send-ahead lead, once a watchdog period while the bot speaks (for /metrics:
@@ -394,48 +385,55 @@ class FastAPIWebsocketTransport(EventEmitter):
         self.log.debug("= event %s", event)
         self._call_event_handler(event, self._websocket)
 
-    async def peer_gone(self, reason: str, *, resumable: bool = False) -> None:
+    async def peer_gone(self, reason: CloseReason, text: str | None = None, *, resumable: bool = False) -> None:
         """The caller's side ended: fire the event once and, by default, cancel the pipeline.
 
-        ``resumable``: the socket dropped (no close frame, a failed or timed-out send, no media)
-        rather than the call ending; with ``resume_window_secs`` set the call is held for a
-        reconnect instead (``_park``). Not called when our own pipeline ended the call (a close
+        ``text``: the reason as logged and kept in ``stats.close_reason`` (default: ``reason``'s
+        value). ``resumable``: the socket dropped (no close frame, a failed or timed-out send, no
+        media) rather than the call ending; with ``resume_window_secs`` set the call is held for
+        a reconnect instead (``_park``). Not called when our own pipeline ended the call (a close
         we started is no disconnect)."""
-        if self.parked is not None:
+        text = text or reason.value
+        state = self._lifecycle.state
+        if state is CallState.HELD:
             if not resumable:  # the dropped socket's last word was a deliberate end after all
-                await self._end_parked(reason)
+                await self._end_parked(text)
             return
         if resumable and self.resume_window_secs > 0 and self.verified and self.transferred_to is None:
-            if self.state == "open" or (self._aborting and self.state == "closed"):
-                await self._park(reason)
+            if state is CallState.OPEN or state is CallState.ABORTING:
+                await self._park(reason, text)
                 return
-        if self.closed and not self._aborting:
+        if state is CallState.CLOSED:
             return
-        if self.transferred_to is not None and self.state != "closed":
+        if self.transferred_to is not None and state is not CallState.ABORTING:
             # The provider ended our stream because the call moved: end the pipeline gracefully.
-            self.state = "closed"
-            self.stats.close_reason = self.stats.close_reason or f"transferred to {self.transferred_to}"
+            self._transition(CallState.CLOSED)
+            self._note_close(CloseReason.TRANSFERRED, f"transferred to {self.transferred_to}")
             self._output.on_peer_gone()
             await self._input.push_frame(EndTaskFrame(reason="call transferred"), FrameDirection.UPSTREAM)
             return
-        if self.state == "ending":
+        if state is CallState.ENDING:
             # We are ending the call (goodbye played, hang-up running): the provider's stop
             # or close is the expected answer, not the caller leaving.
-            self.state = "closed"
-            self.stats.close_reason = self.stats.close_reason or reason
+            self._transition(CallState.CLOSED)
+            self._note_close(reason, text)
             return
-        self._aborting = False
-        self.state = "closed"
-        self.stats.close_reason = self.stats.close_reason or reason
-        self.log.info("= peer gone: %s", reason)
+        self._transition(CallState.CLOSED)
+        self._note_close(reason, text)
+        self.log.info("= peer gone: %s", text)
         self._output.on_peer_gone()
         had_handler = self.has_event_handlers("on_client_disconnected")
         self.fire_once("on_client_disconnected")
         policy = self._params.cancel_on_disconnect
         if policy or (policy is None and not had_handler):
             await self._input.push_frame(
-                CancelTaskFrame(reason=f"client disconnected: {reason}"), FrameDirection.UPSTREAM
+                CancelTaskFrame(reason=f"client disconnected: {text}"), FrameDirection.UPSTREAM
             )
+
+    async def stream_stopped(self) -> None:
+        """The provider said ``stop``: the call is over."""
+        self._note_close(CloseReason.STOP, replace=True)
+        await self.peer_gone(CloseReason.STOP)
 
     # --- resume: a dropped socket, a reconnect --------------------------------------------
 
@@ -444,28 +442,28 @@ class FastAPIWebsocketTransport(EventEmitter):
         the connection dropped is the receive loop's to tell, so give it a moment; if it cannot
         tell (a half-open socket), hold the call. The sender being the receive loop itself (an
         inline echo), it tells right after this returns."""
-        receiver = self._receiving_task
+        receiver = self.watchdog.receiver
         if receiver is sender:
             return
         if receiver is not None and not receiver.done():
             await asyncio.wait({receiver}, timeout=SEND_FAILURE_VERDICT_SECS)
-        await self.peer_gone("send failed", resumable=True)
+        await self.peer_gone(CloseReason.SEND_FAILED, resumable=True)
 
-    async def _park(self, reason: str) -> None:
-        """Hold the call for a reconnect: nothing is sent (state "closed" to every sender, the
-        one read they already make), the output is stopped without a message (what was queued
-        is dropped; what the bot produces meanwhile is dropped too), the old socket is let go,
-        and a timer ends the call as a disconnect after ``resume_window_secs``."""
-        self.parked = reason
-        self.state = "closed"
-        self.log.info("= socket lost (%s): holding the call %.1fs for a reconnect", reason, self.resume_window_secs)
+    async def _park(self, reason: CloseReason, text: str) -> None:
+        """Hold the call for a reconnect: nothing is sent (state HELD is closed to every sender,
+        the one read they already make), the output is stopped without a message (what was
+        queued is dropped; what the bot produces meanwhile is dropped too), the old socket is
+        let go, and a timer ends the call as a disconnect after ``resume_window_secs``."""
+        self._held = (reason, text)
+        self._transition(CallState.HELD)
+        self.log.info("= socket lost (%s): holding the call %.1fs for a reconnect", text, self.resume_window_secs)
         ws = self._websocket
         self.release_socket()
         # While held the call is not over: a hang-up the bot asks for meanwhile is sent.
         self._peer_closed_before, self._input.peer_closed = self._input.peer_closed, False
         await self._output.on_detached()
         self._resume_timer = self.spawn(self._resume_deadline(self.resume_window_secs), "resume-window")
-        self._call_event_handler("on_client_detached", reason)
+        self._call_event_handler("on_client_detached", text)
         if ws.application_state == WebSocketState.CONNECTED:
             with contextlib.suppress(Exception):
                 async with asyncio.timeout(self._params.ws_close_timeout):
@@ -476,18 +474,19 @@ class FastAPIWebsocketTransport(EventEmitter):
         if self.parked is not None:
             await self._end_parked(f"{self.parked}; no reconnect within {seconds:g}s")
 
-    async def _end_parked(self, reason: str) -> None:
+    async def _end_parked(self, text: str) -> None:
         """The window passed (or the old socket said the call is over): end it as a disconnect."""
-        if self.parked is None:
+        held = self._held
+        if held is None or self._lifecycle.state is not CallState.HELD:
             return
-        first, self.parked = self.parked, None
+        self._held = None
+        self._transition(CallState.ABORTING)  # closed already: let peer_gone do its part
         timer, self._resume_timer = self._resume_timer, None
         if timer is not None and timer is not asyncio.current_task():
             timer.cancel()
-        self.stats.close_reason = self.stats.close_reason or first
+        self._note_close(*held)
         self._input.peer_closed = self._peer_closed_before
-        self._aborting = True  # state is "closed" already: let peer_gone do its part
-        await self.peer_gone(reason)
+        await self.peer_gone(held[0], text)
 
     async def resume(self, websocket: WebSocket, handshake: Handshake) -> asyncio.Event | None:
         """Attach a reconnect's socket (already accepted, handshake read, token checked) to this
@@ -507,16 +506,15 @@ class FastAPIWebsocketTransport(EventEmitter):
         if timer is not None:
             timer.cancel()
         await self._input.detach_socket()
-        self.parked = None
+        self._held = None
         self.resumes += 1
         self._websocket = websocket
         self.raw_receive = self._raw_send = None
         self._params.serializer = new
         self._socket_released = asyncio.Event()
-        self.state = "open"
-        self._aborting = False
-        self._send_timed_out = self._receive_timed_out = False
-        self.stats.close_reason = None
+        self._transition(CallState.OPEN)
+        self.watchdog.reset()
+        self.stats.close_reason = self.close_cause = None
         self.log.info("= reconnected: the call resumes on a new socket (resume %d)", self.resumes)
         if self.recorder is not None:
             self.recorder.resumed()
@@ -548,21 +546,25 @@ class FastAPIWebsocketTransport(EventEmitter):
         elif self.stats.protocol_error_count == LOGGED_ERRORS_PER_CALL + 1:
             self.log.warning("! more protocol errors: counting them silently from now on")
 
-    async def abort(self, code: int, reason: str) -> None:
+    async def abort(self, code: int, reason: CloseReason) -> None:
         """End the connection because of the peer (a limit tripped, no media): close with
         ``code``, then treat it like the peer leaving."""
-        self.stats.close_reason = reason
+        self._note_close(reason, replace=True)
         await self.close(code, reason)
-        self._aborting = True
+        self._abort_after_close()
         # A silent peer is a connection that died without a word: a reconnect may follow.
-        await self.peer_gone(reason, resumable=reason == "no media")
+        await self.peer_gone(reason, resumable=reason is CloseReason.NO_MEDIA)
 
-    async def close(self, code: int = 1000, reason: str = "") -> None:
-        """Close our side, bounded by ws_close_timeout; idempotent."""
+    async def close(self, code: int = 1000, reason: CloseReason | str = "") -> None:
+        """Close our side, bounded by ws_close_timeout; idempotent. ``reason``: a
+        ``CloseReason``, or the application's own text (kept as ``CloseReason.CLOSED``)."""
         if self.closed:
             return
-        self.state = "closed"
-        self.stats.close_reason = self.stats.close_reason or (reason or f"closed {code}")
+        self._transition(CallState.CLOSED)
+        if isinstance(reason, CloseReason):
+            self._note_close(reason)
+        else:
+            self._note_close(CloseReason.CLOSED, reason or f"closed {code}")
         if self._websocket.application_state != WebSocketState.CONNECTED:
             return
         try:
@@ -588,23 +590,36 @@ class FastAPIWebsocketTransport(EventEmitter):
             return
         self._hangup_started = True
         if self.transferred_to is not None:
-            self.stats.hangup = "skipped: transferred"
+            self._skip_hangup(HangupSkip.TRANSFERRED)
             return
-        if self.stats.close_reason in CALL_OVER_REASONS or self._input.peer_closed:
-            self.stats.hangup = "skipped: call already ended"
+        if self.close_cause in CALL_OVER or self._input.peer_closed:
+            self._skip_hangup(HangupSkip.CALL_OVER)
             return
         if not self.hangup_allowed:
-            self.stats.hangup = "skipped: call id not verified"
+            self._skip_hangup(HangupSkip.NOT_VERIFIED)
             self.log.info("- auto hang-up skipped: the call id was not verified by a stream token")
             return
         request = self.serializer.hangup_request()
         if request is None:
             reason = self.serializer.hangup_skip_reason
-            self.stats.hangup = f"skipped: {reason}"
+            # The serializer's contract gives a sentence; an id it refused starts "invalid ".
+            why = HangupSkip.INVALID_ID if (reason or "").startswith("invalid ") else HangupSkip.UNAVAILABLE
+            self._skip_hangup(why, str(reason))
             if reason and "auto_hang_up is off" not in reason:
                 self.log.warning("- auto hang-up skipped (%s); closing the stream ends the call", reason)
             return
         self._hangup_task = self.spawn(self._hangup(request), "hangup", finish=True)
+
+    def begin_draining(self) -> None:
+        """The output waits for the queued audio to play (``EndFrame``); the input reads on."""
+        if self._lifecycle.state is CallState.OPEN:
+            self._transition(CallState.DRAINING)
+
+    def begin_ending(self) -> None:
+        """We end the call: hang-up next, then the close; the provider's stop is no disconnect."""
+        state = self._lifecycle.state
+        if state is CallState.OPEN or state is CallState.DRAINING:
+            self._transition(CallState.ENDING)
 
     async def wait_for_hangup(self, timeout: float) -> None:
         """Give a running hang-up up to ``timeout`` seconds before the socket closes, so the
@@ -620,8 +635,10 @@ class FastAPIWebsocketTransport(EventEmitter):
 
     async def cleanup(self) -> None:
         """Called by both processors' cleanup; the second call finds nothing left to do."""
-        self.parked = None
-        await self.close(1000, "pipeline finished")
+        if self._lifecycle.state is CallState.HELD:
+            self._held = None
+            self._transition(CallState.CLOSED)
+        await self.close(1000, CloseReason.PIPELINE_FINISHED)
         self.release_socket()
         timers = [t for t in self._timers if t is not asyncio.current_task()]
         for task in timers:

@@ -44,6 +44,7 @@ from phonewire.serializers.base import (
     StreamStarted,
     StreamStopped,
 )
+from phonewire.transports.call_state import PEER_CLOSED, CloseReason
 from phonewire.transports.vad_batcher import VADBatcher
 
 if TYPE_CHECKING:
@@ -68,6 +69,9 @@ class FastAPIWebsocketInputTransport(FrameProcessor):
     def __init__(self, transport: FastAPIWebsocketTransport, pending: list[Message], *, name: str | None) -> None:
         super().__init__(name=name)
         self._t = transport
+        #: The transport's params (the same object for the whole call; a resume swaps only its
+        #: serializer), held here for the per-message path.
+        self._params = transport.params
         self._pending = pending
         self._converter: RateConverter | None = None
         self._vad_converter: RateConverter | None = None
@@ -143,17 +147,17 @@ class FastAPIWebsocketInputTransport(FrameProcessor):
         for message in self._pending:
             await self._handle(message)
         self._pending = []
-        reason = await self._read_until_closed()
+        reason, text = await self._read_until_closed()
         # Closed by the peer, or by us because of its behaviour (a limit, no media): only in
         # the first case is the call known to be over; in the second a hang-up still helps.
-        self.peer_closed = reason == "client disconnected" or reason.startswith("receive failed")
+        self.peer_closed = reason in PEER_CLOSED
         # A connection that died without a close frame (or whose reads fail) may be followed by
         # a reconnect for the same call (FastAPIWebsocketTransport.resume_window_secs).
-        dropped = reason.startswith("receive failed") or (
-            reason == "client disconnected" and self.close_code not in DELIBERATE_CLOSE_CODES
+        dropped = reason is CloseReason.RECEIVE_FAILED or (
+            reason is CloseReason.CLIENT_DISCONNECTED and self.close_code not in DELIBERATE_CLOSE_CODES
         )
         if not self._t.closed or self._t.parked is not None:
-            await self._t.peer_gone(reason, resumable=dropped or reason == "no media")
+            await self._t.peer_gone(reason, text, resumable=dropped or reason is CloseReason.NO_MEDIA)
 
     async def detach_socket(self) -> None:
         """A reconnect takes the call over: the old socket's receive loop stops."""
@@ -167,29 +171,31 @@ class FastAPIWebsocketInputTransport(FrameProcessor):
         self._rate_window_start, self._rate_window_count = 0.0, 0
         self._receiving = self._t.spawn(self._receive_loop(), "receive")
 
-    async def _read_until_closed(self) -> str:
+    async def _read_until_closed(self) -> tuple[CloseReason, str | None]:
+        """Why reading ended, and the text to keep (None: the reason's own)."""
         t = self._t
         ws = t.websocket
         receive = t.raw_receive or ws.receive
         task = asyncio.current_task()
-        t._receiving_task, t._receive_timed_out = task, False
+        watchdog = t.watchdog
+        watchdog.watch_receive(task)
         while True:
             try:
                 message = await receive()
             except asyncio.CancelledError:
                 # The transport's watchdog cancels a receive after no_media_timeout_secs of
                 # silence (a half-open TCP peer); any other cancel is ours and propagates.
-                if not t._receive_timed_out or task is None or task.uncancel():
+                if not watchdog.claim_receive_timeout(task):
                     raise
-                await t.abort(1001, "no media")
-                return "no media"
+                await t.abort(1001, CloseReason.NO_MEDIA)
+                return CloseReason.NO_MEDIA, None
             except Exception as exc:  # the ASGI server reports a dead socket this way
-                return f"receive failed ({type(exc).__name__})"
-            now = t._last_receive = t.clock()
+                return CloseReason.RECEIVE_FAILED, f"receive failed ({type(exc).__name__})"
+            now = watchdog.last_receive = t.clock()
             if message["type"] == "websocket.disconnect":
                 ws.client_state = WebSocketState.DISCONNECTED  # what Starlette's receive records
                 self.close_code = message.get("code")
-                return "client disconnected"
+                return CloseReason.CLIENT_DISCONNECTED, None
             data = message.get("text")
             if data is None:
                 data = message.get("bytes")
@@ -198,7 +204,7 @@ class FastAPIWebsocketInputTransport(FrameProcessor):
             verdict = self._check_limits(data, now)
             if verdict is not None:
                 await self._t.abort(*verdict)
-                return verdict[1]
+                return verdict[1], None
             # _handle, inline: this loop runs 50 times a second per call.
             for item in self._deserialize(data):
                 if type(item) is InputAudioRawFrame:
@@ -206,10 +212,10 @@ class FastAPIWebsocketInputTransport(FrameProcessor):
                 else:
                     await self._dispatch(item)
 
-    def _check_limits(self, data: Message, now: float) -> tuple[int, str] | None:
+    def _check_limits(self, data: Message, now: float) -> tuple[int, CloseReason] | None:
         """Returns (close code, reason) when a limit trips."""
         t = self._t
-        params, stats, size = t._params, t.stats, len(data)
+        params, stats, size = self._params, t.stats, len(data)
         limit = params.max_message_bytes
         if size > limit >> 2 and type(data) is str:
             # A text frame's limit is in UTF-8 bytes: len() counts characters, up to 4 bytes
@@ -220,7 +226,7 @@ class FastAPIWebsocketInputTransport(FrameProcessor):
         stats.bytes_in += size
         if size > limit:
             t.log.warning("! message of %d bytes exceeds max_message_bytes: closing (1009)", size)
-            return 1009, "message too big"
+            return 1009, CloseReason.MESSAGE_TOO_BIG
         rate = params.max_messages_per_second
         if rate is None:
             return None
@@ -229,7 +235,7 @@ class FastAPIWebsocketInputTransport(FrameProcessor):
         self._rate_window_count += 1
         if self._rate_window_count > rate:
             t.log.warning("! more than %.0f messages/s: closing (1008)", rate)
-            return 1008, "message rate"
+            return 1008, CloseReason.MESSAGE_RATE
         return None
 
     async def _handle(self, data: Message) -> None:
@@ -243,7 +249,7 @@ class FastAPIWebsocketInputTransport(FrameProcessor):
         """The serializer's frames and events, or none: a bad message is counted and skipped."""
         t = self._t
         try:
-            return t._params.serializer.deserialize(data)
+            return self._params.serializer.deserialize(data)
         except ProtocolError as exc:
             t.protocol_error(exc)
         except Exception:  # a serializer bug: still never end the call
@@ -263,8 +269,7 @@ class FastAPIWebsocketInputTransport(FrameProcessor):
         elif isinstance(item, PlaybackMarkReached):
             await t.output().on_mark(item.name)
         elif isinstance(item, StreamStopped):
-            t.stats.close_reason = "stop"
-            await t.peer_gone("stop")
+            await t.stream_stopped()
         elif isinstance(item, StreamStarted):
             t.call_info = t.call_info or item.info
         elif isinstance(item, ProviderError):
@@ -288,7 +293,7 @@ class FastAPIWebsocketInputTransport(FrameProcessor):
 
     async def _on_wire_audio(self, frame: InputAudioRawFrame, wire: bytes) -> None:
         t = self._t
-        params = t._params
+        params = self._params
         t.stats.audio_in_ms += len(wire) * 1000 / frame.sample_rate
         if t.recorder is not None:
             t.recorder.caller(wire, frame.sample_rate, frame.wire_encoding or "mulaw")
@@ -308,7 +313,7 @@ class FastAPIWebsocketInputTransport(FrameProcessor):
             await self._on_wire_audio(frame, wire)
             return
         t = self._t
-        params = t._params
+        params = self._params
         t.stats.audio_in_ms += len(frame.audio) * 500 / (frame.sample_rate * frame.num_channels)  # duration, ms
         if t.recorder is not None:
             t.recorder.caller(frame.audio, frame.sample_rate)

@@ -52,8 +52,8 @@ from phonewire.frames import (
     VADUserStoppedSpeakingFrame,
 )
 from phonewire.processors.frame_processor import FrameProcessor
+from phonewire.transports.call_state import CloseReason
 from phonewire.transports.dtmf import dtmf_tones
-from phonewire.transports.fastapi_limits import HANGUP_BEFORE_CLOSE_SECS
 from phonewire.transports.pacer import Pacer
 from phonewire.transports.playback import HeardReport, PlaybackTracker
 from phonewire.transports.turn_latency import MAX_TURNS_KEPT, TurnLatencyTracker, TurnRecord
@@ -70,6 +70,8 @@ UP = FrameDirection.UPSTREAM
 ACK_GRACE_SECS = 1.5
 #: Silence after the caller's buffer runs dry that ends an utterance with no TTSStoppedFrame.
 UTTERANCE_GAP_SECS = 0.1
+#: How long the end of a call waits for the hang-up before closing the socket itself.
+HANGUP_BEFORE_CLOSE_SECS = 2.0
 
 # queue item kinds (WIRE_AUDIO: a packet already in the wire encoding, sent as is)
 AUDIO, END_UTT, MESSAGE, BARRIER, WIRE_AUDIO = range(5)
@@ -81,6 +83,8 @@ class FastAPIWebsocketOutputTransport(FrameProcessor):
     def __init__(self, transport: FastAPIWebsocketTransport, *, name: str | None) -> None:
         super().__init__(name=name)
         self._t = transport
+        #: The transport's params (one object for the whole call), held for the per-frame path.
+        self._params = transport.params
         self._playq: deque[tuple[int, Any, int]] = deque()  # (kind, payload, samples)
         self._queued_samples = 0
         self._wakeup = asyncio.Event()
@@ -222,7 +226,8 @@ class FastAPIWebsocketOutputTransport(FrameProcessor):
             return []
 
     async def _on_audio(self, frame: OutputAudioRawFrame) -> None:
-        if not self._started or self._t.state == "closed" or not self._t._params.audio_out_enabled:
+        t = self._t
+        if not self._started or t.closed or not self._params.audio_out_enabled:
             return
         pcm = frame.audio
         if frame.num_channels == 2:
@@ -236,7 +241,7 @@ class FastAPIWebsocketOutputTransport(FrameProcessor):
                 not self._playq
                 and self._pacer_waiting
                 and not self._inline_busy
-                and self._t.state != "closed"
+                and not t.closed
                 and self.pacer.delay_before_send() <= 0.0
             ):
                 if not self.bot_speaking:
@@ -260,7 +265,7 @@ class FastAPIWebsocketOutputTransport(FrameProcessor):
     async def _on_wire_audio(self, frame: TTSWireAudioFrame) -> None:
         """Audio already in a G.711 encoding: packetized and sent untouched when it is the
         wire's encoding and rate; otherwise decoded once and handled like any PCM."""
-        if not self._started or self._t.state == "closed" or not self._t._params.audio_out_enabled:
+        if not self._started or self._t.closed or not self._params.audio_out_enabled:
             return
         if frame.encoding != self._wire_encoding or frame.sample_rate != self.rate or frame.num_channels != 1:
             from phonewire.audio.g711 import alaw_to_pcm, ulaw_to_pcm
@@ -286,7 +291,7 @@ class FastAPIWebsocketOutputTransport(FrameProcessor):
                 not self._playq
                 and self._pacer_waiting
                 and not self._inline_busy
-                and t.state != "closed"
+                and not t.closed
                 and self.pacer.delay_before_send() <= 0.0
             ):
                 if not self.bot_speaking:
@@ -455,7 +460,7 @@ class FastAPIWebsocketOutputTransport(FrameProcessor):
         """Send one packet at its media-time deadline (``paced``: the caller already asked
         the pacer and got 0; ``wire``: the packet is in the wire encoding already)."""
         t = self._t
-        if t.state == "closed":
+        if t.closed:
             return
         tracker = self.tracker
         # Read per packet: a serializer may learn only from the stream's first message that
@@ -629,13 +634,12 @@ class FastAPIWebsocketOutputTransport(FrameProcessor):
         if self._started and not t.closed:
             self._end_utterance()
             await self._queue_end_silence()
-            t.state = "draining"
+            t.begin_draining()
             if not await self._drain(t.clock() + t.params.audio_out_drain_timeout_secs):
                 t.log.warning(
                     "- audio did not finish playing within %.1fs; ending anyway", t.params.audio_out_drain_timeout_secs
                 )
-            t.state = "open" if t.state == "draining" else t.state
-        await self._finish("pipeline ended")
+        await self._finish(CloseReason.PIPELINE_ENDED)
         await self.push_frame(frame, DOWN)
 
     async def _queue_end_silence(self) -> None:
@@ -653,16 +657,15 @@ class FastAPIWebsocketOutputTransport(FrameProcessor):
         self._playq.clear()
         self._queued_samples = 0
         self._space.set()
-        await self._finish("pipeline cancelled")
+        await self._finish(CloseReason.PIPELINE_CANCELLED)
 
-    async def _finish(self, reason: str) -> None:
+    async def _finish(self, reason: CloseReason) -> None:
         t = self._t
         self._cancel_timers()
         task, self._pacer_task = self._pacer_task, None
         if task is not None:
             task.cancel()
-        if not t.closed:
-            t.state = "ending"
+        t.begin_ending()
         t.start_hangup()
         await t.wait_for_hangup(HANGUP_BEFORE_CLOSE_SECS)
         await t.close(1000, reason)

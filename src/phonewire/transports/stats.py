@@ -7,6 +7,8 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from phonewire.transports.call_state import HangupSkip
+
 __all__ = ["TransportStats", "TurnList"]
 
 #: Send-lead samples kept per call (one a second while the bot speaks: a long call keeps its latest).
@@ -45,7 +47,11 @@ class TransportStats:
     marks_sent: int = 0
     marks_acked: int = 0
     dtmf_in: int = 0
+    #: The hang-up's outcome (``HangupOutcome`` value) or ``"skipped: <why>"``.
     hangup: str | None = None
+    #: Why it was skipped, as a key (None: not skipped, or not decided yet).
+    hangup_skip: HangupSkip | None = None
+    #: Why the connection closed, as text (``CloseReason`` value, maybe with detail).
     close_reason: str | None = None
     #: Answered caller turns with their latency breakdown (transports/turn_latency.py).
     turns: TurnList = field(default_factory=TurnList)
