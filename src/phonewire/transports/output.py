@@ -233,7 +233,10 @@ class FastAPIWebsocketOutputTransport(FrameProcessor):
         if frame.num_channels == 2:
             pcm = _downmix(pcm)
         pcm = self._converter.convert(pcm, frame.sample_rate)
+        gen = t.audio_generation
         for packet in self._packetizer.push(pcm):
+            if gen != t.audio_generation:
+                return  # interrupted while this frame's packets went out: the rest is cleared audio
             # The pacer is idle, nothing is queued, and this packet need not wait: then sending
             # it on the producer's task is what the pacer would do, minus a task wake-up. (Asking
             # the pacer commits it to sending now when the answer is 0, which is what happens.)
@@ -260,6 +263,8 @@ class FastAPIWebsocketOutputTransport(FrameProcessor):
                         self._on_queue_drained()
                 continue
             await self._wait_for_space()
+            if gen != t.audio_generation:
+                return
             self._enqueue(AUDIO, packet, len(packet) // 2)
 
     async def _on_wire_audio(self, frame: TTSWireAudioFrame) -> None:
