@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -216,3 +217,29 @@ async def test_a_16k_pipeline_streams_linear16_at_its_rate() -> None:
     assert rec.query["encoding"] == "linear16" and rec.query["sample_rate"] == "16000"
     assert rec.query["endpointing"] == "false" and stt.transcoded_packets == 0
     assert isinstance(h.downstream.of(StartFrame)[0], StartFrame)
+
+
+@sync
+async def test_live_audio_goes_out_three_packets_to_a_frame_and_finalize_flushes_the_rest() -> None:
+    """MIN_CHUNK_SECS: 60 ms of μ-law per binary frame, not a frame per 20 ms packet; the packets
+    short of a chunk at the VAD's stop go out before the Finalize, so the final hears them."""
+    from phonewire.services.deepgram import live_connection
+
+    assert live_connection.MIN_CHUNK_SECS == 0.06
+    async with FakeDeepgramServer(transcripts=[HELLO], endpointing_ms=60_000) as fake:
+        stt = service(fake)
+        async with running(stt) as h:
+            await stt.connection.connected.wait()
+            packets = silence(20 * 32)
+            await h.push(packets[0])  # goes out at once: the sender had not reached its wait yet
+            await asyncio.sleep(0.05)
+            assert stt.connection.bytes_sent == 160
+            for packet in packets[1:]:  # 31 packets, one at a time: 10 full chunks and one left over
+                await h.push(packet)
+                await asyncio.sleep(0.002)
+            await asyncio.sleep(0.05)
+            assert stt.connection.bytes_sent == 31 * 160  # the last one waits for company
+            await h.push(*turn(HELLO_ULAW))
+            await h.downstream.wait_for(lambda fs: any(f.text for f in finals(fs)), timeout=2)
+        conn = fake.connections[0]
+    assert bytes(conn.audio) == b"".join(p.wire_audio or b"" for p in packets) + HELLO_ULAW
