@@ -208,3 +208,21 @@ def test_run_and_append_frames_reaching_the_llm_are_forwarded_untouched() -> Non
         assert fake.chat_requests == []
 
     run(scenario)
+
+
+def test_unknown_params_reach_the_body_through_extra_body_and_chunks_arrive_as_dicts() -> None:
+    """The request goes out through ``client.post`` (no SDK transform): ``extra_body`` is merged
+    into the JSON body, and the chunks, read as plain dicts, assemble into the text."""
+
+    async def scenario(fake: FakeOpenAIServer) -> None:
+        fake.script_chat(TextReply("One moment."))
+        llm = service(fake, params=OpenAILLMService.InputParams(temperature=0.2, extra={"top_k": 40}))
+        async with pipeline(llm) as h:
+            await h.run_context()
+            await h.down.wait_count(LLMFullResponseEndFrame, 1)
+            assert texts(h) == "One moment."
+        body = fake.chat_requests[0].json
+        assert body["top_k"] == 40 and body["temperature"] == 0.2 and "extra_body" not in body
+        assert validate_chat_request({k: v for k, v in body.items() if k != "top_k"})["stream"] is True
+
+    run(scenario)
