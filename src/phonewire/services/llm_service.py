@@ -30,6 +30,7 @@ from phonewire.frames import (
     FunctionCallResultFrame,
     FunctionCallResultProperties,
     FunctionCallsStartedFrame,
+    InputAudioRawFrame,
     InterruptionFrame,
     LatencyStageFrame,
     TTSSpeakFrame,
@@ -108,6 +109,9 @@ class LLMService(FrameProcessor):
     # --- frames ------------------------------------------------------------------------
 
     async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
+        if frame.__class__ is InputAudioRawFrame:  # the caller's audio, 50 a second: passed on as is
+            await self.push_frame(frame, direction)
+            return
         await super().process_frame(frame, direction)
         if isinstance(frame, InterruptionFrame):
             self._generation += 1

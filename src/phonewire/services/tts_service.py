@@ -35,6 +35,7 @@ from phonewire.frames import (
     EndFrame,
     Frame,
     FrameDirection,
+    InputAudioRawFrame,
     InterruptionFrame,
     LatencyStageFrame,
     LLMFullResponseEndFrame,
@@ -168,6 +169,9 @@ class TTSService(FrameProcessor):
     # --- frames in --------------------------------------------------------------------------
 
     async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
+        if frame.__class__ is InputAudioRawFrame:  # the caller's audio, 50 a second: passed on as is
+            await self.push_frame(frame, direction)
+            return
         await super().process_frame(frame, direction)
         if isinstance(frame, StartFrame):
             self._sample_rate = self._init_sample_rate or frame.audio_out_sample_rate or DEFAULT_SAMPLE_RATE

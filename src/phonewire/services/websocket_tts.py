@@ -41,6 +41,7 @@ from phonewire.frames import (
     EndFrame,
     Frame,
     FrameDirection,
+    InputAudioRawFrame,
     InterruptionFrame,
     LLMFullResponseEndFrame,
     LLMFullResponseStartFrame,
@@ -155,6 +156,9 @@ class WebsocketTTSService(FrameProcessor):
     # --- frames in ----------------------------------------------------------------------------
 
     async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
+        if frame.__class__ is InputAudioRawFrame:  # the caller's audio, 50 a second: passed on as is
+            await self.push_frame(frame, direction)
+            return
         await super().process_frame(frame, direction)
         if isinstance(frame, StartFrame):
             rate = self._init_sample_rate or frame.audio_out_sample_rate or 8000
@@ -344,6 +348,7 @@ class WebsocketTTSService(FrameProcessor):
                         open_timeout=self.connect_timeout_secs,
                         max_size=MAX_MESSAGE_BYTES,
                         ping_interval=None,
+                        compression=None,  # base64 audio inflated per chunk for ~25 %: not worth the CPU
                         logger=wire_logger,
                     )
                 except (OSError, TimeoutError, Exception) as exc:

@@ -62,6 +62,7 @@ from phonewire.frames import (
     FunctionCallCancelFrame,
     FunctionCallInProgressFrame,
     FunctionCallResultFrame,
+    InputAudioRawFrame,
     InterruptionFrame,
     LLMFullResponseEndFrame,
     LLMFullResponseStartFrame,
@@ -194,6 +195,9 @@ class LLMAssistantAggregator(ContextAggregator):
     # --- frames ------------------------------------------------------------------------
 
     async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
+        if frame.__class__ is InputAudioRawFrame:  # the caller's audio, 50 a second: passed on as is
+            await self.push_frame(frame, direction)
+            return
         await super().process_frame(frame, direction)
         if await self._handle_context_edit(frame):
             return
