@@ -226,3 +226,23 @@ def test_unknown_params_reach_the_body_through_extra_body_and_chunks_arrive_as_d
         assert validate_chat_request({k: v for k, v in body.items() if k != "top_k"})["stream"] is True
 
     run(scenario)
+
+
+def test_clients_share_one_tls_context_built_once_per_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A call's client must not load the CA bundle again (~30 ms on the loop per call start)."""
+    import ssl
+
+    from phonewire.services.openai import llm as llm_module
+
+    built = []
+    real = ssl.create_default_context
+    monkeypatch.setattr(ssl, "create_default_context", lambda *a, **k: built.append(1) or real(*a, **k))
+    monkeypatch.setattr(llm_module, "_ssl_context", None)
+
+    async def main() -> None:
+        clients = [OpenAILLMService(api_key=KEY, base_url="http://127.0.0.1:9/v1")._ensure_client() for _ in range(3)]
+        for client in clients:
+            await client.close()
+
+    asyncio.run(main())
+    assert len(built) == 1 and llm_module._ssl_context is not None
