@@ -54,6 +54,9 @@ ENV = {
     "record_dir": "PHONEWIRE_RECORD_DIR",
     "duplicate_streams": "PHONEWIRE_DUPLICATE_STREAMS",
     "resume_window": "PHONEWIRE_RESUME_WINDOW",
+    # Read by create_app (server/app.py: tune_gc at start-up).
+    "gc_thresholds": "PHONEWIRE_GC_THRESHOLDS",
+    "gc_collect_secs": "PHONEWIRE_GC_COLLECT_SECS",
 }
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
 #: ENV keys whose values are numbers, by the type ServerConfig wants.
@@ -118,6 +121,14 @@ def _serve_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--host", default="127.0.0.1", help="bind address (0.0.0.0 behind a proxy)")
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--workers", type=int, default=1, help="processes; each holds its own calls and VAD model")
+    p.add_argument(
+        "--gc-thresholds",
+        default=None,
+        help="gen0,gen1,gen2 for gc.set_threshold once serving, or python (default 20000,20,10; configuration.md)",
+    )
+    p.add_argument(
+        "--gc-collect-secs", type=float, default=None, help="a full collection every N s with tuned thresholds (60)"
+    )
     p.add_argument("--vad", choices=["silero", "energy", "none"], default="silero")
     p.add_argument("--public-host", default=None, help="host[:port] providers reach (default: request Host)")
     p.add_argument("--stream-scheme", default="wss", choices=["wss", "ws"], help="scheme of the stream URL")

@@ -22,12 +22,14 @@ and redacted access logs. ``/docs``, ``/redoc`` and ``/openapi.json`` are off un
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import gc
 import logging
+import os
 import secrets
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from fastapi import FastAPI, WebSocket
@@ -55,11 +57,87 @@ from phonewire.transports.asgi import RawWebSocketMiddleware
 from phonewire.transports.fastapi import FastAPIWebsocketTransport
 from phonewire.transports.params import FastAPIWebsocketParams
 
-__all__ = ["Bot", "create_app"]
+__all__ = [
+    "DEFAULT_GC_COLLECT_SECS",
+    "DEFAULT_GC_THRESHOLDS",
+    "Bot",
+    "collect_every",
+    "create_app",
+    "gc_collect_secs_from_env",
+    "gc_thresholds_from_env",
+    "tune_gc",
+]
 
 logger = logging.getLogger("phonewire.server")
 
 Bot = Callable[[FastAPIWebsocketTransport, CallInfo], Awaitable[None]]
+
+#: ``gc.set_threshold`` for a serving process (``PHONEWIRE_GC_THRESHOLDS``, ``phonewire serve
+#: --gc-thresholds``; "python" keeps Python's 700,10,10). Python counts a young collection due
+#: when allocations minus deallocations of tracked objects pass ``gen0``; a call's per-packet
+#: and per-reply objects (frames in the play queue, futures, events) come and go, so at 700 the
+#: count crosses the threshold ~5 times a second at 100 calls and every crossing promotes
+#: whatever is alive at that instant (the reply being queued) towards gen 2, whose full
+#: collections walk every call's pipeline. At 20 000 mostly real growth (new calls, cyclic
+#: garbage) reaches it. The young generation then holds more between collections: +0.08 MB
+#: per call under heavy call turnover (+0.16 MB at 50 000). Measured in docs/benchmarks.md
+#: (speech to speech) and docs/configuration.md. Full collections then come from
+#: ``GC_COLLECT_SECS`` instead, at a fixed rate that bounds how long an ended call's cycles
+#: stay in memory.
+DEFAULT_GC_THRESHOLDS = (20_000, 20, 10)
+GC_THRESHOLDS_ENV = "PHONEWIRE_GC_THRESHOLDS"
+#: A full collection every this many seconds while serving (``PHONEWIRE_GC_COLLECT_SECS``,
+#: ``--gc-collect-secs``; 0: none, Python's thresholds alone decide). Only with tuned thresholds.
+DEFAULT_GC_COLLECT_SECS = 60.0
+GC_COLLECT_ENV = "PHONEWIRE_GC_COLLECT_SECS"
+
+
+def gc_thresholds_from_env() -> tuple[int, int, int] | None:
+    """``PHONEWIRE_GC_THRESHOLDS``: "gen0,gen1,gen2", or "python" (None: leave Python's)."""
+    value = (os.environ.get(GC_THRESHOLDS_ENV) or "").strip()
+    if not value:
+        return DEFAULT_GC_THRESHOLDS
+    if value == "python":
+        return None
+    try:
+        parts = tuple(int(v) for v in value.split(","))
+    except ValueError:
+        parts = ()
+    if len(parts) != 3 or parts[0] < 1 or min(parts) < 0:
+        raise ConfigurationError(f"{GC_THRESHOLDS_ENV}={value!r}: expected gen0,gen1,gen2 (e.g. 20000,20,10) or python")
+    return parts[0], parts[1], parts[2]
+
+
+def gc_collect_secs_from_env() -> float:
+    value = (os.environ.get(GC_COLLECT_ENV) or "").strip()
+    try:
+        secs = float(value) if value else DEFAULT_GC_COLLECT_SECS
+    except ValueError:
+        secs = -1.0
+    if not secs >= 0 or secs == float("inf"):
+        raise ConfigurationError(f"{GC_COLLECT_ENV}={value!r}: expected seconds (0: no timed collections)")
+    return secs
+
+
+def tune_gc(thresholds: tuple[int, int, int] | None) -> tuple[int, int, int]:
+    """A server process's collector, once everything is imported and built: one full collection,
+    then ``gc.freeze()`` (what is alive now lives as long as the process: modules, the app, the
+    shared models; later full collections skip it), then the thresholds. Returns the previous
+    thresholds."""
+    previous = gc.get_threshold()
+    gc.collect()
+    gc.freeze()
+    if thresholds is not None:
+        gc.set_threshold(*thresholds)
+    return previous[0], previous[1], previous[2]
+
+
+async def collect_every(secs: float) -> None:
+    """A full collection every ``secs`` (an owned task of the lifespan): the ended calls'
+    cycles, which tuned thresholds would otherwise leave in the old generations for hours."""
+    while True:
+        await asyncio.sleep(secs)
+        gc.collect()
 
 
 def create_app(bot: Bot, config: ServerConfig | None = None) -> FastAPI:
@@ -116,9 +194,33 @@ def create_app(bot: Bot, config: ServerConfig | None = None) -> FastAPI:
         await _serve_call(websocket, bot, config, signer, metrics)
 
     if config.freeze_gc:
+        thresholds, every = gc_thresholds_from_env(), gc_collect_secs_from_env()  # bad values fail here
         gc.collect()
         gc.freeze()
+        _tune_gc_in_lifespan(app, thresholds, every if thresholds is not None else 0.0)
     return app
+
+
+def _tune_gc_in_lifespan(app: FastAPI, thresholds: tuple[int, int, int] | None, every: float) -> None:
+    """At start-up (the server, its protocol modules and the lifespans above are up by then):
+    ``tune_gc`` and the timed full collections; at shutdown the timer stops and the previous
+    thresholds come back (tests build many apps in one process)."""
+    previous_lifespan = app.router.lifespan_context
+
+    @contextlib.asynccontextmanager
+    async def lifespan(a: Any) -> AsyncIterator[Any]:
+        async with previous_lifespan(a) as state:
+            before = tune_gc(thresholds)
+            timer = asyncio.get_running_loop().create_task(collect_every(every), name="gc") if every else None
+            try:
+                yield state
+            finally:
+                if timer is not None:
+                    timer.cancel()
+                    await asyncio.gather(timer, return_exceptions=True)
+                gc.set_threshold(*before)
+
+    app.router.lifespan_context = lifespan
 
 
 async def _serve_call(
