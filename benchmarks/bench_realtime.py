@@ -64,19 +64,20 @@ class Trace:
     system-wide on Linux, so stamps of the server, the fake and the callers compare)."""
 
     def __init__(self) -> None:
-        self.gc: list[tuple[int, float, float]] = []
+        self.gc: list[tuple[int, float, float, float]] = []  # generation, start, pause, thread CPU
         self.lag: dict[str, list[tuple[float, float, float]]] = {}
         self.marks: list[tuple[str, str, float]] = []
-        self._gc_start = 0.0
+        self._gc_start = self._gc_cpu = 0.0
 
     def install_gc(self) -> None:
         import gc
 
         def callback(phase: str, info: dict[str, Any]) -> None:
             if phase == "start":
-                self._gc_start = time.monotonic()
-            else:
-                self.gc.append((int(info["generation"]), self._gc_start, time.monotonic() - self._gc_start))
+                self._gc_start, self._gc_cpu = time.monotonic(), time.thread_time()
+            else:  # the pause, and how much of it the collector ran (the rest: no CPU)
+                now, cpu = time.monotonic(), time.thread_time()
+                self.gc.append((int(info["generation"]), self._gc_start, now - self._gc_start, cpu - self._gc_cpu))
 
         gc.callbacks.append(callback)
 
@@ -98,7 +99,8 @@ class Trace:
 
         kinds = Counter(type(o).__name__ for o in gc.get_objects())
         return {"gc": self.gc, "lag": self.lag, "marks": self.marks, "tracked": sum(kinds.values()),
-                "frozen": gc.get_freeze_count(), "top": kinds.most_common(12)}  # fmt: skip
+                "frozen": gc.get_freeze_count(), "top": kinds.most_common(12),
+                "threshold": gc.get_threshold()}  # fmt: skip
 
 
 TRACE: Trace | None = None
@@ -168,13 +170,17 @@ def serve(port: int, fake_url: str, prewarm: bool, trace_path: str | None = None
                 ws_per_message_deflate=False, loop="asyncio")  # fmt: skip
 
 
-def _start_server(port: int, fake_url: str, prewarm: bool, trace_path: str | None = None) -> subprocess.Popen[bytes]:
+def _start_server(port: int, fake_url: str, prewarm: bool, trace_path: str | None = None,
+                  server_gc: str | None = None) -> subprocess.Popen[bytes]:  # fmt: skip
     cmd = [sys.executable, __file__, "--serve", str(port), "--fake-url", fake_url]
     if prewarm:
         cmd.append("--prewarm")
     if trace_path:
         cmd += ["--trace-file", trace_path]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    env = dict(os.environ)
+    if server_gc:  # create_app's gc tuning at start-up (server/app.py: "python" or gen0,gen1,gen2)
+        env["PHONEWIRE_GC_THRESHOLDS"] = server_gc
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
     if os.cpu_count() and os.cpu_count() >= 2:  # type: ignore[operator]
         psutil.Process(proc.pid).cpu_affinity([0])
         psutil.Process().cpu_affinity([1])
@@ -304,6 +310,16 @@ class Caller:
 # --- levels ----------------------------------------------------------------------------
 
 
+def _end(proc: subprocess.Popen[Any]) -> None:
+    """SIGTERM (the server drains its calls first), then SIGKILL if it is still up after 20 s."""
+    proc.terminate()
+    try:
+        proc.wait(20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(10)
+
+
 def _pct(values: list[float], q: float) -> float | None:
     if not values:
         return None
@@ -329,7 +345,8 @@ def _session_sid(session: Any) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
-async def run_level(calls: int, window: float, ramp: float, trace_dir: Path | None = None) -> dict[str, Any]:
+async def run_level(calls: int, window: float, ramp: float, trace_dir: Path | None = None,
+                    server_gc: str | None = None) -> dict[str, Any]:  # fmt: skip
 
     import gc
 
@@ -337,7 +354,8 @@ async def run_level(calls: int, window: float, ramp: float, trace_dir: Path | No
     trace = Trace() if trace_dir is not None else None
     work = trace_dir or Path(ROOT / ".bench-cache")
     work.mkdir(parents=True, exist_ok=True)
-    server_trace = trace_dir / f"server-{calls}.json" if trace_dir is not None else None
+    tag = f"{calls}-{(server_gc or 'default').replace(',', '_')}"
+    server_trace = trace_dir / f"server-{tag}.json" if trace_dir is not None else None
     fake_out = work / f"fake-{calls}-{os.getpid()}.json"
     watcher = None
     if trace is not None:
@@ -346,7 +364,8 @@ async def run_level(calls: int, window: float, ramp: float, trace_dir: Path | No
     fake_proc, fake_url = _start_fake(fake_out)
     port = 20000 + calls
     try:
-        proc = _start_server(port, fake_url, prewarm=False, trace_path=str(server_trace) if server_trace else None)
+        proc = _start_server(port, fake_url, prewarm=False, trace_path=str(server_trace) if server_trace else None,
+                             server_gc=server_gc)  # fmt: skip
     except BaseException:
         fake_proc.terminate()  # a server that did not start must not leave the fake behind
         fake_proc.wait(10)
@@ -391,8 +410,7 @@ async def run_level(calls: int, window: float, ramp: float, trace_dir: Path | No
     finally:
         gc.enable()
         for p in (proc, fake_proc):
-            p.terminate()
-            p.wait(10)
+            _end(p)
         fake_out.unlink(missing_ok=True)
     busy = (cpu1.user + cpu1.system - cpu0.user - cpu0.system) / (t1 - t0)
     harness = (mine1.user + mine1.system - mine0.user - mine0.system) / (t1 - t0)
@@ -413,6 +431,7 @@ async def run_level(calls: int, window: float, ramp: float, trace_dir: Path | No
                 pairs.append((caller.call_sid, delta_at, after[0]))
     level = {
         "calls": calls,
+        "server_gc": server_gc or "default",
         "server_cpu_percent_of_core": round(100 * busy, 1),
         "cpu_ms_per_call_second": round(1000 * busy / calls, 3),
         "rss_mb_per_call": round((rss - idle_rss) / calls / 2**20, 3),
@@ -436,7 +455,7 @@ async def run_level(calls: int, window: float, ramp: float, trace_dir: Path | No
         harness_trace["lag"]["fake"] = records["trace"]["lag"].get("fake", [])
         server_dump = json.loads(server_trace.read_text())
         level["trace"] = _stages(pairs, harness_trace, server_dump, t0, t1)
-        level["trace"]["server_objects"] = {k: server_dump[k] for k in ("tracked", "frozen", "top")}
+        level["trace"]["server_objects"] = {k: server_dump.get(k) for k in ("tracked", "frozen", "top", "threshold")}
     return level
 
 
@@ -463,10 +482,14 @@ def _stages(pairs: list[tuple[str, float, float]], harness: dict[str, Any], serv
     worst.sort(key=lambda w: -w[0])
 
     def pauses(gcs: list[Any]) -> dict[str, Any]:
-        inside = [(g, at, d) for g, at, d in gcs if t0 <= at <= t1]
+        inside = [(g, at, d, c) for g, at, d, *cpu in gcs if t0 <= at <= t1 for c in (cpu[0] if cpu else d,)]
         return {f"gen{g}": {"n": sum(1 for x in inside if x[0] == g),
-                            "max_ms": round(1000 * max((d for x, _, d in inside if x == g), default=0.0), 2),
-                            "total_ms": round(1000 * sum(d for x, _, d in inside if x == g), 1)}
+                            "max_ms": round(1000 * max((d for x, _, d, _ in inside if x == g), default=0.0), 2),
+                            "total_ms": round(1000 * sum(d for x, _, d, _ in inside if x == g), 1),
+                            # the collector's own CPU time (thread_time); the rest of the pause
+                            # the thread was descheduled (the machine's load)
+                            "cpu_max_ms": round(1000 * max((c for x, _, _, c in inside if x == g), default=0.0), 2),
+                            "cpu_total_ms": round(1000 * sum(c for x, _, _, c in inside if x == g), 1)}
                 for g in (0, 1, 2)}  # fmt: skip
 
     def lags(values: list[Any]) -> dict[str, Any]:
@@ -479,7 +502,7 @@ def _stages(pairs: list[tuple[str, float, float]], harness: dict[str, Any], serv
                                            / sum(d + 0.005 for d, _ in inside), 2) if late else None}  # fmt: skip
 
     def near(gcs: list[Any], lagv: list[Any], start: float, end: float) -> dict[str, Any]:
-        return {"gc": [(g, round(1000 * (at - start), 1), round(1000 * d, 1)) for g, at, d in gcs
+        return {"gc": [(g, round(1000 * (at - start), 1), round(1000 * d, 1)) for g, at, d, *_ in gcs
                        if at + d >= start and at <= end and d > 0.002],
                 "lag": [(round(1000 * (at - start), 1), round(1000 * d, 1), round(1000 * c, 1)) for at, d, c in lagv
                         if at + d >= start and at <= end]}  # fmt: skip
@@ -504,6 +527,61 @@ def _stages(pairs: list[tuple[str, float, float]], harness: dict[str, Any], serv
             for total, at, row in worst[:5]
         ],
     }
+
+
+async def churn(calls: int, secs: float, call_secs: float, server_gc: str | None) -> dict[str, Any]:
+    """Memory under call turnover: ``calls`` callers each hang up after ``call_secs`` and call
+    again, for ``secs``; the server's RSS sampled every 5 s. What an ended call leaves behind
+    (cycles only a full collection frees) shows as RSS that keeps climbing."""
+    import gc
+
+    tone = _tone()
+    work = Path(ROOT / ".bench-cache")
+    work.mkdir(parents=True, exist_ok=True)  # noqa: ASYNC240
+    fake_out = work / f"fake-churn-{os.getpid()}.json"
+    fake_proc, fake_url = _start_fake(fake_out)
+    port = 22000 + calls
+    try:
+        proc = _start_server(port, fake_url, prewarm=False, server_gc=server_gc)
+    except BaseException:
+        fake_proc.terminate()
+        fake_proc.wait(10)
+        raise
+    if os.cpu_count() and os.cpu_count() >= 2:  # type: ignore[operator]
+        psutil.Process(fake_proc.pid).cpu_affinity([1])
+    gc.collect()
+    gc.disable()
+    made = 0
+    samples: list[tuple[float, float]] = []
+    try:
+        server = psutil.Process(proc.pid)
+        idle = server.memory_info().rss
+        end = time.monotonic() + secs
+
+        async def line(i: int) -> None:
+            nonlocal made
+            await asyncio.sleep(call_secs * i / calls)  # staggered hang-ups
+            while time.monotonic() + call_secs < end:
+                made += 1
+                caller = Caller(f"ws://127.0.0.1:{port}/ws", f"CA{uuid.uuid4().hex}", tone, 8.0 * i / calls)
+                await caller.run(call_secs)
+
+        lines = [asyncio.get_running_loop().create_task(line(i)) for i in range(calls)]
+        t0 = time.monotonic()
+        while time.monotonic() < end:
+            await asyncio.sleep(5.0)
+            samples.append((round(time.monotonic() - t0, 1), round((server.memory_info().rss - idle) / 2**20, 2)))
+        await asyncio.gather(*lines, return_exceptions=True)
+    finally:
+        gc.enable()
+        for p in (proc, fake_proc):
+            _end(p)
+        fake_out.unlink(missing_ok=True)
+    warm = [mb for t, mb in samples if t >= 2 * call_secs]
+    return {"mode": "churn", "server_gc": server_gc or "default", "calls": calls, "call_secs": call_secs,
+            "secs": secs, "calls_made": made, "rss_mb_over_idle": samples,
+            "rss_mb_per_call_warm": {"min": round(min(warm) / calls, 3), "max": round(max(warm) / calls, 3),
+                                     "last": round(warm[-1] / calls, 3)} if warm else None}  # fmt: skip
 
 
 async def first_turn(prewarm: bool, delay: float, n: int = 8) -> dict[str, Any]:
@@ -536,19 +614,28 @@ async def first_turn(prewarm: bool, delay: float, n: int = 8) -> dict[str, Any]:
                     if caller.first_audio_at is not None:
                         values.append((caller.first_audio_at - caller.started_at) * 1000)
         finally:
-            proc.terminate()
-            proc.wait(10)
+            _end(proc)
     return {"prewarm": prewarm, "session_delay_ms": delay * 1000, "n": len(values),
             "p50_ms": _pct(values, 0.5), "max_ms": _pct(values, 1.0)}  # fmt: skip
 
 
 async def main(levels: list[int], window: float, ramp: float, trace_dir: Path | None = None,
-               first_turns: bool = True) -> dict[str, Any]:  # fmt: skip
+               first_turns: bool = True, server_gc: list[str] | None = None,
+               repeat: int = 1, churn_secs: float = 0.0, churn_calls: int = 100,
+               churn_call_secs: float = 15.0) -> dict[str, Any]:  # fmt: skip
     results: dict[str, Any] = {"levels": [], "first_turn": []}
-    for calls in levels:
-        level = await run_level(calls, window, ramp, trace_dir)
-        print(json.dumps(level), file=sys.stderr)
-        results["levels"].append(level)
+    settings_list: list[str | None] = list(server_gc) if server_gc else [None]
+    for _ in range(repeat):  # settings interleaved, so the machine's load falls on each alike
+        for calls in levels:
+            for gc_setting in settings_list:
+                level = await run_level(calls, window, ramp, trace_dir, gc_setting)
+                print(json.dumps(level), file=sys.stderr)
+                results["levels"].append(level)
+    for seconds in [churn_secs] if churn_secs else []:
+        for gc_setting in settings_list:
+            row = await churn(churn_calls, seconds, churn_call_secs, gc_setting)
+            print(json.dumps(row), file=sys.stderr)
+            results.setdefault("churn", []).append(row)
     for delay in (0.0, 0.3) if first_turns else ():
         for prewarm in (False, True):
             turn = await first_turn(prewarm, delay)
@@ -570,6 +657,19 @@ if __name__ == "__main__":
     parser.add_argument("--trace", metavar="DIR", help="per-stage stamps, GC pauses and loop lag of every process")
     parser.add_argument("--trace-file", help=argparse.SUPPRESS)  # the server's, set by the harness
     parser.add_argument("--no-first-turn", action="store_true")
+    parser.add_argument("--server-gc", nargs="*", metavar="SETTING",
+                        help="the server's PHONEWIRE_GC_THRESHOLDS per level, each in turn (e.g. python 10000,10,10; "
+                             "default: create_app's default)")  # fmt: skip
+    parser.add_argument("--repeat", type=int, default=1, help="run the levels (and settings) this many times")
+    parser.add_argument(
+        "--churn",
+        type=float,
+        default=0.0,
+        metavar="SECS",
+        help="then, per --server-gc setting, SECS of call turnover: RSS as calls end and start",
+    )
+    parser.add_argument("--churn-calls", type=int, default=100)
+    parser.add_argument("--churn-call-secs", type=float, default=15.0)
     parser.add_argument("--fake", help=argparse.SUPPRESS)  # run the fake (the harness starts it)
     args = parser.parse_args()
     if args.fake:
@@ -580,5 +680,6 @@ if __name__ == "__main__":
         trace_dir = Path(args.trace) if args.trace else None
         if trace_dir is not None:
             trace_dir.mkdir(parents=True, exist_ok=True)
-        out = asyncio.run(main(args.levels, args.window, args.ramp, trace_dir, not args.no_first_turn))
+        out = asyncio.run(main(args.levels, args.window, args.ramp, trace_dir, not args.no_first_turn, args.server_gc,
+                               args.repeat, args.churn, args.churn_calls, args.churn_call_secs))  # fmt: skip
         Path(args.json).write_text(json.dumps(out, indent=2) + "\n")
