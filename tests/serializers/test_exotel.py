@@ -10,8 +10,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 from phonewire.audio import Packetizer, dominant_frequency, pcm_to_ulaw, tone, ulaw_to_pcm
 from phonewire.exceptions import CodecError, ConfigurationError, LocalProtocolError, RemoteProtocolError
@@ -302,77 +300,3 @@ def test_error_messages_do_not_echo_large_input():
     with pytest.raises(RemoteProtocolError) as caught:
         _started().deserialize(json.dumps({"event": "x" * 10_000}))
     assert len(str(caught.value)) < 120
-
-
-# --- fuzzing: nothing but RemoteProtocolError may escape --------------------------------
-
-JSON_VALUES = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=12),
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
-    max_leaves=20,
-)
-KEYS = st.sampled_from(["event", "stream_sid", "start", "media", "dtmf", "mark", "stop", "payload", "digit", "name"])
-EVENTS = st.sampled_from(["connected", "start", "media", "dtmf", "mark", "stop", "clear"])
-OBJECTS = st.dictionaries(KEYS | st.text(max_size=6), JSON_VALUES, max_size=6).flatmap(
-    lambda obj: st.just(obj) | EVENTS.map(lambda event: {**obj, "event": event})
-)
-
-
-def _paths(obj: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-    found = [prefix]
-    if isinstance(obj, dict):
-        for key, value in obj.items():
-            found += _paths(value, (*prefix, key))
-    return found
-
-
-@st.composite
-def mutated_messages(draw: st.DrawFn) -> dict[str, Any]:
-    msg = copy.deepcopy(draw(st.sampled_from(MESSAGES)))
-    for _ in range(draw(st.integers(1, 3))):
-        paths = _paths(msg)[1:]
-        if not paths:
-            break
-        path = draw(st.sampled_from(paths))
-        parent = msg
-        for key in path[:-1]:
-            parent = parent[key]
-        if draw(st.booleans()):
-            del parent[path[-1]]
-        else:
-            parent[path[-1]] = draw(JSON_VALUES)
-    return msg
-
-
-def _survives(messages: list[str | bytes]) -> None:
-    serializer = ExotelFrameSerializer(SID)
-    for message in messages:
-        try:
-            result = serializer.deserialize(message)
-        except RemoteProtocolError:
-            continue
-        assert isinstance(result, list)
-
-
-@settings(max_examples=150, deadline=None)
-@given(st.text())
-def test_arbitrary_text_raises_nothing_but_protocol_errors(text):
-    _survives([text])
-
-
-@settings(max_examples=50, deadline=None)
-@given(st.binary())
-def test_arbitrary_binary_frames_raise_nothing_but_protocol_errors(data):
-    _survives([data])
-
-
-@settings(max_examples=100, deadline=None)
-@given(st.lists(OBJECTS, max_size=4))
-def test_arbitrary_json_objects_raise_nothing_but_protocol_errors(objects):
-    _survives([LINES[1], *(json.dumps(obj) for obj in objects)])
-
-
-@settings(max_examples=200, deadline=None)
-@given(st.lists(mutated_messages(), min_size=1, max_size=4))
-def test_mutated_fixture_messages_raise_nothing_but_protocol_errors(messages):
-    _survives([json.dumps(m) for m in messages])

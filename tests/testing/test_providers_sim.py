@@ -1,10 +1,10 @@
 """The simulator's provider clients beyond Twilio: Telnyx, Plivo, Exotel, Vonage and raw PCM.
 
-Three layers:
+Three layers (two of them here):
 
 * message formats, sans-I/O: what each client sends, and how it judges what the bot sends;
-* interop, sans-I/O: each client's messages through our own server-side detection and
-  serializer, and the serializer's output back through the client;
+* interop, sans-I/O, lives in tests/serializers/test_serializer_contract.py (each client's
+  messages through our own detection and serializer, and the serializer's output back);
 * one whole simulated call per provider against the real phonewire server running the demo
   bot, with the call set up through the server's webhook (stream token included) and, where
   the provider has one, the REST hang-up answered by ``FakeProviderAPI``.
@@ -35,13 +35,11 @@ from phonewire.audio.analysis import tone
 from phonewire.audio.g711 import pcm_to_ulaw, ulaw_to_pcm
 from phonewire.demo.app import make_app
 from phonewire.exceptions import ConfigurationError
-from phonewire.frames import InputAudioRawFrame, InputDTMFFrame
-from phonewire.serializers.base import ClearAcknowledged, HangupOutcome, PlaybackMarkReached, StreamStopped
+from phonewire.serializers.base import HangupOutcome
 from phonewire.serializers.plivo import PlivoFrameSerializer
 from phonewire.serializers.telnyx import TelnyxFrameSerializer
 from phonewire.serializers.vonage import VonageFrameSerializer
 from phonewire.server import ServerConfig
-from phonewire.telephony.detect import detect
 from phonewire.telephony.hangup import perform_hangup
 from phonewire.testing import (
     BargeIn,
@@ -672,79 +670,6 @@ def test_raw_pcm_messages_both_ways() -> None:
 )
 def test_raw_pcm_rejects_what_the_protocol_forbids(message: str | bytes, words: str) -> None:
     assert words in only(RawPCMClient().parse_server_message(message), ProtocolViolation).reason
-
-
-# ------------------------------------------------------------- interop with our own serializers
-
-
-def _clients() -> list[tuple[ProviderClient, dict[str, Any]]]:
-    """Each client, and the serializer arguments that match it where the start cannot say."""
-    return [
-        (TwilioClient(), {}),
-        (TelnyxClient(), {}),
-        (TelnyxClient(codec="PCMA", bidirectional_codec="PCMU"), {}),  # our serializer sends PCMU by default
-        (TelnyxClient(codec="PCMA"), {"send_encoding": "PCMA"}),
-        (TelnyxClient(codec="L16"), {"send_encoding": "L16"}),
-        (PlivoClient(custom_parameters={"userId": "42"}), {}),
-        (PlivoClient(content_type="audio/x-l16;rate=16000"), {}),
-        (ExotelClient(), {}),
-        (ExotelClient(sample_rate=24000), {}),
-        (VonageClient(), {}),
-        (VonageClient(sample_rate=8000), {}),
-        (RawPCMClient(custom_parameters={"k": "v"}), {}),
-    ]
-
-
-def _interop_id(case: Any) -> str:
-    if isinstance(case, dict):
-        return "-".join(f"{k}={v}" for k, v in case.items())
-    fmt = case.wire_format
-    codecs = "/".join(dict.fromkeys((getattr(case, "codec", fmt.encoding), getattr(case, "bidirectional_codec", ""))))
-    return f"{case.name}-{codecs.strip('/')}-{fmt.sample_rate}"
-
-
-def _close(pcm: bytes, expected: bytes) -> bool:
-    """Equal up to G.711 quantisation (a few percent of full scale at most)."""
-    a, b = (np.frombuffer(x, "<i2").astype(np.int32) for x in (pcm, expected))
-    return len(a) == len(b) and int(np.abs(a - b).max(initial=0)) < 1500
-
-
-@pytest.mark.parametrize(("client", "serializer_kwargs"), _clients(), ids=_interop_id)
-def test_our_server_detects_each_client_and_they_understand_each_other(
-    client: ProviderClient, serializer_kwargs: dict[str, Any]
-) -> None:
-    fmt = client.wire_format
-    pcm = speech(fmt.sample_rate, client.packet_ms)
-    media = client.media_message(client.encode(pcm))
-    detection = detect([*client.opening_messages(), media])
-    assert detection is not None and detection.info.provider == client.name
-    assert detection.info.call_id == client.call_id and detection.info.media_format == fmt
-    if client.name in ("telnyx", "plivo"):
-        assert detection.info.custom_parameters == getattr(client, "custom_parameters", {})
-    serializer = detection.make_serializer(detection.info, **serializer_kwargs)
-
-    # client -> server: the caller's audio, a key press, playback acknowledgements, the end
-    frames = [f for m in (*detection.pending, client.dtmf_message("7")) for f in serializer.deserialize(m)]
-    audio = [f for f in frames if isinstance(f, InputAudioRawFrame)]
-    assert b"".join(f.audio for f in audio) == client.decode(client.encode(pcm))
-    assert all(f.sample_rate == fmt.sample_rate for f in audio)
-    assert [f.button.value for f in frames if isinstance(f, InputDTMFFrame)] == ["7"]
-    assert serializer.deserialize(client.mark_echo("pw-1-2")) == [PlaybackMarkReached("pw-1-2")]
-    ack = client.clear_ack()
-    if ack is not None:
-        assert serializer.deserialize(ack) == [ClearAcknowledged()]
-    stop = client.stop_message()
-    if stop is not None:
-        assert any(isinstance(e, StreamStopped) for e in serializer.deserialize(stop))
-
-    # server -> client: bot audio in the server's packet size, a mark, a clear
-    packet = pcm[: serializer.packet_policy.packet_bytes * 2 // fmt.bytes_per_sample]
-    [play] = [c for m in serializer.encode_audio(packet) for c in client.parse_server_message(m)]
-    assert isinstance(play, PlayAudio) and _close(play.pcm, packet)
-    assert [c for m in serializer.encode_mark("pw-1-3") for c in client.parse_server_message(m)] == [Mark("pw-1-3")]
-    assert [c for m in serializer.encode_clear() for c in client.parse_server_message(m)] == [Clear()]
-    if serializer.supports_dtmf_out:
-        assert [c for m in serializer.encode_dtmf("12#") for c in client.parse_server_message(m)] == [SendDTMF("12#")]
 
 
 # ------------------------------------------------------------------------- REST hang-up routes
