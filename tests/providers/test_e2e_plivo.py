@@ -13,9 +13,9 @@ import pytest
 from phonewire.audio.analysis import tone
 from phonewire.serializers.base import MediaFormat
 from phonewire.serializers.plivo import PlivoFrameSerializer
-from support.bots import KeypadBot
-from support.calls import assert_tone, cancel_on_disconnect, dtmf_frames, fake_rest_api, wait_until
+from support.calls import assert_tone, dtmf_frames, wait_until
 from support.echo_app import make_app
+from support.provider_calls import CLOSED_BY_PEER, assert_clean_call, echo_call, keypad_call, rest_goodbye_call
 from support.server_harness import serve
 from support.wire import PLIVO_ACCOUNT_ID, PLIVO_CALL_ID, PLIVO_STREAM_ID, WireClient, plivo
 
@@ -23,84 +23,43 @@ PLIVO = ["plivo"]
 
 
 def test_a_plivo_call_runs_from_start_until_plivo_closes_the_socket() -> None:
-    async def main() -> None:
-        app, calls = make_app(
-            providers=PLIVO,
-            handlers=("on_client_connected", "on_client_disconnected"),
-            on_transport=cancel_on_disconnect,
-        )
-        async with serve(app) as hostport:
-            client = await WireClient.connect(hostport, plivo())
-            await client.handshake()
-            await client.stream_audio(tone(440, 0.2, 8000))
-            await client.expect_audio()
-            await client.close()  # Plivo has no stop message: the socket just closes
-            await wait_until(lambda: calls[0].finished, what="the call to finish")
-        call = calls[0]
-        info = call.transport.call_info
-        assert (info.provider, info.call_id, info.stream_id) == ("plivo", PLIVO_CALL_ID, PLIVO_STREAM_ID)
-        assert info.account_id == PLIVO_ACCOUNT_ID
-        assert info.custom_parameters == {"userId": "42", "sessionId": "pw-e2e"}
-        assert info.media_format == MediaFormat("mulaw", 8000, 1)
-        assert [e[0] for e in call.events] == ["on_client_connected", "on_client_disconnected"]
-        stats = call.transport.stats
-        assert stats.close_reason in ("client disconnected", "send failed")  # whichever side noticed first
-        assert stats.hangup == "skipped: call already ended"
-        assert stats.protocol_error_count == 0 and stats.internal_errors == 0
-        assert stats.audio_in_ms == pytest.approx(200)
-        assert client.violations == []
-
-    asyncio.run(main())
+    # Plivo has no stop message: the socket just closes
+    call, wire = asyncio.run(echo_call("plivo", plivo(), pcm=tone(440, 0.2, 8000), send_stop=False))
+    assert call.transport is not None
+    info = call.transport.call_info
+    assert (info.provider, info.call_id, info.stream_id) == ("plivo", PLIVO_CALL_ID, PLIVO_STREAM_ID)
+    assert info.account_id == PLIVO_ACCOUNT_ID
+    assert info.custom_parameters == {"userId": "42", "sessionId": "pw-e2e"}
+    assert info.media_format == MediaFormat("mulaw", 8000, 1)
+    stats = call.transport.stats
+    assert stats.close_reason in CLOSED_BY_PEER
+    assert stats.hangup == "skipped: call already ended"
+    assert_clean_call(call, wire, audio_in_ms=200)
 
 
 def test_dtmf_from_plivo_reaches_the_bot_in_order_with_its_timestamp() -> None:
-    async def main() -> None:
-        app, calls = make_app(bot=lambda call: KeypadBot(b""), providers=PLIVO)
-        async with serve(app) as hostport:
-            client = await WireClient.connect(hostport, plivo())
-            await client.handshake()
-            for digit in "42*0":
-                await client.dtmf(digit)
-            await wait_until(lambda: len(dtmf_frames(calls[0])) == 4, what="four digits")
-            await client.close()
-            await wait_until(lambda: calls[0].finished, what="the call to finish")
-        frames = dtmf_frames(calls[0])
-        assert [f.button.value for f in frames] == ["4", "2", "*", "0"]
-        assert all(f.metadata == {"timestamp": "1772446500000"} for f in frames)
-        assert calls[0].transport.stats.protocol_error_count == 0
+    async def press(wire: WireClient) -> None:
+        for digit in "42*0":
+            await wire.dtmf(digit)
 
-    asyncio.run(main())
+    call, _ = asyncio.run(keypad_call("plivo", plivo(), press, digits=4))
+    assert call.transport is not None
+    frames = dtmf_frames(call)
+    assert [f.button.value for f in frames] == ["4", "2", "*", "0"]
+    assert all(f.metadata == {"timestamp": "1772446500000"} for f in frames)
+    assert call.transport.stats.protocol_error_count == 0
 
 
 def test_hang_up_deletes_the_plivo_call_with_basic_auth() -> None:
-    async def main() -> None:
-        api, seen = fake_rest_api(204)
-        async with serve(api) as api_host:
-            kwargs = {
-                "auth_id": "MAPWE2EAUTHID0000001",
-                "auth_token": "plivo-e2e-token",
-                "params": PlivoFrameSerializer.InputParams(base_url=f"http://{api_host}"),
-            }
-            app, calls = make_app(
-                bot=lambda call: KeypadBot(tone(300, 0.3, 24000)), providers=PLIVO, serializer_kwargs=kwargs
-            )
-            async with serve(app) as hostport:
-                client = await WireClient.connect(hostport, plivo())
-                await client.handshake()
-                await client.dtmf("1")
-                await client.dtmf("#")
-                code = await client.wait_closed(timeout=5.0)
-                await wait_until(lambda: calls[0].finished, what="the call to finish")
-        assert code == 1000
-        assert len(seen) == 1
-        assert seen[0]["method"] == "DELETE"
-        assert seen[0]["path"] == f"/v1/Account/MAPWE2EAUTHID0000001/Call/{PLIVO_CALL_ID}/"
-        assert seen[0]["authorization"] == "Basic " + base64.b64encode(b"MAPWE2EAUTHID0000001:plivo-e2e-token").decode()
-        assert seen[0]["body"] == b""
-        assert seen[0]["at"] >= client.audio[-1][0]
-        assert calls[0].transport.stats.hangup == "done"
+    def kwargs(base_url: str) -> dict[str, Any]:
+        params = PlivoFrameSerializer.InputParams(base_url=base_url)
+        return {"auth_id": "MAPWE2EAUTHID0000001", "auth_token": "plivo-e2e-token", "params": params}
 
-    asyncio.run(main())
+    request = rest_goodbye_call("plivo", plivo(), kwargs, status=204)
+    assert request["method"] == "DELETE"
+    assert request["path"] == f"/v1/Account/MAPWE2EAUTHID0000001/Call/{PLIVO_CALL_ID}/"
+    assert request["authorization"] == "Basic " + base64.b64encode(b"MAPWE2EAUTHID0000001:plivo-e2e-token").decode()
+    assert request["body"] == b""
 
 
 def _spelt_as_strings(message: dict[str, Any]) -> dict[str, Any]:

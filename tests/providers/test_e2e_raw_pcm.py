@@ -11,64 +11,38 @@ import pytest
 
 from phonewire.audio.analysis import tone
 from phonewire.serializers.base import MediaFormat
-from support.bots import KeypadBot
-from support.calls import assert_tone, cancel_on_disconnect, wait_until
+from support.calls import assert_tone
 from support.echo_app import make_app
+from support.provider_calls import assert_clean_call, echo_call, goodbye_call
 from support.server_harness import serve
 from support.wire import WireClient, raw_pcm
 
-RAW = ["raw_pcm"]
+
+async def _start_with_numbers(wire: WireClient) -> None:
+    # the protocol's start may name the numbers, which the simulator's client leaves out
+    [start] = wire.provider.opening_messages()
+    await wire.send({**json.loads(start), "from": "+15555550100", "to": "+15555550199"})
 
 
 def test_a_raw_pcm_call_runs_from_start_to_stop() -> None:
-    async def main() -> None:
-        app, calls = make_app(
-            providers=RAW,
-            handlers=("on_client_connected", "on_client_disconnected"),
-            on_transport=cancel_on_disconnect,
-        )
-        async with serve(app) as hostport:
-            client = await WireClient.connect(hostport, raw_pcm("demo-1"))
-            # the protocol's start may name the numbers, which the simulator's client leaves out
-            [start] = client.provider.opening_messages()
-            await client.send({**json.loads(start), "from": "+15555550100", "to": "+15555550199"})
-            await client.stream_audio(tone(440, 0.2, 16000))
-            await client.expect_audio()
-            await client.stop()
-            await wait_until(lambda: calls[0].finished, what="the call to finish")
-            await client.close()
-        call = calls[0]
-        info = call.transport.call_info
-        assert (info.provider, info.call_id) == ("raw_pcm", "demo-1")
-        assert (info.from_number, info.to_number) == ("+15555550100", "+15555550199")
-        assert info.custom_parameters == {"k": "v", "n": "3"}  # non-strings as compact JSON
-        assert info.media_format == MediaFormat("l16", 16000, 1)
-        assert [e[0] for e in call.events] == ["on_client_connected", "on_client_disconnected"]
-        stats = call.transport.stats
-        assert stats.close_reason == "stop"
-        assert stats.protocol_error_count == 0 and stats.internal_errors == 0
-        assert stats.audio_in_ms == pytest.approx(200)
-        assert client.violations == []
-
-    asyncio.run(main())
+    call, wire = asyncio.run(
+        echo_call("raw_pcm", raw_pcm("demo-1"), pcm=tone(440, 0.2, 16000), opening=_start_with_numbers)
+    )
+    assert call.transport is not None
+    info = call.transport.call_info
+    assert (info.provider, info.call_id) == ("raw_pcm", "demo-1")
+    assert (info.from_number, info.to_number) == ("+15555550100", "+15555550199")
+    assert info.custom_parameters == {"k": "v", "n": "3"}  # non-strings as compact JSON
+    assert info.media_format == MediaFormat("l16", 16000, 1)
+    assert call.transport.stats.close_reason == "stop"
+    assert_clean_call(call, wire, audio_in_ms=200)
 
 
 def test_ending_a_raw_pcm_call_closes_the_socket_as_its_only_hang_up() -> None:
-    async def main() -> None:
-        app, calls = make_app(bot=lambda call: KeypadBot(tone(300, 0.3, 24000)), providers=RAW)
-        async with serve(app) as hostport:
-            client = await WireClient.connect(hostport, raw_pcm())
-            await client.handshake()
-            await client.dtmf("1")
-            await client.dtmf("#")
-            code = await client.wait_closed(timeout=5.0)
-            await wait_until(lambda: calls[0].finished, what="the call to finish")
-        assert code == 1000
-        hangup = calls[0].transport.stats.hangup
-        assert hangup is not None and hangup.startswith("skipped:") and "no hang-up API" in hangup
-        assert len(client.pcm()) >= 0.3 * 16000 * 2 * 0.95, "the goodbye was played before closing"
-
-    asyncio.run(main())
+    goodbye = asyncio.run(goodbye_call("raw_pcm", raw_pcm()))
+    assert goodbye.code == 1000
+    assert goodbye.hangup is not None and goodbye.hangup.startswith("skipped:") and "no hang-up API" in goodbye.hangup
+    assert len(goodbye.wire.pcm()) >= 0.3 * 16000 * 2 * 0.95, "the goodbye was played before closing"
 
 
 @pytest.mark.parametrize(
@@ -83,7 +57,7 @@ def test_ending_a_raw_pcm_call_closes_the_socket_as_its_only_hang_up() -> None:
 )
 def test_a_raw_pcm_stream_opening_without_a_start_message_is_served(first: str | bytes) -> None:
     async def main() -> tuple[WireClient, BaseException | None]:
-        app, calls = make_app(providers=RAW, handshake_timeout=0.5)
+        app, calls = make_app(providers=["raw_pcm"], handshake_timeout=0.5)
         async with serve(app) as hostport:
             client = await WireClient.connect(hostport, raw_pcm())
             await client.send(first)

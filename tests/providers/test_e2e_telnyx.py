@@ -6,15 +6,14 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-
-import pytest
+from typing import Any
 
 from phonewire.audio.analysis import dominant_frequency, tone
 from phonewire.serializers.base import MediaFormat
 from phonewire.serializers.telnyx import TelnyxFrameSerializer
-from support.bots import KeypadBot
-from support.calls import cancel_on_disconnect, dtmf_frames, fake_rest_api, wait_until
+from support.calls import dtmf_frames
 from support.echo_app import make_app
+from support.provider_calls import assert_clean_call, echo_call, keypad_call, rest_goodbye_call
 from support.server_harness import serve
 from support.wire import (
     TELNYX_CALL_CONTROL_ID,
@@ -30,89 +29,48 @@ TELNYX = ["telnyx"]
 
 
 def test_a_telnyx_call_runs_from_connected_and_start_to_stop() -> None:
-    async def main() -> None:
-        app, calls = make_app(
-            providers=TELNYX,
-            handlers=("on_client_connected", "on_client_disconnected"),
-            on_transport=cancel_on_disconnect,
-        )
-        async with serve(app) as hostport:
-            client = await WireClient.connect(hostport, telnyx({"customer_id": "cust_1001", "language": "en-US"}))
-            await client.handshake()
-            await client.stream_audio(tone(440, 0.2, 8000))
-            await client.expect_audio()
-            await client.stop()
-            await wait_until(lambda: calls[0].finished, what="the call to finish")
-            await client.close()
-        call = calls[0]
-        info = call.transport.call_info
-        assert (info.provider, info.call_id, info.stream_id) == ("telnyx", TELNYX_CALL_CONTROL_ID, TELNYX_STREAM_ID)
-        assert (info.account_id, info.from_number, info.to_number) == (TELNYX_USER_ID, TELNYX_FROM, TELNYX_TO)
-        assert info.custom_parameters == {"customer_id": "cust_1001", "language": "en-US"}
-        assert info.media_format == MediaFormat("mulaw", 8000, 1)
-        assert [e[0] for e in call.events] == ["on_client_connected", "on_client_disconnected"]
-        stats = call.transport.stats
-        assert stats.close_reason == "stop"
-        assert stats.hangup == "skipped: call already ended"  # Telnyx said stop: never hang up a gone call
-        assert stats.protocol_error_count == 0 and stats.internal_errors == 0
-        assert stats.audio_in_ms == pytest.approx(200)
-        assert client.violations == []
-
-    asyncio.run(main())
+    client = telnyx({"customer_id": "cust_1001", "language": "en-US"})
+    call, wire = asyncio.run(echo_call("telnyx", client, pcm=tone(440, 0.2, 8000)))
+    assert call.transport is not None
+    info = call.transport.call_info
+    assert (info.provider, info.call_id, info.stream_id) == ("telnyx", TELNYX_CALL_CONTROL_ID, TELNYX_STREAM_ID)
+    assert (info.account_id, info.from_number, info.to_number) == (TELNYX_USER_ID, TELNYX_FROM, TELNYX_TO)
+    assert info.custom_parameters == {"customer_id": "cust_1001", "language": "en-US"}
+    assert info.media_format == MediaFormat("mulaw", 8000, 1)
+    stats = call.transport.stats
+    assert stats.close_reason == "stop"
+    assert stats.hangup == "skipped: call already ended"  # Telnyx said stop: never hang up a gone call
+    assert_clean_call(call, wire, audio_in_ms=200)
 
 
 def test_dtmf_from_telnyx_reaches_the_bot_in_order_and_a_redelivered_digit_once() -> None:
-    async def main() -> None:
-        app, calls = make_app(bot=lambda call: KeypadBot(b""), providers=TELNYX)
-        async with serve(app) as hostport:
-            client = await WireClient.connect(hostport, telnyx())
-            await client.handshake()
-            presses = [client.provider.dtmf_message(digit) for digit in "4270"]
-            for press in presses:
-                await client.send(press)
-            await client.send(presses[3])  # the same press, delivered twice
-            await client.dtmf("9")
-            await wait_until(lambda: len(dtmf_frames(calls[0])) == 5, what="five digits")
-            await client.stop()
-            await wait_until(lambda: calls[0].finished, what="the call to finish")
-            await client.close()
-        frames = dtmf_frames(calls[0])
-        assert [f.button.value for f in frames] == ["4", "2", "7", "0", "9"]
-        assert frames[3].metadata == {"occurred_at": json.loads(presses[3])["occurred_at"]}
-        assert calls[0].transport.serializer.duplicate_dtmf == 1
-        assert calls[0].transport.stats.dtmf_in == 5
+    presses: list[Any] = []
 
-    asyncio.run(main())
+    async def press(wire: WireClient) -> None:
+        presses.extend(wire.provider.dtmf_message(digit) for digit in "4270")
+        for message in presses:
+            await wire.send(message)
+        await wire.send(presses[3])  # the same press, delivered twice
+        await wire.dtmf("9")
+
+    call, _ = asyncio.run(keypad_call("telnyx", telnyx(), press, digits=5))
+    assert call.transport is not None
+    frames = dtmf_frames(call)
+    assert [f.button.value for f in frames] == ["4", "2", "7", "0", "9"]
+    assert frames[3].metadata == {"occurred_at": json.loads(presses[3])["occurred_at"]}
+    assert call.transport.serializer.duplicate_dtmf == 1
+    assert call.transport.stats.dtmf_in == 5
 
 
 def test_hang_up_posts_to_the_telnyx_call_control_api_with_the_bearer_key() -> None:
-    async def main() -> None:
-        api, seen = fake_rest_api(200, b'{"data":{"result":"ok"}}')
-        async with serve(api) as api_host:
-            kwargs = {
-                "api_key": "KEYpw-e2e-secret",
-                "params": TelnyxFrameSerializer.InputParams(base_url=f"http://{api_host}"),
-            }
-            app, calls = make_app(
-                bot=lambda call: KeypadBot(tone(300, 0.3, 24000)), providers=TELNYX, serializer_kwargs=kwargs
-            )
-            async with serve(app) as hostport:
-                client = await WireClient.connect(hostport, telnyx())
-                await client.handshake()
-                await client.dtmf("1")
-                await client.dtmf("#")
-                code = await client.wait_closed(timeout=5.0)
-                await wait_until(lambda: calls[0].finished, what="the call to finish")
-        assert code == 1000
-        assert len(seen) == 1
-        assert seen[0]["method"] == "POST"
-        assert seen[0]["path"] == f"/v2/calls/{TELNYX_CALL_CONTROL_ID}/actions/hangup"
-        assert seen[0]["authorization"] == "Bearer KEYpw-e2e-secret"
-        assert json.loads(seen[0]["body"]) == {}
-        assert seen[0]["at"] >= client.audio[-1][0]  # the goodbye was played before hanging up
-        assert calls[0].transport.stats.hangup == "done"
+    def kwargs(base_url: str) -> dict[str, Any]:
+        return {"api_key": "KEYpw-e2e-secret", "params": TelnyxFrameSerializer.InputParams(base_url=base_url)}
 
-    asyncio.run(main())
+    request = rest_goodbye_call("telnyx", telnyx(), kwargs, body=b'{"data":{"result":"ok"}}')
+    assert request["method"] == "POST"
+    assert request["path"] == f"/v2/calls/{TELNYX_CALL_CONTROL_ID}/actions/hangup"
+    assert request["authorization"] == "Bearer KEYpw-e2e-secret"
+    assert json.loads(request["body"]) == {}
 
 
 def test_telnyx_media_delivered_out_of_order_is_echoed_in_order() -> None:
