@@ -20,7 +20,8 @@ def test_an_exotel_call_runs_from_connected_and_start_to_stop() -> None:
     info = call.transport.call_info
     ids = (info.provider, info.call_id, info.stream_id, info.account_id)
     assert ids == ("exotel", EXOTEL_CALL_SID, EXOTEL_STREAM_SID, EXOTEL_ACCOUNT_SID)
-    assert (info.from_number, info.to_number, info.media_format) == (EXOTEL_FROM, EXOTEL_TO, MediaFormat("l16", 8000, 1))
+    numbers = (info.from_number, info.to_number)
+    assert (numbers, info.media_format) == ((EXOTEL_FROM, EXOTEL_TO), MediaFormat("l16", 8000, 1))
     assert info.custom_parameters == {"lang": "hi-IN", "campaign": "renewals"}
     assert call.transport.stats.close_reason == "stop"
     assert_clean_call(call, wire, audio_in_ms=400)
