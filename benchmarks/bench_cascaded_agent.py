@@ -27,6 +27,11 @@ decision (0.8 s of silence, both frameworks) + the LLM's first token + the TTS's
     .venv/bin/python benchmarks/bench_cascaded_agent.py            # ~8 min; writes results/cascaded_agent.json
     .venv/bin/python benchmarks/bench_cascaded_agent.py --quick    # ~1.5 min smoke: 3 calls each, not saved
     .venv/bin/python benchmarks/bench_cascaded_agent.py --levels 100 --no-pipecat
+    .venv/bin/python benchmarks/bench_cascaded_agent.py --baseline-src /tmp/old/src   # + "phonewire-baseline"
+
+``--baseline-src DIR`` adds a third server per level, ``phonewire-baseline``: the same server script
+with ``PYTHONPATH=DIR`` (another checkout's ``src``, e.g. ``git archive HEAD~3 src | tar -x -C
+/tmp/old``), so a change is measured before/after in one run, on the same fakes and callers.
 
 The first run creates Pipecat's venv (``.bench-cache/pipecat-venv``, pipecat-ai
 ``[websocket,deepgram,cartesia,openai,silero]==1.14.0``; PyPI needed once).
@@ -135,8 +140,11 @@ def run_level(system: str, calls: int, args: argparse.Namespace, pipecat_python:
     try:
         fakes = Fakes(client_cpu, args.llm_first_token_ms, args.tts_first_byte_ms, logs / f"fakes-{calls}-{stamp}.log")
         port = runner._free_port()
-        if system == "phonewire":
+        server_env = {**os.environ, **fakes.env()}
+        if system in ("phonewire", "phonewire-baseline"):
             cmd = [sys.executable, str(HERE / "load" / "server_cascaded_agent.py"), "--port", str(port)]
+            if system == "phonewire-baseline":
+                server_env["PYTHONPATH"] = str(args.baseline_src)
         else:
             assert pipecat_python is not None
             cmd = [str(pipecat_python), str(HERE / "pipecat" / "cascaded_agent.py"), "--port", str(port)]
@@ -144,7 +152,7 @@ def run_level(system: str, calls: int, args: argparse.Namespace, pipecat_python:
         with open(server_log, "wb") as err:
             server = subprocess.Popen(
                 runner._pinned(cmd, server_cpu), stdout=err, stderr=subprocess.STDOUT, cwd=runner.REPO,
-                env={**os.environ, **fakes.env()},
+                env=server_env,
             )  # fmt: skip
         runner._wait_healthy(port, server)
         with tempfile.TemporaryDirectory() as tmp:
@@ -269,12 +277,16 @@ def main() -> None:
     parser.add_argument("--no-pipecat", action="store_true", help="phonewire only (no Pipecat venv)")
     parser.add_argument("--quick", action="store_true", help="3 calls per framework, 12 s windows; not saved")
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--baseline-src", type=Path, default=None,
+                        help="another phonewire src tree, run as 'phonewire-baseline' at each level")  # fmt: skip
     args = parser.parse_args()
     if args.quick:
         args.levels, args.warmup, args.measure = [3], 4.0, 12.0
     started = time.monotonic()
     pipecat_python = None if args.no_pipecat else pipecat_env.ensure_pipecat_venv(runner.CACHE / "pipecat-venv")
-    systems = ["phonewire"] + ([] if args.no_pipecat else ["pipecat"])
+    systems = (
+        ["phonewire"] + (["phonewire-baseline"] if args.baseline_src else []) + ([] if args.no_pipecat else ["pipecat"])
+    )
     results: list[dict[str, Any]] = []
     for calls in args.levels:
         for system in systems:
@@ -283,7 +295,7 @@ def main() -> None:
             results.append(r)
             x = row(r)
             print(
-                f"{system:9} N={calls:3}: CPU {x['cpu_pct'] or 0:5.1f}% ({x['cpu_pct_per_call'] or 0:.2f}%/call),"
+                f"{system:18} N={calls:3}: CPU {x['cpu_pct'] or 0:5.1f}% ({x['cpu_pct_per_call'] or 0:.2f}%/call),"
                 f" RSS {x['rss_per_call_mb'] or 0:.2f} MB/call, response p50 {x['response_p50_ms'] or 0:.0f} ms"
                 f" p95 {x['response_p95_ms'] or 0:.0f} ms, {x['turns']} turns, {x['missed']} missed,"
                 f" underruns/call-min {x['underruns_per_call_minute'] or 0:.2f},"
@@ -293,6 +305,7 @@ def main() -> None:
             )
     rows = [row(r) for r in results]
     ratios: dict[int, float | None] = {}
+    baseline_ratios: dict[int, float | None] = {}
     for calls in args.levels:
         pw = next((x for x in rows if x["system"] == "phonewire" and x["calls"] == calls), None)
         pc = next((x for x in rows if x["system"] == "pipecat" and x["calls"] == calls), None)
@@ -301,7 +314,18 @@ def main() -> None:
             if pw and pc and pw["cpu_pct_per_call"] and pc["cpu_pct_per_call"]
             else None
         )
+        bl = next((x for x in rows if x["system"] == "phonewire-baseline" and x["calls"] == calls), None)
+        if bl is not None:
+            baseline_ratios[calls] = (
+                round(bl["cpu_pct_per_call"] / pw["cpu_pct_per_call"], 2)
+                if pw and pw["cpu_pct_per_call"] and bl["cpu_pct_per_call"]
+                else None
+            )
     table = render(rows, ratios)
+    for n, ratio in baseline_ratios.items():
+        table += (
+            f"\nN={n}: phonewire-baseline CPU/call / phonewire CPU/call = {'-' if ratio is None else f'{ratio:.2f}'}x"
+        )
     print("\n" + table)
     out = {
         "benchmark": "cascaded_agent",
@@ -311,6 +335,9 @@ def main() -> None:
         "expected_response_ms": expected_ms(args.llm_first_token_ms, args.tts_first_byte_ms),
         "targets": {"cpu_ratio": CPU_RATIO_TARGET, "own_ms": OWN_TARGET_MS, "real_time_calls": 100},
         "cpu_ratio_pipecat_over_phonewire": {str(k): v for k, v in ratios.items()},
+        **({"baseline_src": str(args.baseline_src),
+            "cpu_ratio_baseline_over_phonewire": {str(k): v for k, v in baseline_ratios.items()}}
+           if args.baseline_src else {}),
         "rows": rows,
         "machine": runner.machine_info(),
         "wall_s": round(time.monotonic() - started, 1),
