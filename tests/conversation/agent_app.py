@@ -65,11 +65,20 @@ def agent_app(
                 await params.result_callback({"order_id": params.arguments.get("order_id"), "status": "shipped"})
 
         llm.register_function("get_order_status", get_order_status)
-        pair = LLMContextAggregatorPair(context)
-        task = PipelineTask(
-            Pipeline([transport.input(), stt, pair.user(), llm, tts, transport.output(), pair.assistant()])
-        )
-        await task.queue_frame(TTSSpeakFrame(text=GREETING))
-        await PipelineRunner(handle_sigint=False, handle_sigterm=False).run(task)
+        await run_cascade(transport, context, stt, llm, tts)
 
+    return agent_server(bot)
+
+
+async def run_cascade(transport: Any, context: LLMContext, stt: Any, llm: Any, tts: Any) -> None:
+    """The cascaded agent's pipeline (STT, user aggregator, LLM, TTS, output, assistant
+    aggregator) on ``context``, greeting the caller first; returns when the call ends."""
+    pair = LLMContextAggregatorPair(context)
+    task = PipelineTask(Pipeline([transport.input(), stt, pair.user(), llm, tts, transport.output(), pair.assistant()]))
+    await task.queue_frame(TTSSpeakFrame(text=GREETING))
+    await PipelineRunner(handle_sigint=False, handle_sigterm=False).run(task)
+
+
+def agent_server(bot: Callable[[Any, Any], Awaitable[None]]) -> Any:
+    """``create_app`` serving ``bot`` the way every agent test serves it (Silero VAD, ws://)."""
     return create_app(bot, ServerConfig(vad="silero", stream_scheme="ws", freeze_gc=False))

@@ -9,16 +9,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from phonewire.frames import TTSSpeakFrame
-from phonewire.pipeline import Pipeline, PipelineRunner, PipelineTask
-from phonewire.processors.aggregators import LLMContext, LLMContextAggregatorPair
-from phonewire.server import ServerConfig, create_app
+from agent_app import SYSTEM, agent_server, run_cascade
+
+from phonewire.processors.aggregators import LLMContext
 from phonewire.services.deepgram import DeepgramSTTService
 from phonewire.services.openai import OpenAILLMService, OpenAITTSService
 from phonewire.testing.fakes import FakeDeepgramServer, FakeOpenAIServer
-
-SYSTEM = {"role": "system", "content": "You are a helpful phone agent."}
-GREETING = "Hello, how can I help?"
 
 
 @dataclass
@@ -39,11 +35,6 @@ def deepgram_agent_app(openai: FakeOpenAIServer, deepgram: FakeDeepgramServer, c
         tts = OpenAITTSService(api_key="test-key", base_url=openai.base_url, model="tts-1")
         context = LLMContext([dict(SYSTEM)])
         calls.append(DeepgramCall(context, stt, transport, wire_mode))
-        pair = LLMContextAggregatorPair(context)
-        task = PipelineTask(
-            Pipeline([transport.input(), stt, pair.user(), llm, tts, transport.output(), pair.assistant()])
-        )
-        await task.queue_frame(TTSSpeakFrame(text=GREETING))
-        await PipelineRunner(handle_sigint=False, handle_sigterm=False).run(task)
+        await run_cascade(transport, context, stt, llm, tts)
 
-    return create_app(bot, ServerConfig(vad="silero", stream_scheme="ws", freeze_gc=False))
+    return agent_server(bot)

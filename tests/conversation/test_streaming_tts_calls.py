@@ -3,75 +3,42 @@ simulated Twilio caller (μ-law 8 kHz), FakeOpenAIServer for STT and the LLM."""
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
-from unittest import mock
 
 import pytest
-from streaming_tts_app import GREETING, StreamingCall, streaming_tts_app
+from agent_app import GREETING
+from streaming_tts_app import (
+    BARGE_IN_REPLIES,
+    BARGE_IN_SCRIPT,
+    BARGE_IN_TRANSCRIPTS,
+    HELLO,
+    ONE_QUESTION_SCRIPT,
+    StreamingCall,
+    assert_kept_the_heard_words,
+    run_call,
+    transcoding_probes,
+)
 
-import phonewire.audio.g711 as g711
-from phonewire.audio.resample import RateConverter
 from phonewire.services.cartesia import CartesiaTTSService
-from phonewire.testing import BargeIn, HangUp, Say, WaitForBotReply, simulate_call
+from phonewire.testing import HangUp, Say, WaitForBotReply
 from phonewire.testing.fakes import FakeOpenAIServer
 from phonewire.testing.fakes.cartesia_server import FakeCartesiaServer
 from phonewire.testing.fakes.ws_fake import ErrorReply
-from phonewire.testing.script import builtin_recording
-from support.server_harness import serve
 
 pytestmark = pytest.mark.slow
 
-HELLO = builtin_recording("hello")
-THANKS = builtin_recording("thanks")
-LONG_REPLY = (
-    "Your order left our warehouse on Monday, it travelled through three depots, "
-    "it is now with the local courier, and it should reach you tomorrow before noon."
-)
-
 
 def _call(openai: FakeOpenAIServer, cartesia: FakeCartesiaServer, script: list[Any]) -> tuple[Any, list[StreamingCall]]:
-    calls: list[StreamingCall] = []
-
-    def make_tts() -> CartesiaTTSService:
-        return CartesiaTTSService(api_key="test-key", base_url=cartesia.base_url, voice_id="voice-1")
-
-    async def main() -> Any:
-        async with serve(streaming_tts_app(openai, make_tts, calls)) as hostport:
-            return await simulate_call(f"ws://{hostport}/ws", script=script, max_duration_s=60)
-
-    report = asyncio.run(main())
-    assert report.errors == [], report.render_text()
-    return report, calls
-
-
-class _Counter:
-    def __init__(self, fn: Any) -> None:
-        self.fn, self.calls = fn, 0
-
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        self.calls += 1
-        return self.fn(*args, **kwargs)
+    return run_call(
+        openai, lambda: CartesiaTTSService(api_key="test-key", base_url=cartesia.base_url, voice_id="voice-1"), script
+    )
 
 
 def test_a_call_is_answered_with_mulaw_passed_through_untouched() -> None:
-    encode = _Counter(g711.pcm_to_ulaw)
-    converted: list[int] = []
-
-    class CountingConverter(RateConverter):
-        def convert(self, pcm: bytes, in_rate: int) -> bytes:
-            converted.append(len(pcm))
-            return super().convert(pcm, in_rate)
-
     with FakeOpenAIServer(transcripts=["Where is my order?"], chat_replies=["It shipped today."]) as openai:
         with FakeCartesiaServer() as cartesia:
-            with (
-                mock.patch("phonewire.serializers.twilio.pcm_to_ulaw", encode),
-                mock.patch("phonewire.transports.output.RateConverter", CountingConverter),
-            ):
-                report, [call] = _call(
-                    openai, cartesia, [WaitForBotReply(), Say.from_wav(HELLO), WaitForBotReply(), HangUp()]
-                )
+            with transcoding_probes() as (encode, converted):
+                report, [call] = _call(openai, cartesia, ONE_QUESTION_SCRIPT)
             requests = [m.data for m in cartesia.received]
 
     assert report.turns[0].response_latency_ms is not None
@@ -90,34 +57,14 @@ def test_a_call_is_answered_with_mulaw_passed_through_untouched() -> None:
 
 
 def test_a_barge_in_keeps_exactly_the_words_whose_audio_was_played() -> None:
-    with FakeOpenAIServer(
-        transcripts=["Where is my order?", "Thanks."], chat_replies=[LONG_REPLY, "Glad to help."]
-    ) as openai:
+    with FakeOpenAIServer(transcripts=BARGE_IN_TRANSCRIPTS, chat_replies=BARGE_IN_REPLIES) as openai:
         with FakeCartesiaServer(realtime=1.5) as cartesia:  # still generating at the barge-in
-            script = [
-                WaitForBotReply(),
-                Say.from_wav(HELLO),
-                BargeIn.from_wav(2.5, THANKS),
-                WaitForBotReply(),
-                HangUp(),
-            ]
-            report, [call] = _call(openai, cartesia, script)
+            report, [call] = _call(openai, cartesia, BARGE_IN_SCRIPT)
             second = openai.chat_requests[1].json["messages"]
             reply_ctx = next(c for c in cartesia.contexts.values() if "warehouse" in "".join(c.transcripts))
 
-    barge = report.barge_ins[0]
-    assert barge.bot_silent_s is not None
-    reply_turn = report.turns[0]
-    assert reply_turn.first_bot_audio_s is not None
-    heard_ms = (barge.bot_silent_s - reply_turn.first_bot_audio_s) * 1000
-    started = [w.word for w in reply_ctx.words if w.start_ms < heard_ms]
-    kept = second[3]["content"].removesuffix(" —").split()
-    # exact to the word, from the service's own marks: at most the word being spoken at the cut differs
-    assert kept == started or kept == started[:-1] or kept == [w.word for w in reply_ctx.words][: len(started) + 1], (
-        kept,
-        started,
-    )
-    assert 2 <= len(kept) < len(reply_ctx.words)
+    # exact to the word, from the service's own marks
+    assert_kept_the_heard_words(report, second, reply_ctx.words)
     # the interrupted context was cancelled at the service
     assert reply_ctx.context_id in call.tts.cancelled_contexts
     assert any(m.data == {"context_id": reply_ctx.context_id, "cancel": True} for m in cartesia.received)
