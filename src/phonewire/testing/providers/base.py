@@ -17,16 +17,20 @@ import base64
 import binascii
 import json
 import re
+import secrets
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
+from urllib.parse import urlsplit
 
+from phonewire.audio.codecs import Codec
 from phonewire.serializers.base import MediaFormat
 
 __all__ = [
     "Clear",
     "HangupRoute",
+    "JSONStreamClient",
     "Mark",
     "MediaFormat",
     "Message",
@@ -34,7 +38,13 @@ __all__ = [
     "ProtocolViolation",
     "ProviderClient",
     "SendDTMF",
+    "SequencedJSONClient",
     "ServerCommand",
+    "TwilioStyleIds",
+    "dumps",
+    "hex_sid",
+    "string_parameters",
+    "wss_only",
 ]
 
 Message = str | bytes
@@ -189,13 +199,165 @@ class ProviderClient(ABC):
         """The provider's answer to a clear, if it sends one (Plivo, Vonage); Twilio does not."""
         return None
 
-    @abstractmethod
+    @property
+    def wire_codec(self) -> Codec:
+        """The ``Codec`` of ``wire_format`` (L16 little-endian; Telnyx may override)."""
+        return self.wire_format.codec
+
     def encode(self, pcm: bytes) -> bytes:
-        """s16le PCM at the wire rate -> wire encoding."""
+        """s16le PCM at the wire rate -> wire encoding (an odd trailing byte is dropped)."""
+        return self.wire_codec.encode(pcm)
+
+    def decode(self, payload: bytes) -> bytes:
+        """Wire encoding -> s16le PCM at the wire rate (half a trailing sample is dropped)."""
+        return lenient_decode(self.wire_codec, payload)
+
+
+def lenient_decode(codec: Codec, payload: bytes) -> bytes:
+    """``codec.decode`` of ``payload`` without its half trailing sample, if any: the simulator
+    reports bad audio as a violation and plays the rest, it never raises."""
+    size = codec.bytes_per_sample
+    return codec.decode(bytes(payload[: len(payload) // size * size]))
+
+
+# --- helpers the provider modules share ----------------------------------------------------
+
+
+def dumps(message: Mapping[str, Any]) -> str:
+    """A compact JSON text frame (values JSON cannot carry are sent as their ``str``)."""
+    return json.dumps(message, separators=(",", ":"), default=str)
+
+
+def hex_sid(prefix: str) -> str:
+    """A Twilio-style SID: a two-letter prefix and 32 lowercase hex digits."""
+    return prefix + secrets.token_hex(16)
+
+
+def string_parameters(custom_parameters: Mapping[str, Any] | None) -> dict[str, str]:
+    """Custom parameters as the providers that carry only strings deliver them."""
+    return {str(k): str(v) for k, v in (custom_parameters or {}).items()}
+
+
+def wss_only(url: str, provider: str) -> list[str]:
+    """The warning a provider that streams only to ``wss://`` gives about another scheme."""
+    scheme = urlsplit(url).scheme
+    if scheme not in ("wss", "ws"):
+        return [f"{provider} streams only to wss:// URLs, not {scheme}://"]
+    return []
+
+
+class TwilioStyleIds:
+    """Twilio's three ids, which Exotel copies: ``account_sid`` (``AC…``), ``call_sid``
+    (``CA…``) and ``stream_sid`` (``MZ…``), random when not given. Mix in before the client
+    class: the call is ``call_sid``, the stream ``stream_sid``."""
+
+    account_sid: str
+    call_sid: str
+    stream_sid: str
+
+    def _init_sids(self, account_sid: str | None, call_sid: str | None, stream_sid: str | None) -> None:
+        self.account_sid = account_sid or hex_sid("AC")
+        self.call_sid = call_sid or hex_sid("CA")
+        self.stream_sid = stream_sid or hex_sid("MZ")
+
+    @property
+    def call_id(self) -> str:
+        return self.call_sid
+
+    @property
+    def stream_id(self) -> str | None:
+        return self.stream_sid
+
+
+class SequencedJSONClient(ProviderClient):
+    """A provider speaking JSON text frames that each carry a sequence number (counting every
+    message from 1) and the stream's id: Twilio, Telnyx, Exotel and Plivo. Subclasses name the
+    two keys; the counters (sequence, media chunk, media time) live here."""
+
+    #: The sequence number's key ("sequenceNumber", "sequence_number").
+    sequence_key: ClassVar[str]
+    #: The stream id's key ("streamSid", "stream_sid", "stream_id", "streamId").
+    stream_key: ClassVar[str]
+
+    _sequence: int = 0
+    _chunk: int = 0
+    _media_ms: float = 0.0
+
+    def _next_sequence(self) -> str | int:
+        """The next sequence number; a string, as most providers send it."""
+        self._sequence += 1
+        return str(self._sequence)
+
+    def _message(self, event: str, **fields: Any) -> str:
+        """One message of this stream: event, sequence number, stream id, then ``fields``."""
+        return dumps(
+            {"event": event, self.sequence_key: self._next_sequence(), self.stream_key: self.stream_id, **fields}
+        )
+
+    def _advance_media(self, encoded: bytes) -> float:
+        """Count one media message of ``encoded`` wire bytes; the stream time (ms) it starts at."""
+        self._chunk += 1
+        at = self._media_ms
+        fmt = self.wire_format
+        self._media_ms += len(encoded) / fmt.bytes_per_sample * 1000 / fmt.sample_rate
+        return at
+
+
+class JSONStreamClient(SequencedJSONClient):
+    """What Twilio, Telnyx and Exotel share: the bot sends ``media``, ``mark`` and ``clear`` for
+    this stream, each provider checks the media its own way (``_parse_media``); the caller's
+    media carries ``chunk``, ``timestamp`` and ``payload`` (strings), marks echo as ``mark``."""
+
+    #: The provider's name in violation reasons ("Twilio").
+    display_name: ClassVar[str]
+    #: The provider's error code for a message that does not conform, if it has one.
+    error_code: ClassVar[int | None] = None
+    #: The code for a binary frame, when the provider has its own (Twilio's warning 31950).
+    binary_code: ClassVar[int | None] = None
+    #: Must the bot's messages name the stream (Telnyx's may leave it out)?
+    stream_key_required: ClassVar[bool] = True
+    #: The caller's media names its track ("inbound").
+    media_track: ClassVar[bool] = True
+    #: ``media.timestamp`` is the stream time at the chunk's end (Exotel), not its start.
+    timestamp_at_end: ClassVar[bool] = False
+
+    def media_message(self, encoded: bytes) -> Message:
+        start = self._advance_media(encoded)
+        media: dict[str, Any] = {"track": "inbound"} if self.media_track else {}
+        media["chunk"] = str(self._chunk)
+        media["timestamp"] = str(int(self._media_ms if self.timestamp_at_end else start))
+        media["payload"] = base64.b64encode(encoded).decode("ascii")
+        return self._message("media", media=media)
+
+    def mark_echo(self, name: str) -> Message:
+        return self._message("mark", mark={"name": name})
+
+    def _violation(self, reason: str, code: int | None = None) -> ProtocolViolation:
+        return ProtocolViolation(reason, self.error_code if code is None else code)
+
+    def parse_server_message(self, message: Message) -> list[ServerCommand]:
+        data = json_text_frame(message, self.display_name, self.error_code, binary_code=self.binary_code)
+        if isinstance(data, ProtocolViolation):
+            return [data]
+        event = data.get("event")
+        if event not in ("media", "mark", "clear"):
+            return [
+                self._violation(f"unknown event {str(event)[:40]!r} ({self.display_name} accepts media, mark, clear)")
+            ]
+        stream = data.get(self.stream_key)
+        if stream is None and self.stream_key_required:
+            return [self._violation(f"{event} message without {self.stream_key}")]
+        if stream is not None and stream != self.stream_id:
+            return [self._violation(f"{event} message for another {self.stream_key} {str(stream)[:40]!r}")]
+        if event == "media":
+            return self._parse_media(data.get("media"))
+        if event == "mark":
+            return mark_command(data.get("mark"), self.error_code)
+        return [Clear()]
 
     @abstractmethod
-    def decode(self, payload: bytes) -> bytes:
-        """Wire encoding -> s16le PCM at the wire rate."""
+    def _parse_media(self, media: Any) -> list[ServerCommand]:
+        """The bot's ``media`` object as commands (audio, and any violations)."""
 
 
 def media_payload(media: Any) -> bytes | str:

@@ -19,26 +19,23 @@ Wire facts this module keeps (developer.exotel.com/docs/agentstream/websocket-pr
 
 from __future__ import annotations
 
-import base64
-import json
-import secrets
 from collections.abc import Mapping
 from typing import Any, ClassVar
 from urllib.parse import parse_qs, urlsplit
 
 from phonewire.exceptions import ConfigurationError
 from phonewire.testing.providers.base import (
-    Clear,
     HangupRoute,
+    JSONStreamClient,
     MediaFormat,
     Message,
     PlayAudio,
-    ProtocolViolation,
-    ProviderClient,
     ServerCommand,
-    json_text_frame,
-    mark_command,
+    TwilioStyleIds,
+    dumps,
     media_payload,
+    string_parameters,
+    wss_only,
 )
 
 __all__ = ["ExotelClient"]
@@ -51,15 +48,7 @@ CHUNK_MAX = 100_000
 MAX_CUSTOM_PARAMETERS = 3
 
 
-def _dumps(message: dict[str, Any]) -> str:
-    return json.dumps(message, separators=(",", ":"))
-
-
-def _sid(prefix: str) -> str:
-    return prefix + secrets.token_hex(16)
-
-
-class ExotelClient(ProviderClient):
+class ExotelClient(TwilioStyleIds, JSONStreamClient):
     """Exotel's side of one Voicebot applet stream.
 
     Args:
@@ -75,6 +64,13 @@ class ExotelClient(ProviderClient):
     name: ClassVar[str] = "exotel"
     packet_ms: ClassVar[int] = 100
     hangup_route: ClassVar[HangupRoute | None] = None
+    sequence_key: ClassVar[str] = "sequence_number"
+    stream_key: ClassVar[str] = "stream_sid"
+    display_name: ClassVar[str] = "Exotel"
+    media_track: ClassVar[bool] = False
+    # Exotel's example numbers chunk "2" with timestamp "200" at 100 ms per chunk: the
+    # timestamp is the stream time at the end of the chunk, in ms.
+    timestamp_at_end: ClassVar[bool] = True
 
     def __init__(
         self,
@@ -92,34 +88,18 @@ class ExotelClient(ProviderClient):
         if sample_rate not in SAMPLE_RATES:
             raise ConfigurationError(f"exotel: sample_rate must be 8000, 16000 or 24000, not {sample_rate}")
         self._format = MediaFormat("l16", sample_rate, 1)
-        self.stream_sid = stream_sid or _sid("MZ")
-        self.call_sid = call_sid or _sid("CA")
-        self.account_sid = account_sid or _sid("AC")
+        self._init_sids(account_sid, call_sid, stream_sid)
         self.from_number = from_number
         self.to_number = to_number
-        self.custom_parameters = {str(k): str(v) for k, v in (custom_parameters or {}).items()}
+        self.custom_parameters = string_parameters(custom_parameters)
         self.dtmf_duration_ms = dtmf_duration_ms
         self.stop_reason = stop_reason
-        self._sequence = 0
-        self._chunk = 0
-        self._media_ms = 0.0
 
     # --- identity and format ----------------------------------------------------------------
 
-    @property
-    def call_id(self) -> str:
-        return self.call_sid
-
-    @property
-    def stream_id(self) -> str | None:
-        return self.stream_sid
-
     def url_warnings(self, url: str) -> list[str]:
-        parts = urlsplit(url)
-        warnings = []
-        if parts.scheme not in ("wss", "ws"):
-            warnings.append(f"Exotel streams only to wss:// URLs, not {parts.scheme}://")
-        asked = parse_qs(parts.query).get("sample-rate")
+        warnings = wss_only(url, "Exotel")
+        asked = parse_qs(urlsplit(url).query).get("sample-rate")
         if asked and asked[-1] != str(self._format.sample_rate):
             warnings.append(
                 f"the URL asks for sample-rate={asked[-1]} but the simulated stream runs at "
@@ -131,16 +111,10 @@ class ExotelClient(ProviderClient):
 
     # --- messages Exotel sends ----------------------------------------------------------------
 
-    def _next_sequence(self) -> str:
-        self._sequence += 1
-        return str(self._sequence)
-
     def opening_messages(self) -> list[Message]:
-        start = {
-            "event": "start",
-            "sequence_number": self._next_sequence(),
-            "stream_sid": self.stream_sid,
-            "start": {
+        start = self._message(
+            "start",
+            start={
                 "stream_sid": self.stream_sid,
                 "call_sid": self.call_sid,
                 "account_sid": self.account_sid,
@@ -153,90 +127,31 @@ class ExotelClient(ProviderClient):
                     "bit_rate": "16",
                 },
             },
-        }
-        return [_dumps({"event": "connected"}), _dumps(start)]
-
-    def media_message(self, encoded: bytes) -> Message:
-        self._chunk += 1
-        # Exotel's example numbers chunk "2" with timestamp "200" at 100 ms per chunk: the
-        # timestamp is the stream time at the end of the chunk, in ms.
-        self._media_ms += len(encoded) / 2 * 1000 / self._format.sample_rate
-        return _dumps(
-            {
-                "event": "media",
-                "sequence_number": self._next_sequence(),
-                "stream_sid": self.stream_sid,
-                "media": {
-                    "chunk": str(self._chunk),
-                    "timestamp": str(int(self._media_ms)),
-                    "payload": base64.b64encode(encoded).decode("ascii"),
-                },
-            }
         )
+        return [dumps({"event": "connected"}), start]
 
     def dtmf_message(self, digit: str) -> Message:
-        return _dumps(
-            {
-                "event": "dtmf",
-                "sequence_number": self._next_sequence(),
-                "stream_sid": self.stream_sid,
-                "dtmf": {"digit": digit, "duration": str(self.dtmf_duration_ms)},
-            }
-        )
-
-    def mark_echo(self, name: str) -> Message:
-        return _dumps(
-            {
-                "event": "mark",
-                "sequence_number": self._next_sequence(),
-                "stream_sid": self.stream_sid,
-                "mark": {"name": name},
-            }
-        )
+        return self._message("dtmf", dtmf={"digit": digit, "duration": str(self.dtmf_duration_ms)})
 
     def stop_message(self) -> Message | None:
-        return _dumps(
-            {
-                "event": "stop",
-                "sequence_number": self._next_sequence(),
-                "stream_sid": self.stream_sid,
-                "stop": {"call_sid": self.call_sid, "account_sid": self.account_sid, "reason": self.stop_reason},
-            }
-        )
+        stop = {"call_sid": self.call_sid, "account_sid": self.account_sid, "reason": self.stop_reason}
+        return self._message("stop", stop=stop)
 
     # --- messages the bot sends ---------------------------------------------------------------
-
-    def parse_server_message(self, message: Message) -> list[ServerCommand]:
-        data = json_text_frame(message, "Exotel")
-        if isinstance(data, ProtocolViolation):
-            return [data]
-        event = data.get("event")
-        if event not in ("media", "mark", "clear"):
-            return [ProtocolViolation(f"unknown event {str(event)[:40]!r} (Exotel accepts media, mark, clear)")]
-        stream_sid = data.get("stream_sid")
-        if stream_sid is None:
-            return [ProtocolViolation(f"{event} message without stream_sid")]
-        if stream_sid != self.stream_sid:
-            return [ProtocolViolation(f"{event} message for another stream_sid {str(stream_sid)[:40]!r}")]
-        if event == "media":
-            return self._parse_media(data.get("media"))
-        if event == "mark":
-            return mark_command(data.get("mark"))
-        return [Clear()]
 
     def _parse_media(self, media: Any) -> list[ServerCommand]:
         payload = media_payload(media)
         if isinstance(payload, str):
-            return [ProtocolViolation(payload)]
+            return [self._violation(payload)]
         if not payload:
-            return [ProtocolViolation("media message with an empty payload")]
+            return [self._violation("media message with an empty payload")]
         commands: list[ServerCommand] = []
         if len(payload) > CHUNK_MAX:
-            commands.append(ProtocolViolation(f"media chunk of {len(payload)} bytes: Exotel takes at most 100 KB"))
+            commands.append(self._violation(f"media chunk of {len(payload)} bytes: Exotel takes at most 100 KB"))
         tail = len(payload) % CHUNK_MULTIPLE
         if tail:
             commands.append(
-                ProtocolViolation(
+                self._violation(
                     f"media chunk of {len(payload)} bytes is not a multiple of {CHUNK_MULTIPLE}: "
                     "Exotel plays the short tail as a full 20 ms packet (an audible gap)"
                 )
@@ -245,11 +160,3 @@ class ExotelClient(ProviderClient):
             payload += bytes(CHUNK_MULTIPLE - tail)
         commands.append(PlayAudio(self.decode(payload)))
         return commands
-
-    # --- codec ------------------------------------------------------------------------------
-
-    def encode(self, pcm: bytes) -> bytes:
-        return bytes(pcm[: len(pcm) // 2 * 2])
-
-    def decode(self, payload: bytes) -> bytes:
-        return bytes(payload[: len(payload) // 2 * 2])

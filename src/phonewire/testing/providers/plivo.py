@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 import re
 import secrets
 import string
@@ -28,7 +27,6 @@ import uuid
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from phonewire.audio.g711 import pcm_to_ulaw, ulaw_to_pcm
 from phonewire.exceptions import ConfigurationError
 from phonewire.testing.providers.base import (
     Clear,
@@ -38,10 +36,12 @@ from phonewire.testing.providers.base import (
     Message,
     PlayAudio,
     ProtocolViolation,
-    ProviderClient,
     SendDTMF,
+    SequencedJSONClient,
     ServerCommand,
+    dumps,
     json_object,
+    string_parameters,
 )
 
 __all__ = ["PLIVO_HANGUP_ROUTE", "PlivoClient"]
@@ -58,10 +58,6 @@ _CONTENT_TYPES = {
 }
 _MIME = {"mulaw": "audio/x-mulaw", "l16": "audio/x-l16"}
 _DTMF_DIGITS = frozenset("0123456789*#ABCD")
-
-
-def _dumps(message: dict[str, Any]) -> str:
-    return json.dumps(message, separators=(",", ":"))
 
 
 def _is_hangup(form: Mapping[str, str], body: Any) -> bool:
@@ -83,7 +79,7 @@ def _account_id() -> str:
     return "MA" + "".join(secrets.choice(alphabet) for _ in range(18))
 
 
-class PlivoClient(ProviderClient):
+class PlivoClient(SequencedJSONClient):
     """Plivo's side of one bidirectional audio stream.
 
     Args:
@@ -100,6 +96,8 @@ class PlivoClient(ProviderClient):
     packet_ms: ClassVar[int] = 20
     hangup_route: ClassVar[HangupRoute | None] = PLIVO_HANGUP_ROUTE
     echo_marks_on_clear = False
+    sequence_key: ClassVar[str] = "sequenceNumber"
+    stream_key: ClassVar[str] = "streamId"
 
     def __init__(
         self,
@@ -121,12 +119,9 @@ class PlivoClient(ProviderClient):
         self._call_id = call_id or str(uuid.uuid4())
         self._stream_id = stream_id or str(uuid.uuid4())
         self.account_id = account_id or _account_id()
-        self.custom_parameters = {str(k): str(v) for k, v in (custom_parameters or {}).items()}
+        self.custom_parameters = string_parameters(custom_parameters)
         self.extra_headers = ";".join(f"{k}={v}" for k, v in self.custom_parameters.items())
         self.start_timestamp_ms = start_timestamp_ms if start_timestamp_ms is not None else int(time.time() * 1000)
-        self._sequence = 0
-        self._chunk = 0
-        self._media_ms = 0.0
 
     # --- identity and format ----------------------------------------------------------------
 
@@ -154,6 +149,7 @@ class PlivoClient(ProviderClient):
     # --- messages Plivo sends -----------------------------------------------------------------
 
     def _next_sequence(self) -> int:
+        """Plivo's sequence numbers are JSON numbers."""
         self._sequence += 1
         return self._sequence
 
@@ -173,48 +169,28 @@ class PlivoClient(ProviderClient):
             },
             "extra_headers": self.extra_headers,
         }
-        return [_dumps(start)]
+        return [dumps(start)]
 
     def media_message(self, encoded: bytes) -> Message:
-        self._chunk += 1
-        message = {
-            "event": "media",
-            "sequenceNumber": self._next_sequence(),
-            "streamId": self._stream_id,
-            "media": {
-                "track": "inbound",
-                "timestamp": self._timestamp(),
-                "chunk": self._chunk,
-                "payload": base64.b64encode(encoded).decode("ascii"),
-            },
-            "extra_headers": self.extra_headers,
+        timestamp = self._timestamp()
+        self._advance_media(encoded)
+        media = {
+            "track": "inbound",
+            "timestamp": timestamp,
+            "chunk": self._chunk,
+            "payload": base64.b64encode(encoded).decode("ascii"),
         }
-        self._media_ms += len(encoded) / self._format.bytes_per_sample * 1000 / self._format.sample_rate
-        return _dumps(message)
+        return self._message("media", media=media, extra_headers=self.extra_headers)
 
     def dtmf_message(self, digit: str) -> Message:
-        return _dumps(
-            {
-                "event": "dtmf",
-                "sequenceNumber": self._next_sequence(),
-                "streamId": self._stream_id,
-                "dtmf": {"track": "inbound", "digit": digit, "timestamp": self._timestamp()},
-                "extra_headers": self.extra_headers,
-            }
-        )
+        dtmf = {"track": "inbound", "digit": digit, "timestamp": self._timestamp()}
+        return self._message("dtmf", dtmf=dtmf, extra_headers=self.extra_headers)
 
     def mark_echo(self, name: str) -> Message:
-        return _dumps(
-            {
-                "event": "playedStream",
-                "sequenceNumber": self._next_sequence(),
-                "streamId": self._stream_id,
-                "name": name,
-            }
-        )
+        return self._message("playedStream", name=name)
 
     def clear_ack(self) -> Message | None:
-        return _dumps({"event": "clearedAudio", "sequenceNumber": self._next_sequence(), "streamId": self._stream_id})
+        return self._message("clearedAudio")
 
     def stop_message(self) -> Message | None:
         return None  # Plivo just closes the socket
@@ -290,15 +266,3 @@ class PlivoClient(ProviderClient):
         if pcm:
             commands.append(PlayAudio(pcm))
         return commands
-
-    # --- codec ------------------------------------------------------------------------------
-
-    def encode(self, pcm: bytes) -> bytes:
-        if self._format.encoding == "mulaw":
-            return pcm_to_ulaw(pcm)
-        return bytes(pcm[: len(pcm) // 2 * 2])
-
-    def decode(self, payload: bytes) -> bytes:
-        if self._format.encoding == "mulaw":
-            return ulaw_to_pcm(payload)
-        return bytes(payload[: len(payload) // 2 * 2])

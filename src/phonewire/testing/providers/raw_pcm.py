@@ -16,7 +16,6 @@ There is no hang-up API: the server ends the stream by closing the WebSocket.
 
 from __future__ import annotations
 
-import json
 import secrets
 from collections.abc import Mapping
 from typing import Any, ClassVar
@@ -33,6 +32,7 @@ from phonewire.testing.providers.base import (
     ProviderClient,
     SendDTMF,
     ServerCommand,
+    dumps,
     json_object,
 )
 
@@ -40,10 +40,6 @@ __all__ = ["RawPCMClient"]
 
 SAMPLE_RATES = (8000, 12000, 16000, 22050, 24000, 32000, 44100, 48000, 64000)
 _DTMF_DIGITS = frozenset("0123456789*#ABCD")
-
-
-def _dumps(message: dict[str, Any]) -> str:
-    return json.dumps(message, separators=(",", ":"), default=str)
 
 
 class RawPCMClient(ProviderClient):
@@ -98,22 +94,22 @@ class RawPCMClient(ProviderClient):
             "sample_rate": self._format.sample_rate,
             "custom_parameters": dict(self.custom_parameters),
         }
-        return [_dumps(start)]
+        return [dumps(start)]
 
     def media_message(self, encoded: bytes) -> Message:
         return bytes(encoded)
 
     def dtmf_message(self, digit: str) -> Message:
-        return _dumps({"event": "dtmf", "digit": digit})
+        return dumps({"event": "dtmf", "digit": digit})
 
     def mark_echo(self, name: str) -> Message:
-        return _dumps({"event": "mark", "name": name})
+        return dumps({"event": "mark", "name": name})
 
     def clear_ack(self) -> Message | None:
-        return _dumps({"event": "cleared"})
+        return dumps({"event": "cleared"})
 
     def stop_message(self) -> Message | None:
-        return _dumps({"event": "stop", "reason": self.stop_reason})
+        return dumps({"event": "stop", "reason": self.stop_reason})
 
     # --- messages the server sends ------------------------------------------------------------
 
@@ -141,11 +137,3 @@ class RawPCMClient(ProviderClient):
         if event == "message":
             return []  # application data for the client; nothing to play
         return [ProtocolViolation(f"unknown event {str(event)[:40]!r} (mark, clear, dtmf, message)")]
-
-    # --- codec ------------------------------------------------------------------------------
-
-    def encode(self, pcm: bytes) -> bytes:
-        return bytes(pcm[: len(pcm) // 2 * 2])
-
-    def decode(self, payload: bytes) -> bytes:
-        return bytes(payload[: len(payload) // 2 * 2])

@@ -25,32 +25,27 @@ can swap any provider's media.
 
 from __future__ import annotations
 
-import base64
-import json
 import re
 import secrets
 import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar, Literal
-from urllib.parse import urlsplit
 
-import numpy as np
-
-from phonewire.audio.g711 import alaw_to_pcm, pcm_to_alaw, pcm_to_ulaw, ulaw_to_pcm
+from phonewire.audio.codecs import Codec, codec_for
 from phonewire.exceptions import ConfigurationError
 from phonewire.testing.providers.base import (
-    Clear,
     HangupRoute,
+    JSONStreamClient,
     MediaFormat,
     Message,
     PlayAudio,
-    ProtocolViolation,
-    ProviderClient,
     ServerCommand,
-    json_text_frame,
-    mark_command,
+    dumps,
+    lenient_decode,
     media_payload,
+    string_parameters,
+    wss_only,
 )
 
 __all__ = ["TELNYX_HANGUP_ROUTE", "TelnyxClient"]
@@ -62,10 +57,6 @@ MIN_MEDIA_MS = 20
 MAX_MEDIA_MS = 30_000
 
 _CODECS = {"PCMU": "mulaw", "PCMA": "alaw", "L16": "l16"}
-
-
-def _dumps(message: dict[str, Any]) -> str:
-    return json.dumps(message, separators=(",", ":"))
 
 
 def _is_hangup(form: Mapping[str, str], body: Any) -> bool:
@@ -95,13 +86,7 @@ TELNYX_HANGUP_ROUTE = HangupRoute(
 )
 
 
-def _swap16(pcm: bytes) -> bytes:
-    if len(pcm) % 2:
-        pcm = pcm[:-1]
-    return np.frombuffer(pcm, dtype=np.uint16).byteswap().tobytes()
-
-
-class TelnyxClient(ProviderClient):
+class TelnyxClient(JSONStreamClient):
     """Telnyx's side of one bidirectional (RTP mode) media stream.
 
     Args:
@@ -125,6 +110,11 @@ class TelnyxClient(ProviderClient):
     name: ClassVar[str] = "telnyx"
     packet_ms: ClassVar[int] = 20
     hangup_route: ClassVar[HangupRoute | None] = TELNYX_HANGUP_ROUTE
+    sequence_key: ClassVar[str] = "sequence_number"
+    stream_key: ClassVar[str] = "stream_id"
+    display_name: ClassVar[str] = "Telnyx"
+    error_code: ClassVar[int | None] = MALFORMED_FRAME
+    stream_key_required: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -172,13 +162,10 @@ class TelnyxClient(ProviderClient):
         self.call_session_id = call_session_id or str(uuid.uuid4())
         self.from_number = from_number
         self.to_number = to_number
-        self.custom_parameters = {str(k): str(v) for k, v in (custom_parameters or {}).items()}
+        self.custom_parameters = string_parameters(custom_parameters)
         self.client_state = client_state
         self.stream_auth_token = stream_auth_token
         self.started_at = started_at or datetime.now(UTC)
-        self._sequence = 0
-        self._chunk = 0
-        self._media_ms = 0.0
         self._last_dtmf_at: datetime | None = None
 
     # --- identity and format ----------------------------------------------------------------
@@ -197,16 +184,9 @@ class TelnyxClient(ProviderClient):
         return {"x-telnyx-streaming-auth-token": self.stream_auth_token}
 
     def url_warnings(self, url: str) -> list[str]:
-        scheme = urlsplit(url).scheme
-        if scheme not in ("wss", "ws"):
-            return [f"Telnyx streams only to wss:// URLs, not {scheme}://"]
-        return []
+        return wss_only(url, "Telnyx")
 
     # --- messages Telnyx sends ----------------------------------------------------------------
-
-    def _next_sequence(self) -> str:
-        self._sequence += 1
-        return str(self._sequence)
 
     def opening_messages(self) -> list[Message]:
         connected: dict[str, Any] = {"event": "connected", "version": "1.0.0"}
@@ -224,31 +204,7 @@ class TelnyxClient(ProviderClient):
         }
         if self.client_state is not None:
             start["client_state"] = self.client_state
-        message = {
-            "event": "start",
-            "sequence_number": self._next_sequence(),
-            "start": start,
-            "stream_id": self._stream_id,
-        }
-        return [_dumps(connected), _dumps(message)]
-
-    def media_message(self, encoded: bytes) -> Message:
-        self._chunk += 1
-        timestamp = int(self._media_ms)
-        self._media_ms += len(encoded) / self._format.bytes_per_sample * 1000 / self._format.sample_rate
-        return _dumps(
-            {
-                "event": "media",
-                "sequence_number": self._next_sequence(),
-                "media": {
-                    "track": "inbound",
-                    "chunk": str(self._chunk),
-                    "timestamp": str(timestamp),
-                    "payload": base64.b64encode(encoded).decode("ascii"),
-                },
-                "stream_id": self._stream_id,
-            }
-        )
+        return [dumps(connected), self._message("start", start=start)]
 
     def _occurred_at(self) -> str:
         at = self.started_at + timedelta(milliseconds=self._media_ms)
@@ -259,100 +215,37 @@ class TelnyxClient(ProviderClient):
         return at.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
     def dtmf_message(self, digit: str) -> Message:
-        return _dumps(
-            {
-                "event": "dtmf",
-                "stream_id": self._stream_id,
-                "occurred_at": self._occurred_at(),
-                "sequence_number": self._next_sequence(),
-                "dtmf": {"digit": digit},
-            }
-        )
-
-    def mark_echo(self, name: str) -> Message:
-        return _dumps(
-            {
-                "event": "mark",
-                "stream_id": self._stream_id,
-                "sequence_number": self._next_sequence(),
-                "mark": {"name": name},
-            }
-        )
+        return self._message("dtmf", occurred_at=self._occurred_at(), dtmf={"digit": digit})
 
     def stop_message(self) -> Message | None:
-        return _dumps(
-            {
-                "event": "stop",
-                "sequence_number": self._next_sequence(),
-                "stop": {"user_id": self.user_id, "call_control_id": self.call_control_id},
-                "stream_id": self._stream_id,
-            }
-        )
+        return self._message("stop", stop={"user_id": self.user_id, "call_control_id": self.call_control_id})
 
     # --- messages the bot sends ---------------------------------------------------------------
-
-    def parse_server_message(self, message: Message) -> list[ServerCommand]:
-        data = json_text_frame(message, "Telnyx", MALFORMED_FRAME)
-        if isinstance(data, ProtocolViolation):
-            return [data]
-        event = data.get("event")
-        if event not in ("media", "mark", "clear"):
-            return [_violation(f"unknown event {str(event)[:40]!r} (Telnyx accepts media, mark, clear)")]
-        stream_id = data.get("stream_id")
-        if stream_id is not None and stream_id != self._stream_id:
-            return [_violation(f"{event} message for another stream_id {str(stream_id)[:40]!r}")]
-        if event == "media":
-            return self._parse_media(data.get("media"))
-        if event == "mark":
-            return mark_command(data.get("mark"), MALFORMED_FRAME)
-        return [Clear()]
 
     def _parse_media(self, media: Any) -> list[ServerCommand]:
         payload = media_payload(media)
         if isinstance(payload, str):
             code = INVALID_MEDIA if "base64" in payload else MALFORMED_FRAME
-            return [_violation(payload, code)]
+            return [self._violation(payload, code)]
         commands: list[ServerCommand] = []
         fmt = self._bot_format
         if len(payload) % fmt.bytes_per_sample:
             commands.append(
-                _violation(f"L16 media payload of {len(payload)} bytes is not whole samples", INVALID_MEDIA)
+                self._violation(f"L16 media payload of {len(payload)} bytes is not whole samples", INVALID_MEDIA)
             )
         ms = len(payload) // fmt.bytes_per_sample * 1000 / fmt.sample_rate
         if not MIN_MEDIA_MS <= ms <= MAX_MEDIA_MS:
             commands.append(
-                _violation(f"media payload of {ms:g} ms (Telnyx takes {MIN_MEDIA_MS} ms to 30 s per message)")
+                self._violation(f"media payload of {ms:g} ms (Telnyx takes {MIN_MEDIA_MS} ms to 30 s per message)")
             )
-        pcm = self._decode(payload, fmt.encoding)
+        pcm = lenient_decode(codec_for(fmt.encoding, byte_order=self.l16_byte_order), payload)
         if pcm:
             commands.append(PlayAudio(pcm))
         return commands
 
     # --- codec ------------------------------------------------------------------------------
 
-    def encode(self, pcm: bytes) -> bytes:
-        enc = self._format.encoding
-        if enc == "mulaw":
-            return pcm_to_ulaw(pcm)
-        if enc == "alaw":
-            return pcm_to_alaw(pcm)
-        if self.l16_byte_order == "big":
-            return _swap16(pcm)
-        return bytes(pcm[: len(pcm) // 2 * 2])
-
-    def decode(self, payload: bytes) -> bytes:
+    @property
+    def wire_codec(self) -> Codec:
         """The caller's direction (``codec``); the bot's media is decoded with ``bidirectional_codec``."""
-        return self._decode(payload, self._format.encoding)
-
-    def _decode(self, payload: bytes, enc: str) -> bytes:
-        if enc == "mulaw":
-            return ulaw_to_pcm(payload)
-        if enc == "alaw":
-            return alaw_to_pcm(payload)
-        if self.l16_byte_order == "big":
-            return _swap16(payload)
-        return bytes(payload[: len(payload) // 2 * 2])
-
-
-def _violation(reason: str, code: int = MALFORMED_FRAME) -> ProtocolViolation:
-    return ProtocolViolation(reason, code)
+        return codec_for(self._format.encoding, byte_order=self.l16_byte_order)

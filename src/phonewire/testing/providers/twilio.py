@@ -14,27 +14,23 @@ Wire facts this module keeps (Twilio docs, "Media Streams - WebSocket Messages")
 
 from __future__ import annotations
 
-import base64
-import json
 import re
-import secrets
 from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
-from phonewire.audio.g711 import pcm_to_ulaw, ulaw_to_pcm
 from phonewire.testing.providers.base import (
-    Clear,
     HangupRoute,
+    JSONStreamClient,
     MediaFormat,
     Message,
     PlayAudio,
-    ProtocolViolation,
-    ProviderClient,
     ServerCommand,
-    json_text_frame,
-    mark_command,
+    TwilioStyleIds,
+    dumps,
     media_payload,
+    string_parameters,
+    wss_only,
 )
 
 __all__ = ["TWILIO_HANGUP_ROUTE", "TwilioClient"]
@@ -43,15 +39,6 @@ MALFORMED_MESSAGE = 31950  # warning: binary frame
 PROTOCOL_ERROR = 31924  # error: a message that does not conform
 
 _MEDIA_FORMAT = MediaFormat("mulaw", 8000, 1)
-
-
-def _sid(prefix: str) -> str:
-    """Twilio SIDs are a two-letter prefix and 32 lowercase hex digits."""
-    return prefix + secrets.token_hex(16)
-
-
-def _dumps(message: dict[str, Any]) -> str:
-    return json.dumps(message, separators=(",", ":"))
 
 
 def _is_hangup(form: Mapping[str, str], body: Any) -> bool:
@@ -83,7 +70,7 @@ TWILIO_HANGUP_ROUTE = HangupRoute(
 )
 
 
-class TwilioClient(ProviderClient):
+class TwilioClient(TwilioStyleIds, JSONStreamClient):
     """Twilio's side of one bidirectional Media Stream.
 
     Args:
@@ -97,6 +84,11 @@ class TwilioClient(ProviderClient):
     name: ClassVar[str] = "twilio"
     packet_ms: ClassVar[int] = 20
     hangup_route: ClassVar[HangupRoute | None] = TWILIO_HANGUP_ROUTE
+    sequence_key: ClassVar[str] = "sequenceNumber"
+    stream_key: ClassVar[str] = "streamSid"
+    display_name: ClassVar[str] = "Twilio"
+    error_code: ClassVar[int | None] = PROTOCOL_ERROR
+    binary_code: ClassVar[int | None] = MALFORMED_MESSAGE
 
     def __init__(
         self,
@@ -107,28 +99,12 @@ class TwilioClient(ProviderClient):
         custom_parameters: Mapping[str, Any] | None = None,
         upgrade_signer: Callable[[str], dict[str, str]] | None = None,
     ) -> None:
-        self.account_sid = account_sid or _sid("AC")
-        self.call_sid = call_sid or _sid("CA")
-        self.stream_sid = stream_sid or _sid("MZ")
-        self.custom_parameters = {str(k): str(v) for k, v in (custom_parameters or {}).items()}
+        self._init_sids(account_sid, call_sid, stream_sid)
+        self.custom_parameters = string_parameters(custom_parameters)
         self._upgrade_signer = upgrade_signer
-        self._sequence = 0
-        self._chunk = 0
-        self._media_ms = 0.0
+        self._format = _MEDIA_FORMAT
 
     # --- identity and format ----------------------------------------------------------------
-
-    @property
-    def wire_format(self) -> MediaFormat:
-        return _MEDIA_FORMAT
-
-    @property
-    def call_id(self) -> str:
-        return self.call_sid
-
-    @property
-    def stream_id(self) -> str | None:
-        return self.stream_sid
 
     def upgrade_headers(self, url: str) -> dict[str, str]:
         return dict(self._upgrade_signer(url)) if self._upgrade_signer else {}
@@ -141,22 +117,15 @@ class TwilioClient(ProviderClient):
                 "Twilio does not support a query string in <Stream url>; pass values with "
                 "<Parameter> (they arrive in start.customParameters)"
             )
-        if parts.scheme not in ("wss", "ws"):
-            warnings.append(f"Twilio streams only to wss:// URLs, not {parts.scheme}://")
-        return warnings
+        return warnings + wss_only(url, "Twilio")
 
     # --- messages Twilio sends ----------------------------------------------------------------
 
-    def _next_sequence(self) -> str:
-        self._sequence += 1
-        return str(self._sequence)
-
     def opening_messages(self) -> list[Message]:
         connected = {"event": "connected", "protocol": "Call", "version": "1.0.0"}
-        start = {
-            "event": "start",
-            "sequenceNumber": self._next_sequence(),
-            "start": {
+        start = self._message(
+            "start",
+            start={
                 "accountSid": self.account_sid,
                 "streamSid": self.stream_sid,
                 "callSid": self.call_sid,
@@ -164,104 +133,25 @@ class TwilioClient(ProviderClient):
                 "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1},
                 "customParameters": dict(self.custom_parameters),
             },
-            "streamSid": self.stream_sid,
-        }
-        return [_dumps(connected), _dumps(start)]
-
-    def media_message(self, encoded: bytes) -> Message:
-        self._chunk += 1
-        timestamp = int(self._media_ms)
-        self._media_ms += len(encoded) * 1000 / _MEDIA_FORMAT.sample_rate
-        return _dumps(
-            {
-                "event": "media",
-                "sequenceNumber": self._next_sequence(),
-                "media": {
-                    "track": "inbound",
-                    "chunk": str(self._chunk),
-                    "timestamp": str(timestamp),
-                    "payload": base64.b64encode(encoded).decode("ascii"),
-                },
-                "streamSid": self.stream_sid,
-            }
         )
+        return [dumps(connected), start]
 
     def dtmf_message(self, digit: str) -> Message:
-        return _dumps(
-            {
-                "event": "dtmf",
-                "streamSid": self.stream_sid,
-                "sequenceNumber": self._next_sequence(),
-                "dtmf": {"track": "inbound_track", "digit": digit},
-            }
-        )
-
-    def mark_echo(self, name: str) -> Message:
-        return _dumps(
-            {
-                "event": "mark",
-                "sequenceNumber": self._next_sequence(),
-                "streamSid": self.stream_sid,
-                "mark": {"name": name},
-            }
-        )
+        return self._message("dtmf", dtmf={"track": "inbound_track", "digit": digit})
 
     def stop_message(self) -> Message | None:
-        return _dumps(
-            {
-                "event": "stop",
-                "sequenceNumber": self._next_sequence(),
-                "stop": {"accountSid": self.account_sid, "callSid": self.call_sid},
-                "streamSid": self.stream_sid,
-            }
-        )
+        return self._message("stop", stop={"accountSid": self.account_sid, "callSid": self.call_sid})
 
     # --- messages the bot sends ---------------------------------------------------------------
 
-    def parse_server_message(self, message: Message) -> list[ServerCommand]:
-        data = json_text_frame(message, "Twilio", PROTOCOL_ERROR, binary_code=MALFORMED_MESSAGE)
-        return [data] if isinstance(data, ProtocolViolation) else self._dispatch(data)
-
-    def _dispatch(self, data: dict[str, Any]) -> list[ServerCommand]:
-        event = data.get("event")
-        if event not in ("media", "mark", "clear"):
-            return [_violation(f"unknown event {event!r} (Twilio accepts media, mark, clear)")]
-        stream_sid = data.get("streamSid")
-        if stream_sid is None:
-            return [_violation(f"{event} message without streamSid")]
-        if stream_sid != self.stream_sid:
-            return [_violation(f"{event} message for another streamSid {stream_sid!r}")]
-        if event == "media":
-            return _parse_media(data.get("media"))
-        if event == "mark":
-            return _parse_mark(data.get("mark"))
-        return [Clear()]
-
-    # --- codec ------------------------------------------------------------------------------
-
-    def encode(self, pcm: bytes) -> bytes:
-        return pcm_to_ulaw(pcm)
-
-    def decode(self, payload: bytes) -> bytes:
-        return ulaw_to_pcm(payload)
-
-
-def _violation(reason: str, code: int = PROTOCOL_ERROR) -> ProtocolViolation:
-    return ProtocolViolation(reason, code)
-
-
-def _parse_media(media: Any) -> list[ServerCommand]:
-    payload = media_payload(media)
-    if isinstance(payload, str):
-        return [_violation(payload)]
-    commands: list[ServerCommand] = []
-    if payload[:4] == b"RIFF":
-        # Twilio plays header bytes as a click of noise and flags the stream.
-        commands.append(_violation("media.payload starts with a WAV header; send raw mu-law"))
-    if payload:
-        commands.append(PlayAudio(ulaw_to_pcm(payload)))
-    return commands
-
-
-def _parse_mark(mark: Any) -> list[ServerCommand]:
-    return mark_command(mark, PROTOCOL_ERROR)
+    def _parse_media(self, media: Any) -> list[ServerCommand]:
+        payload = media_payload(media)
+        if isinstance(payload, str):
+            return [self._violation(payload)]
+        commands: list[ServerCommand] = []
+        if payload[:4] == b"RIFF":
+            # Twilio plays header bytes as a click of noise and flags the stream.
+            commands.append(self._violation("media.payload starts with a WAV header; send raw mu-law"))
+        if payload:
+            commands.append(PlayAudio(self.decode(payload)))
+        return commands

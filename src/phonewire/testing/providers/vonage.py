@@ -19,7 +19,6 @@ this client does the same.
 
 from __future__ import annotations
 
-import json
 import re
 import uuid
 from collections.abc import Mapping
@@ -37,6 +36,7 @@ from phonewire.testing.providers.base import (
     ProtocolViolation,
     ProviderClient,
     ServerCommand,
+    dumps,
     json_object,
 )
 
@@ -44,10 +44,6 @@ __all__ = ["VONAGE_HANGUP_ROUTE", "VonageClient"]
 
 #: 8000 and 16000 are the documented NCCO choices; 24000 is used by newer integrations.
 SAMPLE_RATES = (8000, 16000, 24000)
-
-
-def _dumps(message: dict[str, Any]) -> str:
-    return json.dumps(message, separators=(",", ":"), default=str)
 
 
 def _is_hangup(form: Mapping[str, str], body: Any) -> bool:
@@ -132,7 +128,7 @@ class VonageClient(ProviderClient):
         scheme = urlsplit(url).scheme
         if scheme not in ("wss", "ws"):
             warnings.append(f"Vonage connects only to ws:// or wss:// URIs, not {scheme}://")
-        if len(_dumps(self.headers).encode()) > 512:
+        if len(dumps(self.headers).encode()) > 512:
             warnings.append("Vonage's NCCO endpoint headers hold at most 512 bytes")
         return warnings
 
@@ -144,20 +140,20 @@ class VonageClient(ProviderClient):
             "content-type": f"audio/l16;rate={self._format.sample_rate}",
             **self.headers,
         }
-        return [_dumps(connected)]
+        return [dumps(connected)]
 
     def media_message(self, encoded: bytes) -> Message:
         return bytes(encoded)
 
     def dtmf_message(self, digit: str) -> Message:
-        return _dumps({"event": "websocket:dtmf", "digit": digit, "duration": self.dtmf_duration_ms})
+        return dumps({"event": "websocket:dtmf", "digit": digit, "duration": self.dtmf_duration_ms})
 
     def mark_echo(self, name: str) -> Message:
         payload = self._notify_payloads.pop(name, {"mark": name})
-        return _dumps({"event": "websocket:notify", "payload": payload})
+        return dumps({"event": "websocket:notify", "payload": payload})
 
     def clear_ack(self) -> Message | None:
-        return _dumps({"event": "websocket:cleared"})
+        return dumps({"event": "websocket:cleared"})
 
     def stop_message(self) -> Message | None:
         return None  # Vonage just closes the socket
@@ -179,7 +175,7 @@ class VonageClient(ProviderClient):
                 return [ProtocolViolation("notify without an object payload")]
             mark = payload.get("mark")
             # phonewire names its marks in payload.mark; any other payload is echoed as is.
-            name = mark if isinstance(mark, str) else _dumps(payload)
+            name = mark if isinstance(mark, str) else dumps(payload)
             self._notify_payloads[name] = payload
             return [Mark(name)]
         return [ProtocolViolation(f"unknown text message {str(message)[:60]!r} (Vonage accepts notify, clear)")]
@@ -198,11 +194,3 @@ class VonageClient(ProviderClient):
         if pcm:
             commands.append(PlayAudio(pcm))
         return commands
-
-    # --- codec ------------------------------------------------------------------------------
-
-    def encode(self, pcm: bytes) -> bytes:
-        return bytes(pcm[: len(pcm) // 2 * 2])
-
-    def decode(self, payload: bytes) -> bytes:
-        return bytes(payload[: len(payload) // 2 * 2])
