@@ -4,7 +4,7 @@ Each of them speaks ``{"event": ..., <stream key>: ..., ...}`` text frames: ``de
 one, checks it and dispatches on ``event`` to the subclass's ``_handlers`` table. This base holds
 the dispatch, the stream-id check (a message naming another stream is refused), the start guard
 (one ``start`` per stream, for this stream) and the handlers and encoders that are the same
-everywhere (``connected``, ``mark``, media envelopes, messages limited to the provider's own
+everywhere (``connected``, ``mark``, ``stop``, media envelopes, messages limited to the provider's own
 events). Per-provider facts stay in the subclasses: the stream key, the events, the formats.
 """
 
@@ -24,11 +24,16 @@ from phonewire.serializers.base import (
     PlaybackMarkReached,
     SerializerEvent,
     StreamStarted,
+    StreamStopped,
 )
 
-__all__ = ["JSONStreamSerializer", "compact_json"]
+__all__ = ["INBOUND_TRACKS", "JSONStreamSerializer", "compact_json"]
 
 Handler = Callable[[Any, dict[str, Any]], list[Frame | SerializerEvent]]
+
+#: The ``media.track`` values that are the caller (both_tracks streams also carry our own audio).
+#: A tuple, not a set: an unchecked track may be any JSON value, a list among them.
+INBOUND_TRACKS = ("inbound", "inbound_track")
 
 
 def compact_json(obj: Any) -> str:
@@ -41,6 +46,9 @@ class JSONStreamSerializer(FrameSerializer):
 
     #: The key that names the stream in a message ("streamSid", "stream_id", ...).
     stream_key: ClassVar[str]
+    #: The events the protocol has; unless a subclass writes its own ``_handlers`` table, each
+    #: is handled by the method ``_on_<event>`` (the subclass's own, or this base's).
+    _events: ClassVar[tuple[str, ...]] = ("connected", "start", "media", "dtmf", "mark", "stop")
     #: event name -> handler (an unbound method of the subclass).
     _handlers: ClassVar[dict[str, Handler]]
     #: The events ``encode_message`` lets through (the provider's own).
@@ -51,6 +59,13 @@ class JSONStreamSerializer(FrameSerializer):
     _commands_name_stream: ClassVar[bool] = True
     _stream: str
     started: bool = False
+    #: Set by a ``stop`` message (the provider ended the stream).
+    stopped: bool = False
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "_handlers" not in cls.__dict__:
+            cls._handlers = {event: getattr(cls, f"_on_{event}") for event in cls._events}
 
     # --- inbound -----------------------------------------------------------------------
 
@@ -78,6 +93,16 @@ class JSONStreamSerializer(FrameSerializer):
         self.started = True
         return StreamStarted(info)
 
+    def _media(self, msg: dict[str, Any]) -> tuple[dict[str, Any], bool]:
+        """A media message's ``media`` object, and whether its track is the caller's (the
+        message must be for this stream and ``media.track``, if given, a string)."""
+        self._check_stream(msg)
+        media = field(msg, "media", dict, self.provider)
+        track = media.get("track", "inbound")
+        if not isinstance(track, str):
+            raise RemoteProtocolError(f"{self.provider}: media.track is not a string")
+        return media, track in INBOUND_TRACKS
+
     def _on_connected(self, msg: dict[str, Any]) -> list[Frame | SerializerEvent]:
         return []
 
@@ -88,6 +113,16 @@ class JSONStreamSerializer(FrameSerializer):
         if not isinstance(name, str):
             raise RemoteProtocolError(f"{self.provider}: mark without a name")
         return [PlaybackMarkReached(name)]
+
+    def _on_stop(self, msg: dict[str, Any]) -> list[Frame | SerializerEvent]:
+        """``{"event": "stop", ...}``: the provider ended the stream."""
+        self._check_stream(msg)
+        self.stopped = True
+        return [StreamStopped(self._stop_reason(msg))]
+
+    def _stop_reason(self, msg: dict[str, Any]) -> str:
+        """The ``StreamStopped`` reason of a ``stop`` message (a provider that gives one overrides)."""
+        return "stop"
 
     # --- outbound ----------------------------------------------------------------------
 

@@ -20,7 +20,7 @@ from urllib.parse import parse_qsl
 
 from phonewire.exceptions import CodecError, ConfigurationError, RemoteProtocolError
 from phonewire.frames import Frame, InputAudioRawFrame, InputDTMFFrame
-from phonewire.serializers._json_stream import JSONStreamSerializer
+from phonewire.serializers._json_stream import INBOUND_TRACKS, JSONStreamSerializer
 from phonewire.serializers._values import (
     b64decode,
     b64encode,
@@ -39,7 +39,6 @@ from phonewire.serializers.base import (
     OneFormat,
     PacketPolicy,
     SerializerEvent,
-    StreamStopped,
 )
 
 __all__ = ["ExotelFrameSerializer", "parse_exotel_start"]
@@ -185,7 +184,7 @@ class ExotelFrameSerializer(OneFormat, JSONStreamSerializer):
     def _on_media(self, msg: dict[str, Any]) -> list[Frame | SerializerEvent]:
         self._check_stream(msg)
         media = field(msg, "media", dict, PROVIDER)
-        if media.get("track", "inbound") not in ("inbound", "inbound_track"):
+        if media.get("track", "inbound") not in INBOUND_TRACKS:
             return []  # the Beta guide's "both" tracks mode also streams our own audio back
         payload = b64decode(media.get("payload"), PROVIDER)
         if not payload:
@@ -202,20 +201,10 @@ class ExotelFrameSerializer(OneFormat, JSONStreamSerializer):
         # A digit with an unreadable duration is still a key press: keep it, drop the duration.
         return [InputDTMFFrame(button=keypad(dtmf.get("digit"), PROVIDER), duration_ms=count(dtmf.get("duration")))]
 
-    def _on_stop(self, msg: dict[str, Any]) -> list[Frame | SerializerEvent]:
-        self._check_stream(msg)
+    def _stop_reason(self, msg: dict[str, Any]) -> str:
         stop = msg.get("stop")
         reason = stop.get("reason") if isinstance(stop, dict) else None
-        return [StreamStopped(reason if isinstance(reason, str) else "stop")]
-
-    _handlers = {
-        "connected": JSONStreamSerializer._on_connected,
-        "start": _on_start,
-        "media": _on_media,
-        "dtmf": _on_dtmf,
-        "mark": JSONStreamSerializer._on_mark,
-        "stop": _on_stop,
-    }
+        return reason if isinstance(reason, str) else "stop"
 
     # --- outbound ----------------------------------------------------------------------
 

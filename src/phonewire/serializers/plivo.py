@@ -47,7 +47,6 @@ from phonewire.serializers.base import (
     PacketPolicy,
     PlaybackMarkReached,
     SerializerEvent,
-    StreamStopped,
     hangup_missing,
     interpret_404_as_ended,
 )
@@ -79,7 +78,6 @@ _ENCODINGS = {
 }
 _CONTENT_TYPES = {"mulaw": "audio/x-mulaw", "l16": "audio/x-l16"}
 _OUTBOUND_EVENTS = frozenset({"playAudio", "checkpoint", "clearAudio", "sendDTMF"})
-_INBOUND_TRACKS = frozenset({"inbound", "inbound_track"})
 
 
 def plivo_content_type(fmt: MediaFormat) -> str:
@@ -266,14 +264,10 @@ class PlivoFrameSerializer(OneFormat, JSONStreamSerializer):
         return [started]
 
     def _on_media(self, msg: dict[str, Any]) -> list[Frame | SerializerEvent]:
-        self._check_stream(msg)
-        media = field(msg, "media", dict, PROVIDER)
-        track = media.get("track", "inbound")
-        if not isinstance(track, str):
-            raise RemoteProtocolError("plivo: media.track is not a string")
+        media, callers = self._media(msg)
         counter(media.get("chunk"), "media.chunk", PROVIDER)
         payload = b64decode(media.get("payload"), PROVIDER)
-        if track not in _INBOUND_TRACKS or not payload:
+        if not callers or not payload:
             return []
         try:
             pcm = self._format.codec.decode(payload)
@@ -298,19 +292,14 @@ class PlivoFrameSerializer(OneFormat, JSONStreamSerializer):
         self._check_stream(msg)
         return [ClearAcknowledged()]
 
-    def _on_stop(self, msg: dict[str, Any]) -> list[Frame | SerializerEvent]:
-        # Not in Plivo's protocol reference (the socket just closes), but accepted.
-        self._check_stream(msg)
-        self.stopped = True
-        return [StreamStopped("stop")]
-
     _handlers = {
         "start": _on_start,
         "media": _on_media,
         "dtmf": _on_dtmf,
         "playedStream": _on_played_stream,
         "clearedAudio": _on_cleared_audio,
-        "stop": _on_stop,
+        # Not in Plivo's protocol reference (the socket just closes), but accepted.
+        "stop": JSONStreamSerializer._on_stop,
     }
 
     # --- outbound ----------------------------------------------------------------------

@@ -56,7 +56,6 @@ from phonewire.serializers.base import (
     PacketPolicy,
     ProviderError,
     SerializerEvent,
-    StreamStopped,
     _default_interpret,
     hangup_missing,
 )
@@ -92,7 +91,6 @@ _ENCODINGS = {
 }
 _TELNYX_NAMES = {"mulaw": "PCMU", "alaw": "PCMA", "l16": "L16"}
 _OUTBOUND_EVENTS = frozenset({"media", "mark", "clear"})
-_INBOUND_TRACKS = frozenset({"inbound", "inbound_track"})
 #: Remembered DTMF (occurred_at, digit) pairs, to drop re-delivered digits.
 _DTMF_MEMORY = 8
 
@@ -243,6 +241,7 @@ class TelnyxFrameSerializer(JSONStreamSerializer):
     stream_key: ClassVar[str] = "stream_id"
     _outbound_events: ClassVar[frozenset[str]] = _OUTBOUND_EVENTS
     _commands_name_stream: ClassVar[bool] = False  # what we send carries no stream_id
+    _events: ClassVar[tuple[str, ...]] = (*JSONStreamSerializer._events, "error")
 
     @dataclass(frozen=True, slots=True, kw_only=True)
     class InputParams:
@@ -360,14 +359,10 @@ class TelnyxFrameSerializer(JSONStreamSerializer):
         return [started]
 
     def _on_media(self, msg: dict[str, Any]) -> list[Frame | SerializerEvent]:
-        self._check_stream(msg)
-        media = field(msg, "media", dict, PROVIDER)
-        track = media.get("track", "inbound")
-        if not isinstance(track, str):
-            raise RemoteProtocolError("telnyx: media.track is not a string")
+        media, callers = self._media(msg)
         payload = b64decode(media.get("payload"), PROVIDER)
         chunk = counter(media.get("chunk"), "media.chunk", PROVIDER)
-        if track not in _INBOUND_TRACKS:
+        if not callers:
             return []  # both_tracks streams also carry the other leg: not the caller
         if not payload:
             return []
@@ -413,19 +408,8 @@ class TelnyxFrameSerializer(JSONStreamSerializer):
         ]
 
     def _on_stop(self, msg: dict[str, Any]) -> list[Frame | SerializerEvent]:
-        self._check_stream(msg)
-        self.stopped = True
-        return [*self._reorder.flush(), StreamStopped("stop")]
-
-    _handlers = {
-        "connected": _on_connected,
-        "start": _on_start,
-        "media": _on_media,
-        "dtmf": _on_dtmf,
-        "mark": JSONStreamSerializer._on_mark,
-        "error": _on_error,
-        "stop": _on_stop,
-    }
+        stopped = super()._on_stop(msg)
+        return [*self._reorder.flush(), *stopped]  # the audio held for reordering comes first
 
     # --- outbound ----------------------------------------------------------------------
 

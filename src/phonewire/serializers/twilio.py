@@ -17,7 +17,7 @@ from phonewire.audio.g711 import pcm_to_ulaw, ulaw_to_pcm
 from phonewire.exceptions import ConfigurationError, RemoteProtocolError
 from phonewire.frames import Frame, InputAudioRawFrame
 from phonewire.serializers._ids import TWILIO_ACCOUNT_SID, TWILIO_CALL_SID, invalid_id_reason, segment
-from phonewire.serializers._json_stream import JSONStreamSerializer
+from phonewire.serializers._json_stream import INBOUND_TRACKS, JSONStreamSerializer
 from phonewire.serializers._values import b64decode, b64encode, dtmf_frame, field, text, text_params
 from phonewire.serializers.base import (
     CallInfo,
@@ -26,7 +26,6 @@ from phonewire.serializers.base import (
     Message,
     OneFormat,
     SerializerEvent,
-    StreamStopped,
     hangup_missing,
     interpret_404_as_ended,
 )
@@ -146,7 +145,7 @@ class TwilioFrameSerializer(OneFormat, JSONStreamSerializer):
         media = msg.get("media")
         if type(media) is not dict:
             media = field(msg, "media", dict, PROVIDER)
-        if media.get("track", "inbound") not in ("inbound", "inbound_track"):
+        if media.get("track", "inbound") not in INBOUND_TRACKS:
             return []  # outbound-track echoes (both_tracks streams) are not the caller
         payload = b64decode(media.get("payload"), PROVIDER)
         if not payload:
@@ -158,19 +157,6 @@ class TwilioFrameSerializer(OneFormat, JSONStreamSerializer):
     def _on_dtmf(self, msg: dict[str, Any]) -> list[Frame | SerializerEvent]:
         self._check_stream(msg)
         return [dtmf_frame(field(msg, "dtmf", dict, PROVIDER).get("digit"), PROVIDER)]
-
-    def _on_stop(self, msg: dict[str, Any]) -> list[Frame | SerializerEvent]:
-        self._check_stream(msg)
-        return [StreamStopped("stop")]
-
-    _handlers = {
-        "connected": JSONStreamSerializer._on_connected,
-        "start": _on_start,
-        "media": _on_media,
-        "dtmf": _on_dtmf,
-        "mark": JSONStreamSerializer._on_mark,
-        "stop": _on_stop,
-    }
 
     # --- outbound ----------------------------------------------------------------------
 
