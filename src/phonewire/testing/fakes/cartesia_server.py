@@ -22,9 +22,8 @@ from typing import Any
 from websockets.asyncio.server import ServerConnection
 from websockets.http11 import Request, Response
 
-from phonewire.audio.g711 import pcm_to_ulaw
 from phonewire.testing.fakes.openai_audio import SyntheticVoice
-from phonewire.testing.fakes.ws_fake import DropConnection, ErrorReply, Stall, ThreadedWebsocketFake, WordLog
+from phonewire.testing.fakes.ws_fake import DropConnection, ErrorReply, Stall, TTSWebsocketFake, WordLog
 
 __all__ = ["CartesiaContextLog", "FakeCartesiaServer"]
 
@@ -49,7 +48,7 @@ class CartesiaContextLog:
     queue: asyncio.Queue[tuple[str, bool]] | None = None
 
 
-class FakeCartesiaServer(ThreadedWebsocketFake):
+class FakeCartesiaServer(TTSWebsocketFake):
     """``with FakeCartesiaServer() as fake:`` then ``CartesiaTTSService(base_url=fake.base_url)``.
 
     ``first_byte_s``: delay before a context's first audio; ``chunk_ms``: audio per chunk;
@@ -66,15 +65,9 @@ class FakeCartesiaServer(ThreadedWebsocketFake):
         expiry_s: float = 1.0,
         voice: SyntheticVoice | None = None,
     ) -> None:
-        super().__init__()
-        self.api_key = api_key
-        self.first_byte_s, self.chunk_ms, self.realtime, self.expiry_s = first_byte_s, chunk_ms, realtime, expiry_s
-        self.voice = voice or SyntheticVoice(sample_rate=8000)
+        super().__init__(api_key=api_key, first_byte_s=first_byte_s, chunk_ms=chunk_ms, realtime=realtime, voice=voice)
+        self.expiry_s = expiry_s
         self.contexts: dict[str, CartesiaContextLog] = {}
-
-    @property
-    def base_url(self) -> str:
-        return f"ws://127.0.0.1:{self.port}"
 
     # --- handshake --------------------------------------------------------------------------
 
@@ -145,7 +138,7 @@ class FakeCartesiaServer(ThreadedWebsocketFake):
         fmt = ctx.fields.get("output_format") or {}
         rate = int(fmt.get("sample_rate") or 8000)
         mulaw = fmt.get("encoding") == "pcm_mulaw"
-        voice = SyntheticVoice(self.voice.ms_per_char, self.voice.word_gap_ms, rate, self.voice.amplitude)
+        voice = self.voice_at(rate)
         first = True
         while not ctx.cancelled:
             transcript, more = await ctx.queue.get()
@@ -166,10 +159,8 @@ class FakeCartesiaServer(ThreadedWebsocketFake):
     async def _speak(
         self, ws: ServerConnection, ctx: CartesiaContextLog, voice: SyntheticVoice, text: str, mulaw: bool
     ) -> None:
-        gap = voice.word_gap_ms if ctx.cursor_ms else 0.0
-        base = ctx.cursor_ms + gap
-        spans = voice.word_spans(text)
-        words = [WordLog(s.word, base + s.start_ms, base + s.end_ms) for s in spans]
+        spoken = self.render(ctx.cursor_ms, voice, text, mulaw=mulaw)
+        words = spoken.words
         ctx.words.extend(words)
         ts = {
             "words": [w.word for w in words],
@@ -180,10 +171,8 @@ class FakeCartesiaServer(ThreadedWebsocketFake):
         await self.send(
             ws, {"type": "timestamps", "context_id": cid, "done": False, "status_code": 206, "word_timestamps": ts}
         )
-        pcm = bytes(2 * int(round(gap * voice.sample_rate / 1000))) + voice.synthesize(text)
-        audio = pcm_to_ulaw(pcm) if mulaw else pcm
-        ctx.cursor_ms = words[-1].end_ms if words else ctx.cursor_ms
-        per = max(1, int(voice.sample_rate * self.chunk_ms / 1000)) * (1 if mulaw else 2)
+        audio, per = spoken.audio, spoken.chunk_bytes
+        ctx.cursor_ms = spoken.end_ms
         for i in range(0, len(audio), per):
             if ctx.cancelled:
                 return
@@ -192,5 +181,4 @@ class FakeCartesiaServer(ThreadedWebsocketFake):
             await self.send(ws, {**chunk, "status_code": 206, "step_time": 1.0})
             ctx.audio_bytes += len(piece)
             ctx.last_audio_at = time.monotonic()
-            if self.realtime:
-                await asyncio.sleep(self.chunk_ms / 1000 / self.realtime)
+            await self.pace()

@@ -18,9 +18,8 @@ import json
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import parse_qsl, urlsplit
 
 from websockets.asyncio.server import Server, ServerConnection, serve
@@ -28,6 +27,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
 from phonewire.services.deepgram.live_connection import redacting_logger
+from phonewire.testing.fakes._lifecycle import WaitableFake
 from phonewire.testing.fakes.deepgram_script import (
     DropConnection,
     LiveSession,
@@ -81,9 +81,11 @@ class RecordedConnection:
         return [m for m in self.sent if m.get("type") == "Results" and m.get("is_final")]
 
 
-class FakeDeepgramServer:
+class FakeDeepgramServer(WaitableFake):
     """``with FakeDeepgramServer(transcripts=["hello there"]) as fake:`` then point the service at
     ``fake.base_url`` (``ws://127.0.0.1:PORT``) with ``api_key=fake.api_key``."""
+
+    wait_timeout_s: ClassVar[float] = 10.0
 
     def __init__(
         self,
@@ -139,39 +141,11 @@ class FakeDeepgramServer:
                 self._faults.remove(fault)
             return taken
 
-    # --- waiting (tests) --------------------------------------------------------------------
-
     @property
     def base_url(self) -> str:
         return f"ws://127.0.0.1:{self.port}"
 
-    def wait_for(self, predicate: Callable[[FakeDeepgramServer], bool], timeout: float = 10.0) -> None:
-        with self._cond:
-            if not self._cond.wait_for(lambda: predicate(self), timeout):
-                raise TimeoutError("FakeDeepgramServer.wait_for: condition not met")
-
-    async def wait_for_async(self, predicate: Callable[[FakeDeepgramServer], bool], timeout: float = 10.0) -> None:
-        await asyncio.to_thread(self.wait_for, predicate, timeout)
-
-    def _changed(self) -> None:
-        with self._cond:
-            self._cond.notify_all()
-
     # --- lifecycle --------------------------------------------------------------------------
-
-    def __enter__(self) -> FakeDeepgramServer:
-        self.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    async def __aenter__(self) -> FakeDeepgramServer:
-        await asyncio.to_thread(self.start)
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await asyncio.to_thread(self.stop)
 
     def start(self) -> None:
         ready = threading.Event()
@@ -229,7 +203,7 @@ class FakeDeepgramServer:
         response = connection.respond(status, reason + "\n")
         response.headers["dg-error"] = reason
         response.headers["dg-request-id"] = "fake-request"
-        self._changed()
+        self._notify()
         return response
 
     # --- one connection ---------------------------------------------------------------------

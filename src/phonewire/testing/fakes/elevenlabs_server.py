@@ -1,6 +1,6 @@
 """``FakeElevenLabsServer``: a real local WebSocket server speaking ElevenLabs' multi-context TTS.
 
-Runs on its own thread and loop (``ThreadedWebsocketFake``). Protocol (reference services.md
+Runs on its own thread and loop (``TTSWebsocketFake``). Protocol (reference services.md
 §6.1, §6.3, §6.4; elevenlabs-python ``SendMessageMulti`` / ``ReceiveMessageMulti``):
 
 * ``/v1/text-to-speech/{voice_id}/multi-stream-input?model_id=&output_format=&inactivity_timeout=
@@ -37,9 +37,8 @@ from urllib.parse import parse_qs, unquote
 from websockets.asyncio.server import ServerConnection
 from websockets.http11 import Request, Response
 
-from phonewire.audio.g711 import pcm_to_ulaw
 from phonewire.testing.fakes.openai_audio import SyntheticVoice
-from phonewire.testing.fakes.ws_fake import DropConnection, ErrorReply, Stall, ThreadedWebsocketFake, WordLog
+from phonewire.testing.fakes.ws_fake import DropConnection, ErrorReply, Stall, TTSWebsocketFake, WordLog
 
 __all__ = ["ElevenLabsConnectionLog", "ElevenLabsContextLog", "FakeElevenLabsServer", "LIMIT_MESSAGE"]
 
@@ -97,7 +96,7 @@ class ElevenLabsConnectionLog:
         return [c for c in self.contexts.values() if not c.final]
 
 
-class FakeElevenLabsServer(ThreadedWebsocketFake):
+class FakeElevenLabsServer(TTSWebsocketFake):
     """``with FakeElevenLabsServer() as fake:`` then ``ElevenLabsTTSService(base_url=fake.base_url)``.
 
     ``first_byte_s``: delay before a context's first audio; ``chunk_ms``: audio per message;
@@ -116,18 +115,11 @@ class FakeElevenLabsServer(ThreadedWebsocketFake):
         inactivity_timeout_s: float | None = None,
         voice: SyntheticVoice | None = None,
     ) -> None:
-        super().__init__()
-        self.api_key = api_key
-        self.first_byte_s, self.chunk_ms, self.realtime = first_byte_s, chunk_ms, realtime
+        super().__init__(api_key=api_key, first_byte_s=first_byte_s, chunk_ms=chunk_ms, realtime=realtime, voice=voice)
         self.max_contexts, self.inactivity_timeout_s = max_contexts, inactivity_timeout_s
-        self.voice = voice or SyntheticVoice(sample_rate=8000)
         self.contexts: dict[str, ElevenLabsContextLog] = {}
         self.conns: dict[int, ElevenLabsConnectionLog] = {}
         self._pending: dict[str, ElevenLabsConnectionLog] = {}  # handshake path -> its log
-
-    @property
-    def base_url(self) -> str:
-        return f"ws://127.0.0.1:{self.port}"
 
     @property
     def peak_active(self) -> int:
@@ -294,7 +286,7 @@ class FakeElevenLabsServer(ThreadedWebsocketFake):
     # --- generation -------------------------------------------------------------------------
 
     async def _generate(self, ws: ServerConnection, log: ElevenLabsConnectionLog, ctx: ElevenLabsContextLog) -> None:
-        voice = SyntheticVoice(self.voice.ms_per_char, self.voice.word_gap_ms, log.sample_rate, self.voice.amplitude)
+        voice = self.voice_at(log.sample_rate)
         assert ctx.queue is not None
         first = True
         while (text := await ctx.queue.get()) is not None:
@@ -317,18 +309,12 @@ class FakeElevenLabsServer(ThreadedWebsocketFake):
         voice: SyntheticVoice,
         text: str,
     ) -> None:
-        gap = voice.word_gap_ms if ctx.cursor_ms else 0.0
-        base = ctx.cursor_ms + gap  # where this text's first word starts, in the context
-        spans = voice.word_spans(text.strip())
-        words = [WordLog(s.word, base + s.start_ms, base + s.end_ms) for s in spans]
+        spoken = self.render(ctx.cursor_ms, voice, text.strip(), mulaw=log.encoding == "mulaw")
+        words, audio, per, width = spoken.words, spoken.audio, spoken.chunk_bytes, spoken.width
         chars = _char_times(text, words, ctx.cursor_ms)
         ctx.words.extend(words)
-        pcm = bytes(2 * int(round(gap * voice.sample_rate / 1000))) + voice.synthesize(text.strip())
-        audio = pcm_to_ulaw(pcm) if log.encoding == "mulaw" else pcm
-        width = 1 if log.encoding == "mulaw" else 2
-        per = max(1, int(voice.sample_rate * self.chunk_ms / 1000)) * width
         start_ms, pieces = ctx.cursor_ms, range(0, len(audio), per)
-        ctx.cursor_ms = words[-1].end_ms if words else ctx.cursor_ms
+        ctx.cursor_ms = spoken.end_ms
         for n, i in enumerate(pieces):
             if ctx.cancelled:
                 return
@@ -348,8 +334,7 @@ class FakeElevenLabsServer(ThreadedWebsocketFake):
                 message["normalizedAlignment"] = dict(alignment)
             await self.send(ws, message)
             ctx.audio_bytes += len(piece)
-            if self.realtime:
-                await asyncio.sleep(self.chunk_ms / 1000 / self.realtime)
+            await self.pace()
 
 
 def _char_times(text: str, words: list[WordLog], cursor_ms: float) -> list[tuple[str, float, float]]:

@@ -24,6 +24,7 @@ from typing import Any, Literal
 
 import uvicorn
 
+from phonewire.testing.fakes._lifecycle import FakeLifecycle, OpenAIRoot
 from phonewire.testing.fakes.openai_audio import DEFAULT_VOICE, SyntheticVoice
 from phonewire.testing.fakes.openai_script import (
     FAULT_TYPES,
@@ -88,7 +89,7 @@ class RecordedRequest:
         return self.completed_at is not None
 
 
-class FakeOpenAIServer:
+class FakeOpenAIServer(FakeLifecycle, OpenAIRoot):
     """A scripted OpenAI-compatible server. ``with FakeOpenAIServer() as fake:`` or ``async with``.
 
     Point the SDK at it: ``AsyncOpenAI(base_url=fake.base_url, api_key="test")``.
@@ -303,17 +304,6 @@ class FakeOpenAIServer:
 
     # --- lifecycle ------------------------------------------------------------------------
 
-    @property
-    def port(self) -> int:
-        if self._port is None:
-            raise RuntimeError("FakeOpenAIServer is not started")
-        return self._port
-
-    @property
-    def base_url(self) -> str:
-        """``http://127.0.0.1:PORT/v1``: the SDK's ``base_url``."""
-        return f"http://127.0.0.1:{self.port}/v1"
-
     def start(self) -> None:
         """Bind a free port on 127.0.0.1 and serve from a new thread; returns once it accepts."""
         if self._thread is not None:
@@ -366,20 +356,6 @@ class FakeOpenAIServer:
         self._port = None
         if thread.is_alive():
             raise RuntimeError(f"FakeOpenAIServer thread did not stop within {self.stop_timeout_s} s")
-
-    def __enter__(self) -> FakeOpenAIServer:
-        self.start()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
-
-    async def __aenter__(self) -> FakeOpenAIServer:
-        await asyncio.to_thread(self.start)  # startup waits on a threading.Event: off the caller's loop
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await asyncio.to_thread(self.stop)
 
     @staticmethod
     def now() -> float:

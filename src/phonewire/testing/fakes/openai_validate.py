@@ -194,10 +194,16 @@ def validate_response(model_cls: type[M], obj: Any) -> M:
         model = model_cls.model_validate(obj)
     except pydantic.ValidationError as exc:
         raise OpenAIValidationError(f"{model_cls.__name__}: {exc}") from exc
+    _exact(model, obj, model_cls.__name__)
+    return model
+
+
+def _exact(model: pydantic.BaseModel, obj: Any, label: str) -> None:
+    """The strict half of validating what a server sends: no field the model lacks (at any
+    depth), and ``model`` dumps back to exactly ``obj``."""
     problems = _extras(model, "$")
     dumped = model.model_dump(mode="json", exclude_unset=True)
     if not problems and dumped != obj:
         problems.append(f"does not round-trip: sent {obj!r}, model dumps {dumped!r}")
     if problems:
-        raise OpenAIValidationError(f"{model_cls.__name__}: " + "; ".join(problems))
-    return model
+        raise OpenAIValidationError(f"{label}: " + "; ".join(problems))

@@ -24,6 +24,7 @@ from typing import Any
 
 from websockets.asyncio.server import Server, ServerConnection, serve
 
+from phonewire.testing.fakes._lifecycle import OpenAIRoot, WaitableFake
 from phonewire.testing.fakes.openai_audio import SyntheticVoice
 from phonewire.testing.fakes.realtime_session import RealtimeFault, RealtimeReply, RealtimeSessionState
 
@@ -54,7 +55,7 @@ class RecordedSession:
         return [e for _, e in self.server_events if e.get("type") == kind]
 
 
-class FakeRealtimeServer:
+class FakeRealtimeServer(WaitableFake, OpenAIRoot):
     """``with FakeRealtimeServer(replies=[...]) as fake:``; ``fake.sessions`` records each one.
 
     Args:
@@ -90,7 +91,7 @@ class FakeRealtimeServer:
         self.require_auth = require_auth
         self.stop_timeout_s = stop_timeout_s
         self._lock = threading.RLock()  # predicates of wait_for read the records under it
-        self._changed = threading.Condition(self._lock)
+        self._cond = threading.Condition(self._lock)
         self._script: collections.deque[RealtimeReply | RealtimeFault] = collections.deque()
         self._sessions: list[RecordedSession] = []
         self._thread: threading.Thread | None = None
@@ -116,30 +117,7 @@ class FakeRealtimeServer:
         with self._lock:
             return list(self._sessions)
 
-    def wait_for(self, predicate: Any, timeout: float = 5.0) -> None:
-        """Block until ``predicate(fake)`` is true (woken by every recorded event)."""
-        with self._changed:
-            if not self._changed.wait_for(lambda: predicate(self), timeout):
-                raise TimeoutError("condition not met on the fake realtime server")
-
-    async def wait_for_async(self, predicate: Any, timeout: float = 5.0) -> None:
-        await asyncio.to_thread(self.wait_for, predicate, timeout)
-
-    def _notify(self) -> None:
-        with self._changed:
-            self._changed.notify_all()
-
     # --- lifecycle ---------------------------------------------------------------------
-
-    @property
-    def port(self) -> int:
-        if self._port is None:
-            raise RuntimeError("FakeRealtimeServer is not started")
-        return self._port
-
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/v1"
 
     def start(self) -> None:
         if self._thread is not None:
@@ -176,20 +154,6 @@ class FakeRealtimeServer:
         thread.join(self.stop_timeout_s)
         self._thread = self._loop = self._stop = None
         self._port = None
-
-    def __enter__(self) -> FakeRealtimeServer:
-        self.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    async def __aenter__(self) -> FakeRealtimeServer:
-        await asyncio.to_thread(self.start)
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await asyncio.to_thread(self.stop)
 
     # --- one connection ----------------------------------------------------------------
 

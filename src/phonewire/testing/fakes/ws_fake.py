@@ -18,12 +18,25 @@ import threading
 import time
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
-from typing import Any, Self
+from typing import Any
 
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.http11 import Request, Response
 
-__all__ = ["DropConnection", "ErrorReply", "RecordedMessage", "Stall", "ThreadedWebsocketFake", "WordLog"]
+from phonewire.audio.g711 import pcm_to_ulaw
+from phonewire.testing.fakes._lifecycle import FakeLifecycle
+from phonewire.testing.fakes.openai_audio import SyntheticVoice
+
+__all__ = [
+    "DropConnection",
+    "ErrorReply",
+    "RecordedMessage",
+    "RenderedText",
+    "Stall",
+    "ThreadedWebsocketFake",
+    "TTSWebsocketFake",
+    "WordLog",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -68,7 +81,7 @@ class RecordedMessage:
     raw: str = field(repr=False, default="")
 
 
-class ThreadedWebsocketFake:
+class ThreadedWebsocketFake(FakeLifecycle):
     """Subclasses implement ``check_request`` (handshake) and ``on_message`` (parsed JSON)."""
 
     def __init__(self, *, start_timeout_s: float = 10.0, stop_timeout_s: float = 5.0) -> None:
@@ -145,13 +158,6 @@ class ThreadedWebsocketFake:
             self._thread.join(self.stop_timeout_s)
             self._thread = None
 
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
     def _run(self, ready: threading.Event) -> None:
         asyncio.run(self._main(ready))
 
@@ -192,6 +198,66 @@ class ThreadedWebsocketFake:
         finally:
             self._live.discard(ws)
             await self.on_close(ws, conn)
+
+
+@dataclass(frozen=True, slots=True)
+class RenderedText:
+    """One piece of text as a TTS fake speaks it: its words placed in the context, the audio
+    (the gap after the previous piece, then the speech; μ-law or PCM16), and how to cut it."""
+
+    words: list[WordLog]
+    audio: bytes
+    #: Bytes per audio message (``chunk_ms`` of audio) and per sample.
+    chunk_bytes: int
+    width: int
+    #: Where the context's audio ends after this piece, in ms.
+    end_ms: float
+
+
+class TTSWebsocketFake(ThreadedWebsocketFake):
+    """What the TTS fakes (Cartesia, ElevenLabs) share: the API key they expect, their pacing
+    (``first_byte_s`` before a context's first audio, ``chunk_ms`` per message, ``realtime``: at
+    this multiple of real time, 0 as fast as possible) and the synthetic voice they speak with."""
+
+    def __init__(
+        self,
+        *,
+        api_key: str | None,
+        first_byte_s: float,
+        chunk_ms: float,
+        realtime: float,
+        voice: SyntheticVoice | None,
+    ) -> None:
+        super().__init__()
+        self.api_key = api_key
+        self.first_byte_s, self.chunk_ms, self.realtime = first_byte_s, chunk_ms, realtime
+        self.voice = voice or SyntheticVoice(sample_rate=8000)
+
+    @property
+    def base_url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}"
+
+    def voice_at(self, sample_rate: int) -> SyntheticVoice:
+        """The fake's voice at the rate a context asked for."""
+        v = self.voice
+        return SyntheticVoice(v.ms_per_char, v.word_gap_ms, sample_rate, v.amplitude)
+
+    def render(self, cursor_ms: float, voice: SyntheticVoice, text: str, *, mulaw: bool) -> RenderedText:
+        """``text`` spoken after ``cursor_ms`` of the context's audio (a word gap first, unless it
+        is the context's first piece)."""
+        gap = voice.word_gap_ms if cursor_ms else 0.0
+        base = cursor_ms + gap  # where this text's first word starts, in the context
+        words = [WordLog(s.word, base + s.start_ms, base + s.end_ms) for s in voice.word_spans(text)]
+        pcm = bytes(2 * int(round(gap * voice.sample_rate / 1000))) + voice.synthesize(text)
+        width = 1 if mulaw else 2
+        chunk = max(1, int(voice.sample_rate * self.chunk_ms / 1000)) * width
+        end_ms = words[-1].end_ms if words else cursor_ms
+        return RenderedText(words, pcm_to_ulaw(pcm) if mulaw else pcm, chunk, width, end_ms)
+
+    async def pace(self) -> None:
+        """After each audio message: wait its share of real time, if pacing."""
+        if self.realtime:
+            await asyncio.sleep(self.chunk_ms / 1000 / self.realtime)
 
 
 def _elide(message: dict[str, Any]) -> dict[str, Any]:
