@@ -11,7 +11,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from phonewire.frames.core import ControlFrame, DataFrame, SystemFrame, TextFrame, UninterruptibleFrame
+from phonewire.frames.core import (
+    ControlFrame,
+    DataFrame,
+    SystemFrame,
+    TextFrame,
+    UninterruptibleFrame,
+    _TranscriptFrame,
+)
 
 if TYPE_CHECKING:  # frames import nothing of ours at run time
     from phonewire.processors.aggregators.llm_context import LLMContext
@@ -42,12 +49,8 @@ __all__ = [
 
 
 @dataclass(slots=True, kw_only=True)
-class InterimTranscriptionFrame(TextFrame):
+class InterimTranscriptionFrame(_TranscriptFrame):
     """A partial transcript that may still change; the user aggregator does not store it."""
-
-    user_id: str = ""
-    timestamp: str = ""
-    language: str | None = None
 
 
 # --- the LLM context -------------------------------------------------------------------
@@ -66,19 +69,22 @@ class LLMRunFrame(DataFrame):
 
 
 @dataclass(slots=True, kw_only=True)
-class LLMMessagesAppendFrame(DataFrame):
-    """Append messages to the context; ``run_llm`` runs the LLM afterwards."""
+class _LLMMessagesFrame(DataFrame):
+    """Messages for the context (the base of the append and update frames); ``run_llm`` runs
+    the LLM afterwards."""
 
     messages: list[dict[str, Any]]
     run_llm: bool | None = None
 
 
 @dataclass(slots=True, kw_only=True)
-class LLMMessagesUpdateFrame(DataFrame):
-    """Replace the context's messages; ``run_llm`` runs the LLM afterwards."""
+class LLMMessagesAppendFrame(_LLMMessagesFrame):
+    """Append messages to the context."""
 
-    messages: list[dict[str, Any]]
-    run_llm: bool | None = None
+
+@dataclass(slots=True, kw_only=True)
+class LLMMessagesUpdateFrame(_LLMMessagesFrame):
+    """Replace the context's messages."""
 
 
 @dataclass(slots=True, kw_only=True)

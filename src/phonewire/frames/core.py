@@ -288,10 +288,17 @@ class TextFrame(DataFrame):
 
 
 @dataclass(slots=True, kw_only=True)
-class TranscriptionFrame(TextFrame):
+class _TranscriptFrame(TextFrame):
+    """What every transcript carries: who spoke, when, in which language. The base of
+    ``TranscriptionFrame`` (final) and ``InterimTranscriptionFrame`` (may still change)."""
+
     user_id: str = ""
     timestamp: str = ""
     language: str | None = None
+
+
+@dataclass(slots=True, kw_only=True)
+class TranscriptionFrame(_TranscriptFrame):
     #: True when the STT service marked this the final result of the turn (Deepgram
     #: ``from_finalize``, a per-turn Whisper request): the user aggregator waits for no more.
     finalized: bool = False
@@ -306,26 +313,34 @@ class InputDTMFFrame(SystemFrame):
     duration_ms: int | None = None
 
 
+class _OutputDTMF:
+    """Mixin for the two outbound DTMF frames: ``buttons`` (a string of keys) or one
+    ``button``. Concrete classes declare both fields themselves (slotted dataclasses cannot
+    share field layouts across a DataFrame and a SystemFrame)."""
+
+    __slots__ = ()
+    button: KeypadEntry | None
+    buttons: str
+
+    @property
+    def digits(self) -> str:
+        return self.buttons or (self.button.value if self.button else "")
+
+
 @dataclass(slots=True, kw_only=True)
-class OutputDTMFFrame(DataFrame):
+class OutputDTMFFrame(DataFrame, _OutputDTMF):
     """Digits to send to the call, in order with bot audio."""
 
     button: KeypadEntry | None = None
     buttons: str = ""
 
-    @property
-    def digits(self) -> str:
-        return self.buttons or (self.button.value if self.button else "")
-
 
 @dataclass(slots=True, kw_only=True)
-class OutputDTMFUrgentFrame(SystemFrame):
+class OutputDTMFUrgentFrame(SystemFrame, _OutputDTMF):
+    """Digits to send to the call at once, ahead of queued audio."""
+
     button: KeypadEntry | None = None
     buttons: str = ""
-
-    @property
-    def digits(self) -> str:
-        return self.buttons or (self.button.value if self.button else "")
 
 
 # --- transport messages ----------------------------------------------------------------

@@ -11,12 +11,11 @@ from __future__ import annotations
 
 import importlib.resources
 import os
-import threading
 from contextlib import suppress
-from typing import ClassVar
 
 import numpy as np
 
+from phonewire.audio.turn.smart_turn._shared import ProcessShared
 from phonewire.audio.vad.silero import TELEMETRY_ENV
 
 __all__ = ["MODEL_FILE", "MODEL_SHA256", "SmartTurnModel"]
@@ -26,11 +25,10 @@ MODEL_SHA256 = "2bb026316b14a660486a75b1733cd3fbab8c2fd0314dc9af7be49f8cca967e4f
 """sha256 of the shipped ``data/smart-turn-v3.2-cpu.onnx`` (see ``data/README.md``)."""
 
 
-class SmartTurnModel:
-    """``predict(features [N, 80, 800]) -> P(complete) [N]``; thread-safe (ORT's ``run`` is)."""
-
-    _shared_instance: ClassVar[SmartTurnModel | None] = None
-    _shared_lock: ClassVar[threading.Lock] = threading.Lock()
+class SmartTurnModel(ProcessShared):
+    """``predict(features [N, 80, 800]) -> P(complete) [N]``; thread-safe (ORT's ``run`` is).
+    ``SmartTurnModel.shared()``: the process-wide instance, loaded on first use (~0.1 s; call
+    once at start-up to keep it off the first call's path)."""
 
     def __init__(self, model: bytes | str | os.PathLike[str] | None = None) -> None:
         os.environ.setdefault(TELEMETRY_ENV, "1")
@@ -51,18 +49,6 @@ class SmartTurnModel:
         if isinstance(source, os.PathLike):
             source = os.fspath(source)
         self._session = onnxruntime.InferenceSession(source, sess_options=options, providers=["CPUExecutionProvider"])
-
-    @classmethod
-    def shared(cls) -> SmartTurnModel:
-        """The process-wide instance, loaded on first use (~0.1 s; call once at start-up to
-        keep it off the first call's path)."""
-        instance = cls._shared_instance
-        if instance is None:
-            with cls._shared_lock:
-                instance = cls._shared_instance
-                if instance is None:
-                    instance = cls._shared_instance = cls()
-        return instance
 
     def predict(self, features: np.ndarray) -> np.ndarray:
         """P(turn complete) for each item of a float32 ``[N, 80, 800]`` batch (no extra sigmoid:

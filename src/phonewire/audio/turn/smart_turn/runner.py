@@ -25,11 +25,11 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import ClassVar
 
 import numpy as np
 
 from phonewire.audio.resample import StreamResampler
+from phonewire.audio.turn.smart_turn._shared import ProcessShared
 from phonewire.audio.turn.smart_turn.features import SAMPLE_RATE, WINDOW_SAMPLES, smart_turn_features
 from phonewire.audio.turn.smart_turn.model import SmartTurnModel
 
@@ -76,12 +76,9 @@ def prepare(pcm: bytes, sample_rate: int) -> np.ndarray:
     return np.frombuffer(pcm, dtype="<i2").astype(np.float32) / np.float32(32768.0)
 
 
-class SmartTurnRunner:
+class SmartTurnRunner(ProcessShared):
     """The process-wide inference queue (see the module docstring). Thread-safe to submit from
     any event loop; results are delivered to the submitting loop."""
-
-    _shared_instance: ClassVar[SmartTurnRunner | None] = None
-    _shared_lock: ClassVar[threading.Lock] = threading.Lock()
 
     def __init__(
         self, model: SmartTurnModel | None = None, *, workers: int = 1, max_pending: int = DEFAULT_MAX_PENDING
@@ -92,16 +89,6 @@ class SmartTurnRunner:
         self._pending = 0
         self._lock = threading.Lock()
         self.stats = RunnerStats()
-
-    @classmethod
-    def shared(cls) -> SmartTurnRunner:
-        instance = cls._shared_instance
-        if instance is None:
-            with cls._shared_lock:
-                instance = cls._shared_instance
-                if instance is None:
-                    instance = cls._shared_instance = cls()
-        return instance
 
     @property
     def pending(self) -> int:
