@@ -53,12 +53,29 @@ def test_a_message_flood_closes_the_call_with_1008() -> None:
     async def scenario(hostport: str) -> int | None:
         client = await WireClient.connect(hostport, respond=False)
         await client.handshake()
-        for _ in range(50):
+        for _ in range(200):  # beyond the burst (20/s x 5 s)
             await client.dtmf("1")
         return await close_code(client)
 
     config = ServerConfig(transport_params={"max_messages_per_second": 20})
     assert run_with(config, scenario) == 1008
+
+
+def test_a_backlog_within_the_burst_is_not_a_flood() -> None:
+    """What a stall of the server's loop looks like from the socket: seconds of a call's packets
+    read at once. Within ``max_message_burst_secs`` the call goes on."""
+
+    async def scenario(hostport: str) -> bool:
+        client = await WireClient.connect(hostport, respond=False)
+        await client.handshake()
+        for _ in range(90):  # 4.5 s of 20/s at once
+            await client.dtmf("1")
+        await client.media(b"\x10\x00" * (client.packet_bytes // 2))
+        await client.expect_audio()  # still served: the echo comes back
+        return True
+
+    config = ServerConfig(transport_params={"max_messages_per_second": 20})
+    assert run_with(config, scenario)
 
 
 def test_a_silent_client_is_closed_at_the_handshake_deadline_with_1008() -> None:

@@ -80,8 +80,8 @@ class FastAPIWebsocketInputTransport(FrameProcessor):
         #: The code of the peer's close (ASGI ``websocket.disconnect``; 1006: no close frame).
         self.close_code: int | None = None
         self.sample_rate = 0
-        self._rate_window_start = 0.0
-        self._rate_window_count = 0
+        self._rate_tokens: float | None = None  # the message bucket (None: full, not yet used)
+        self._rate_at = 0.0
         self._user_speaking = False
         self._pending_interrupt_at: float | None = None
         self._allow_interruptions = True
@@ -168,7 +168,7 @@ class FastAPIWebsocketInputTransport(FrameProcessor):
         self._pending = list(pending)
         self.peer_closed = False
         self.close_code = None
-        self._rate_window_start, self._rate_window_count = 0.0, 0
+        self._rate_tokens = None
         self._receiving = self._t.spawn(self._receive_loop(), "receive")
 
     async def _read_until_closed(self) -> tuple[CloseReason, str | None]:
@@ -230,11 +230,14 @@ class FastAPIWebsocketInputTransport(FrameProcessor):
         rate = params.max_messages_per_second
         if rate is None:
             return None
-        if now - self._rate_window_start >= 1.0:
-            self._rate_window_start, self._rate_window_count = now, 0
-        self._rate_window_count += 1
-        if self._rate_window_count > rate:
-            t.log.warning("! more than %.0f messages/s: closing (1008)", rate)
+        # A token bucket: ``rate`` a second, ``max_message_burst_secs`` of them at once. Counted
+        # when read, so a backlog read after a stall of our own loop must fit in the burst.
+        burst = rate * params.max_message_burst_secs
+        tokens = self._rate_tokens
+        tokens = burst if tokens is None else min(burst, tokens + (now - self._rate_at) * rate)
+        self._rate_at, self._rate_tokens = now, tokens - 1.0
+        if tokens < 1.0:
+            t.log.warning("! more than %.0f messages/s (burst %.0f): closing (1008)", rate, burst)
             return 1008, CloseReason.MESSAGE_RATE
         return None
 

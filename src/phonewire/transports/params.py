@@ -98,6 +98,10 @@ class FastAPIWebsocketParams(TransportParams):
     #: Inbound messages per second before the connection is closed with 1008 (a real call
     #: sends ~50; Exotel 10). None disables.
     max_messages_per_second: float | None = 500.0
+    #: Seconds of ``max_messages_per_second`` that may arrive at once (a token bucket): after a
+    #: stall of this server's loop the socket's backlog is read in a burst, and a real call's
+    #: backlog must not read as a flood. A flood is still closed once the burst is spent.
+    max_message_burst_secs: float = 5.0
     #: No inbound message for this long means a dead peer (half-open TCP): the call ends.
     no_media_timeout_secs: float | None = 30.0
     #: On disconnect: True cancels the pipeline, False leaves it to the app, None (default)
