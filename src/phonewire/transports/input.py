@@ -1,7 +1,7 @@
 """The input side: reads the provider's messages and feeds the pipeline.
 
 Every inbound message is parsed on its own: a bad one is logged, counted and skipped, and
-the call goes on (the anchor's single try around the whole loop deafens the call on the
+the call goes on (Pipecat's single try around the whole loop deafens the call on the
 first bad message). Reading continues until the socket closes, also while the output is
 draining at the end of a call, so a remote hang-up during the goodbye is still seen.
 """
