@@ -28,14 +28,25 @@ from typing import Any, Protocol
 from phonewire.processors.metrics import TTFB_SINK
 from phonewire.serializers.base import CallInfo
 from phonewire.server.json_logs import CALL_CONTEXT
+from phonewire.transports.call_state import CloseReason
 
 __all__ = ["ActiveCall", "CallHook", "CallRegistry", "call_outcome"]
 
 logger = logging.getLogger("phonewire.server")
 
-#: Close reasons that mean the caller (or the network) ended the call.
-_CALLER_ENDED = frozenset({"stop", "client disconnected"})
-_PEER_LOST = frozenset({"send failed", "send timeout", "no media"})
+#: Outcome by the transport's close cause (``transport.close_cause``); anything else: completed.
+_OUTCOMES = {
+    CloseReason.STOP: "caller_hung_up",
+    CloseReason.CLIENT_DISCONNECTED: "caller_hung_up",
+    CloseReason.RECEIVE_FAILED: "peer_lost",
+    CloseReason.SEND_FAILED: "peer_lost",
+    CloseReason.SEND_TIMEOUT: "peer_lost",
+    CloseReason.NO_MEDIA: "peer_lost",
+    CloseReason.MESSAGE_TOO_BIG: "protocol_error",
+    CloseReason.MESSAGE_RATE: "protocol_error",
+    CloseReason.TRANSFERRED: "transferred",
+    CloseReason.PIPELINE_CANCELLED: "cancelled",
+}
 
 
 @dataclass(eq=False)
@@ -71,21 +82,14 @@ class CallHook(Protocol):
 
 def call_outcome(call: ActiveCall) -> str:
     """One word for how a call ended (a bounded label): ``completed`` (the bot ended it),
-    ``caller_hung_up``, ``peer_lost``, ``transferred``, ``drained``, ``cancelled``, ``bot_error``."""
+    ``caller_hung_up``, ``peer_lost``, ``protocol_error`` (closed for an input limit: 1008/1009),
+    ``transferred``, ``drained``, ``cancelled``, ``bot_error``."""
     if call.bot_error:
         return "bot_error"
     if call.ended_by:
         return call.ended_by
-    reason = call.transport.stats.close_reason or ""
-    if reason.startswith("transferred"):
-        return "transferred"
-    if reason in _CALLER_ENDED:
-        return "caller_hung_up"
-    if reason in _PEER_LOST:
-        return "peer_lost"
-    if reason == "pipeline cancelled":
-        return "cancelled"
-    return "completed"
+    cause = getattr(call.transport, "close_cause", None)
+    return _OUTCOMES.get(cause, "completed") if cause is not None else "completed"
 
 
 class CallRegistry:
