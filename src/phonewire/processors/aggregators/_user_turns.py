@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from phonewire.audio.codecs import codec_for
 from phonewire.frames import (
     Frame,
     FrameDirection,
@@ -34,13 +35,22 @@ from phonewire.turns.controller import UserTurnController
 from phonewire.turns.user_idle import UserIdleTimer
 from phonewire.turns.user_mute import UserMuteState
 
-__all__ = ["ANALYSIS_TIMEOUT_SECS", "StrategyTurnMixin", "UserTurnStoppedMessage"]
+__all__ = ["ANALYSIS_TIMEOUT_SECS", "StrategyTurnMixin", "UserTurnStoppedMessage", "pcm_of"]
 
 DOWN, UP = FrameDirection.DOWNSTREAM, FrameDirection.UPSTREAM
 #: Longest wait for a turn analyzer's verdict; then the strategies decide without it.
 ANALYSIS_TIMEOUT_SECS = 1.0
 #: A VAD that confirms silence slower than this delays every strategy decision by the excess.
 _SLOW_VAD_STOP_SECS = 0.35
+
+
+def pcm_of(frame: InputAudioRawFrame) -> bytes:
+    """The caller's audio as PCM16. In wire mode (a Deepgram or Realtime pipeline that takes the
+    line's G.711 untouched) ``audio`` is empty and the payload is in ``wire_audio``: a turn
+    analyzer or VAD here must decode it (one table lookup a byte), or it hears silence."""
+    if frame.audio or not frame.wire_audio or frame.wire_encoding is None:
+        return frame.audio
+    return codec_for(frame.wire_encoding).decode(frame.wire_audio)
 
 
 @dataclass(slots=True, kw_only=True)
@@ -175,7 +185,7 @@ class StrategyTurnMixin(ContextAggregator):
             return
         if analyzer.sample_rate != frame.sample_rate:
             analyzer.set_sample_rate(frame.sample_rate)
-        analyzer.append_audio(frame.audio, self._turns is not None and self._turns.speaking)
+        analyzer.append_audio(pcm_of(frame), self._turns is not None and self._turns.speaking)
 
     def _start_analysis(self, seq: int, *, silence_secs: float | None = None) -> None:
         previous = self._analysis

@@ -90,6 +90,7 @@ from phonewire.processors.aggregators._user_turns import (
     ANALYSIS_TIMEOUT_SECS,
     StrategyTurnMixin,
     UserTurnStoppedMessage,
+    pcm_of,
 )
 from phonewire.processors.aggregators.llm_context import LLMContext
 from phonewire.services.stt_service import SegmentTranscriptionFrame, STTSegmentEmptyFrame, STTSegmentSubmittedFrame
@@ -407,7 +408,7 @@ class LLMUserAggregator(StrategyTurnMixin):
 
     async def _analyze(self, frame: InputAudioRawFrame) -> None:
         vad = self._vad
-        pcm = frame.audio
+        pcm = pcm_of(frame)
         if self._vad_converter is not None:
             pcm = self._vad_converter.convert(pcm, frame.sample_rate)
         elif vad.sample_rate != frame.sample_rate:
