@@ -126,9 +126,9 @@ def media_text(tw: TwilioClient, k: int, offset: int) -> str:
     ts = int(tw._media_ms)
     tw._media_ms += PACKET_SECS * 1000
     return (
-        f'{{"event":"media","sequenceNumber":"{tw._sequence}","media":{{"track":"inbound",'
-        f'"chunk":"{tw._chunk}","timestamp":"{ts}","payload":"{tags.tag_b64(k)}'
-        f'{_REST[(k + offset) % PATTERN_PACKETS]}"}},"streamSid":"{tw.stream_sid}"}}'
+        f'{{"event":"media","sequenceNumber":"{tw._sequence}","streamSid":"{tw.stream_sid}",'
+        f'"media":{{"track":"inbound","chunk":"{tw._chunk}","timestamp":"{ts}","payload":"{tags.tag_b64(k)}'
+        f'{_REST[(k + offset) % PATTERN_PACKETS]}"}}}}'
     )
 
 
