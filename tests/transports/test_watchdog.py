@@ -4,6 +4,7 @@ quiet_timeout are cancelled, and only those cancels are claimed as its own."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from typing import Any
 
 from phonewire.transports.watchdog import Watchdog
@@ -47,10 +48,8 @@ def test_a_send_is_cancelled_only_once_it_is_overdue() -> None:
         early = sender.cancelling()
         dog.check(clock.now + 2.01)
         late = sender.cancelling()
-        try:
+        with contextlib.suppress(asyncio.CancelledError):
             await sender
-        except asyncio.CancelledError:
-            pass
         return bool(early), bool(late), dog.send_expired
 
     assert asyncio.run(main()) == (False, True, True)
