@@ -17,13 +17,11 @@ __all__ = ["FakeLifecycle", "OpenAIRoot", "WaitableFake"]
 
 
 class FakeLifecycle:
-    """Context managers (sync and async) around ``start()`` and ``stop()``."""
+    """Context managers (sync and async) around ``start()`` and ``stop()``, which the fake
+    itself defines (declared here for the type checker)."""
 
-    def start(self) -> None:
-        raise NotImplementedError
-
-    def stop(self) -> None:
-        raise NotImplementedError
+    start: Callable[[], None]
+    stop: Callable[[], None]
 
     def __enter__(self) -> Self:
         self.start()
