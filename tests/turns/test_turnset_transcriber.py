@@ -14,14 +14,13 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "fixtures" / "turns"))
 
-from turnset import TurnSetTranscriber
+from turnset import TurnSetTranscriber, load
 
 from phonewire.audio.wav import read_wav
 
 
 def _pcm(name: str) -> tuple[bytes, int, list[dict]]:
-    t = TurnSetTranscriber()
-    utt = next(u for u in t.utterances if u.name == name)
+    utt = next(u for u in load() if u.name == name)
     pcm, rate, _ = read_wav(utt.path)
     return pcm, rate, utt.segments
 
